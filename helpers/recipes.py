@@ -1,0 +1,163 @@
+"""Training recipes: one small frozen dataclass per method (nanoGPT's ``GPTConfig`` style).
+
+A notebook takes a recipe and overrides fields by keyword, e.g.
+``recipe = dataclasses.replace(SIMCLR, epochs=50)``. Every recipe states where it comes
+from and what was changed for this bundle.
+
+The seeds trained with AdamW at lr 0.5-0.6 (seed erratum 4), a learning rate of SGD/LARS
+scale that AdamW does not converge with. All recipes here use SGD with momentum, the linear
+scaling rule ``lr = base_lr * batch_size / 256`` (Goyal et al. 2017) and a warmup + cosine
+schedule, the set-up of lightly's CIFAR-10 benchmarks and of solo-learn's CIFAR configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyperparameters shared by the three methods.
+
+    Attributes:
+        method: "simclr", "byol" or "barlow".
+        epochs: pre-training epochs over the 50,000 training images.
+        batch_size: images per step (each contributes two views).
+        base_lr: learning rate per 256 images; the optimiser gets ``lr``.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty of SGD.
+        warmup_epochs: linear warmup before the cosine decay.
+        proj_hidden_dim: hidden width of the projection MLP g(.).
+        proj_dim: output width of g(.), where the loss is computed.
+        knn_every: epochs between two k-NN monitor evaluations.
+    """
+
+    method: str = "simclr"
+    epochs: int = 100
+    batch_size: int = 512
+    base_lr: float = 0.06
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    proj_hidden_dim: int = 2048
+    proj_dim: int = 128
+    knn_every: int = 5
+
+    @property
+    def lr(self) -> float:
+        """The learning rate after the linear scaling rule: ``base_lr * batch_size / 256``."""
+        return self.base_lr * self.batch_size / 256
+
+    def to_dict(self) -> dict:
+        """All fields plus the derived ``lr``, for reports and benchmark records."""
+        return {**asdict(self), "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class SimCLRRecipe(Recipe):
+    """SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709) on CIFAR-10.
+
+    From lightly's CIFAR-10 benchmark set-up (ResNet-18, batch 512, SGD lr 0.06 x batch/256,
+    momentum 0.9, weight decay 5e-4, cosine schedule) with the paper's CIFAR temperature 0.5
+    (Table B.5 of the paper uses 0.5 for CIFAR-10). Changed for the bundle: a 10-epoch
+    warmup, and the seeds' projection head (512-2048-128).
+
+    Attributes:
+        temperature: tau of NT-Xent.
+    """
+
+    method: str = "simclr"
+    temperature: float = 0.5
+
+
+@dataclass(frozen=True)
+class BYOLRecipe(Recipe):
+    """BYOL (Grill et al. 2020, https://arxiv.org/abs/2006.07733) on CIFAR-10.
+
+    From lightly's CIFAR-10 benchmark set-up (SGD lr 0.06 x batch/256, momentum 0.9, weight
+    decay 5e-4, cosine) with the paper's target decay schedule: ``beta`` rises from
+    ``ema_beta`` to 1 along a cosine over training (section 3.2 of the paper). Changed for
+    the bundle: the seeds' heads (512-2048-128 projector and 128-2048-128 predictor, both with
+    batch norm) and a 10-epoch warmup.
+
+    Attributes:
+        ema_beta: initial decay of the target network's exponential moving average.
+        ema_cosine: raise beta to 1 along a cosine (True) or keep it constant (False, the seeds).
+    """
+
+    method: str = "byol"
+    ema_beta: float = 0.99
+    ema_cosine: bool = True
+
+    def ema_beta_at(self, epoch: int) -> float:
+        """The EMA decay for (0-based) ``epoch``: ``1 - (1 - beta0) (cos(pi k / K) + 1) / 2``."""
+        if not self.ema_cosine:
+            return self.ema_beta
+        import math
+
+        progress = min(max(epoch / max(self.epochs, 1), 0.0), 1.0)
+        return 1.0 - (1.0 - self.ema_beta) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+@dataclass(frozen=True)
+class BarlowTwinsRecipe(Recipe):
+    """Barlow Twins (Zbontar et al. 2021, https://arxiv.org/abs/2103.03230) on CIFAR-10.
+
+    From lightly's CIFAR-10 benchmark set-up (SGD lr 0.06 x batch/256, momentum 0.9, weight
+    decay 5e-4, cosine) with the paper's redundancy weight lambda = 5e-3 (called ``alpha``
+    in the notebooks) and a wider projector (512-2048-2048 with batch norm), since Barlow
+    Twins benefits from a high-dimensional embedding (Figure 4 of the paper).
+
+    Attributes:
+        alpha: weight of the redundancy-reduction term (the paper's lambda).
+    """
+
+    method: str = "barlow"
+    alpha: float = 5e-3
+    proj_dim: int = 2048
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Supervised training of the classifier on top of a pre-trained encoder.
+
+    ``mode="linear"`` is linear evaluation: the encoder is frozen (weights and batch-norm
+    statistics) and only the last linear layer learns, which measures the representation
+    itself (the protocol of the SimCLR paper, section 4). ``mode="full"`` fine-tunes every
+    weight at a smaller learning rate for the encoder, which usually gains a few points but no
+    longer isolates what self-supervision learned. The linear set-up follows solo-learn's
+    CIFAR linear evaluation (SGD, momentum 0.9, no weight decay, cosine) shortened to 30
+    epochs; training images get a random crop with 4-pixel padding and a horizontal flip.
+
+    Attributes:
+        mode: "linear" (frozen encoder) or "full" (everything trains).
+        epochs: passes over the 50,000 training images.
+        batch_size: images per step.
+        base_lr: learning rate of the linear layer per 256 images.
+        encoder_lr_ratio: encoder learning rate as a fraction of the head's (mode "full").
+        momentum: SGD momentum.
+        weight_decay: L2 penalty.
+    """
+
+    mode: str = "linear"
+    epochs: int = 30
+    batch_size: int = 512
+    base_lr: float = 0.1
+    encoder_lr_ratio: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    @property
+    def lr(self) -> float:
+        """The head's learning rate after the linear scaling rule."""
+        return self.base_lr * self.batch_size / 256
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "lr": self.lr}
+
+
+SIMCLR = SimCLRRecipe()
+BYOL = BYOLRecipe()
+BARLOW_TWINS = BarlowTwinsRecipe()
+RECIPES = {"simclr": SIMCLR, "byol": BYOL, "barlow": BARLOW_TWINS}
+LINEAR_EVAL = FinetuneRecipe()
