@@ -1,7 +1,48 @@
-"""SSL Lab helpers: everything the notebooks are given (data, augmentation, models,
-probes, the training loop, plots and public self-checks). Nothing in here is the answer
-to a graded task."""
+"""SSL Lab helpers: everything the notebooks are given.
+
+One module per concern: ``data`` (CIFAR-10 and the seeds' transforms), ``augment`` (the
+same augmentation batched on the device), ``models`` (CIFAR ResNet-18, heads, the linear
+classifier), ``checkpoint`` (saving and safely loading the graded classifier), ``probes``
+(the k-NN monitor), ``train`` (the one training loop), ``recipes`` (hyperparameters),
+``plots`` and ``checks`` (public self-checks). Nothing in here is the answer to a graded
+task.
+
+The names below can be imported from ``helpers`` directly; each module is imported on first
+use, so ``import helpers`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from helpers.runtime import get_device, set_seed, smoke_mode
 
-__all__ = ["get_device", "set_seed", "smoke_mode"]
+_EXPORTS = {
+    "data": ("CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10Tensors", "DataSourceError",
+             "TwoViewTransform", "describe_cifar10_source", "eval_transform", "load_cifar10",
+             "make_eval_loader", "make_two_view_loader", "two_view_collate"),
+    "augment": ("BatchTwoViewAugment",),
+    "models": ("LinearClassifier", "cifar_resnet18", "projection_mlp"),
+    "checkpoint": ("CheckpointError", "MAX_CHECKPOINT_BYTES", "load_classifier", "save_classifier"),
+    "probes": ("KNNMonitor", "encode_images", "knn_accuracy"),
+    "train": ("BatchCropFlip", "History", "TrainingCheckpointError", "fit"),
+    "recipes": ("BARLOW_TWINS", "BYOL", "LINEAR_EVAL", "RECIPES", "SIMCLR", "BYOLRecipe",
+                "BarlowTwinsRecipe", "FinetuneRecipe", "SimCLRRecipe"),
+    "plots": ("plot_comparison", "plot_curves", "plot_embedding", "plot_history", "show_images"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["get_device", "set_seed", "smoke_mode", *sorted(_MODULE_OF)]
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"helpers.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
