@@ -1,0 +1,527 @@
+"""SimCLR's two-view augmentation for a whole batch on the device, every image with its own
+random parameters.
+
+The seeds' ``SimCLRTransform`` (EPFL exercise 2) runs torchvision per image in DataLoader
+workers: RandomResizedCrop(32, scale=(0.2, 1)), RandomHorizontalFlip, ColorJitter(0.8s, 0.8s,
+0.8s, 0.2s) with p=0.8, RandomGrayscale(p=0.2) and GaussianBlur(3, sigma=(0.1, 2)) with
+p=blur_p, twice per image. That pipeline is the SimCLR paper's (Chen et al. 2020, Appendix
+A, https://arxiv.org/abs/2002.05709), and a few CPU cores cannot feed a GPU with it.
+torchvision's batched v2 transforms are no way out: they draw ONE parameter set per call, so
+all images of a batch would get the same crop and the same colours, which is wrong for
+contrastive learning (the views of different images must be distorted independently).
+
+:class:`BatchTwoViewAugment` does the same pipeline on a uint8 batch that already lives on
+the device, in a fixed number of vectorised torch ops (no per-image Python loop, no
+``.item()``, no host-device synchronisation):
+
+- crop + horizontal flip + resize: one sampling grid per image and ``F.grid_sample``
+  (bilinear, ``align_corners=False``), sampling exactly where torchvision's
+  ``resized_crop(..., antialias=False)`` samples (source coordinates are clamped to the
+  crop, as ``F.interpolate`` clamps them to the cropped image);
+- crop parameters: torchvision's ``RandomResizedCrop.get_params`` (10 rejection tries, then
+  the central-crop fallback), all images and tries at once;
+- colour jitter: the formulas of ``torchvision.transforms.v2.functional``
+  (``adjust_brightness/contrast/saturation/hue``) with per-image factors, applied in a
+  random order per image as ``ColorJitter`` does;
+- grayscale: ``rgb_to_grayscale`` (0.2989 R + 0.587 G + 0.114 B);
+- Gaussian blur: torchvision's kernel for a per-image sigma, reflect padding, one grouped
+  (depthwise) convolution with a kernel per image.
+
+Differences to the seeds, on purpose: everything is computed in float32 (the seeds' PIL path
+rounds to uint8 after every op), and the resize does not antialias. With 32x32 inputs every
+crop is upsampled, where antialiasing changes nothing.
+
+Example::
+
+    augment = BatchTwoViewAugment()
+    images = train_images[index].to("cuda")          # (B, 32, 32, 3) uint8
+    x1, x2 = augment(images)                         # two (B, 3, 32, 32) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Luma weights of torchvision's rgb_to_grayscale (ITU-R 601-2, as PIL's "L" mode).
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+
+# Colour-jitter operation ids, the same numbering as ColorJitter's ``fn_idx``.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
+JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+def _jitter_range(value: float, name: str, center: float, bound: tuple[float, float]) -> tuple[float, float]:
+    """ColorJitter's ``_check_input`` for a single number: ``[center - v, center + v]``."""
+    if value < 0:
+        raise ValueError(f"{name} jitter strength must be non-negative, got {value}")
+    low, high = center - value, center + value
+    if center == 1.0:  # brightness/contrast/saturation factors cannot be negative
+        low = max(low, 0.0)
+    if not bound[0] <= low <= high <= bound[1]:
+        raise ValueError(f"{name} range {(low, high)} must lie in {bound}; lower the strength s")
+    return (low, high)
+
+
+def to_float_chw(images: torch.Tensor) -> torch.Tensor:
+    """Bring a batch of images to float32 CHW in [0, 1].
+
+    Args:
+        images: ``(B, H, W, 3)`` uint8 (HWC, the layout of ``helpers.data.load_cifar10``),
+            ``(B, 3, H, W)`` uint8, or ``(B, 3, H, W)`` floating point in [0, 1].
+
+    Returns:
+        Shape: ``(B, 3, H, W)`` float32 in [0, 1], on the images' device.
+    """
+    if images.ndim != 4:
+        raise ValueError(
+            f"expected a batch of images with 4 dimensions, (B, H, W, 3) uint8 or (B, 3, H, W), "
+            f"got shape {tuple(images.shape)}; add a batch dimension with images[None]"
+        )
+    if images.shape[1] == 3:  # (B, 3, H, W)
+        chw = images
+    elif images.shape[-1] == 3 and images.dtype == torch.uint8:  # (B, H, W, 3)
+        chw = images.permute(0, 3, 1, 2)
+    else:
+        raise ValueError(
+            f"cannot tell the channel dimension of images with shape {tuple(images.shape)} and "
+            f"dtype {images.dtype}: pass uint8 (B, H, W, 3) or uint8/float (B, 3, H, W) RGB images"
+        )
+    if chw.dtype == torch.uint8:
+        return chw.to(torch.float32).div_(255.0)
+    if not chw.is_floating_point():
+        raise TypeError(f"images must be uint8 or floating point in [0, 1], got {chw.dtype}")
+    return chw.to(torch.float32)
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``rgb_to_grayscale`` on float images (same weights, same op order).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N, 1, H, W)``.
+    """
+    r, g, b = x.unbind(dim=-3)
+    return r.mul(GRAY_WEIGHTS[0]).add_(g, alpha=GRAY_WEIGHTS[1]).add_(b, alpha=GRAY_WEIGHTS[2]).unsqueeze(-3)
+
+
+def _rgb_to_hsv(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """torchvision.transforms.v2.functional._color._rgb_to_hsv, returning the planes unstacked.
+
+    Shape: ``(N, 3, H, W)`` -> three ``(N, H, W)`` planes (hue in [0, 1), saturation, value).
+    """
+    r, g, b = image.unbind(dim=-3)
+    # torch.aminmax(image, dim=-3) as torchvision, as elementwise ops on the planes (same values, faster)
+    minc = torch.minimum(torch.minimum(r, g), b)  # (N, H, W)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    eqc = maxc == minc  # gray pixels: hue and saturation are 0, avoid dividing by 0
+    channels_range = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = channels_range / torch.where(eqc, ones, maxc)
+    channels_range_divisor = torch.where(eqc, ones, channels_range).unsqueeze_(dim=-3)
+    rc, gc, bc = ((maxc.unsqueeze(dim=-3) - image) / channels_range_divisor).unbind(dim=-3)
+    mask_maxc_neq_r = maxc != r
+    mask_maxc_eq_g = maxc == g
+    hg = rc.add(2.0).sub_(bc).mul_(mask_maxc_eq_g & mask_maxc_neq_r)
+    hr = bc.sub_(gc).mul_(~mask_maxc_neq_r)
+    hb = gc.add_(4.0).sub_(rc).mul_(mask_maxc_neq_r.logical_and_(mask_maxc_eq_g.logical_not_()))
+    h = hr.add_(hg).add_(hb)
+    h = h.mul_(1.0 / 6.0).add_(1.0).fmod_(1.0)
+    return h, s, maxc
+
+
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """torchvision.transforms.v2.functional._color._hsv_to_rgb from unstacked planes.
+
+    torchvision picks each channel from (v, p, q, t) by the hue sector i with a lookup table
+    and ``gather``; the ``torch.where`` chains below pick the same values (bit for bit) at a
+    fraction of the memory traffic.
+
+    Shape: three ``(N, H, W)`` planes -> ``(N, 3, H, W)``.
+    """
+    h6 = h.mul(6)
+    i = torch.floor(h6)
+    f = h6.sub_(i)
+    # hue sector i in 0..5; torchvision takes i mod 6 in int32, here i = 6 (h6 rounded up to 6.0)
+    # joins sector 0 in the masks below: the same selection without the slow integer remainder
+    sxf = s * f
+    one_minus_s = 1.0 - s
+    q = (1.0 - sxf).mul_(v).clamp_(0.0, 1.0)
+    t = sxf.add_(one_minus_s).mul_(v).clamp_(0.0, 1.0)
+    p = one_minus_s.mul_(v).clamp_(0.0, 1.0)
+    # sector:  0  1  2  3  4  5
+    # red:     v  q  p  p  t  v
+    # green:   t  v  v  q  p  p
+    # blue:    p  p  t  v  v  q
+    s0, s1, s2, s3, s4, s5 = (i == sector for sector in range(6))  # (N, H, W) bool each
+    s0 = s0 | (i == 6)
+    red = torch.where(s0 | s5, v, torch.where(s1, q, torch.where(s4, t, p)))
+    green = torch.where(s1 | s2, v, torch.where(s0, t, torch.where(s3, q, p)))
+    blue = torch.where(s3 | s4, v, torch.where(s2, t, torch.where(s5, q, p)))
+    return torch.stack((red, green, blue), dim=-3)
+
+
+def adjust_hue(x: torch.Tensor, hue_factor: torch.Tensor) -> torch.Tensor:
+    """v2.functional.adjust_hue with one factor per image.
+
+    Args:
+        x: Shape ``(N, 3, H, W)`` float in [0, 1].
+        hue_factor: Shape ``(N,)``, each in [-0.5, 0.5].
+
+    Returns:
+        Shape ``(N, 3, H, W)``.
+    """
+    h, s, v = _rgb_to_hsv(x)  # (N, H, W) each
+    h = h.add_(hue_factor.view(-1, 1, 1)).remainder_(1.0)
+    return _hsv_to_rgb(h, s, v)
+
+
+def gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """torchvision's 2-D Gaussian blur kernel for each sigma.
+
+    ``_get_gaussian_kernel1d``: softmax of ``-(x / sigma)^2`` over ``kernel_size`` points in
+    ``[-lim, lim]``, ``lim = (kernel_size - 1) / (2 sqrt 2)`` (i.e. ``exp(-d^2 / (2 sigma^2))`` at
+    integer offsets ``d``, normalised); the 2-D kernel is the outer product.
+
+    Shape: sigma ``(N,)`` -> ``(N, kernel_size, kernel_size)``.
+    """
+    lim = (kernel_size - 1) / (2.0 * math.sqrt(2.0))
+    positions = torch.linspace(-lim, lim, steps=kernel_size, dtype=sigma.dtype, device=sigma.device)
+    kernel1d = torch.softmax((positions / sigma[:, None]).pow(2).neg(), dim=1)  # (N, k)
+    return kernel1d[:, :, None] * kernel1d[:, None, :]  # (N, k, k): y (rows) x x (columns)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """v2.functional.gaussian_blur with one sigma per image: reflect padding, then one depthwise
+    convolution whose groups are the N * 3 (image, channel) pairs.
+
+    Shape: x ``(N, C, H, W)`` float, sigma ``(N,)`` -> ``(N, C, H, W)``.
+    """
+    n, c, height, width = x.shape
+    pad = kernel_size // 2
+    kernels = gaussian_kernels(sigma.to(x.dtype), kernel_size)  # (N, k, k)
+    weight = kernels[:, None].expand(n, c, kernel_size, kernel_size).reshape(n * c, 1, kernel_size, kernel_size)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # (N, C, H + 2 pad, W + 2 pad)
+    padded = padded.reshape(1, n * c, height + 2 * pad, width + 2 * pad)  # images as channels
+    return F.conv2d(padded, weight, groups=n * c).reshape(n, c, height, width)
+
+
+class BatchTwoViewAugment(nn.Module):
+    """SimCLR's two-view augmentation of a whole batch on its device, per-image parameters.
+
+    The same distribution as the seeds' per-image torchvision pipeline (``SimCLRTransform``;
+    SimCLR, Chen et al. 2020, Appendix A, https://arxiv.org/abs/2002.05709):
+
+    1. RandomResizedCrop(size, scale=crop_scale, ratio=crop_ratio), bilinear;
+    2. RandomHorizontalFlip(p=flip_p);
+    3. RandomApply([ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s)], p=jitter_p), the four ops in a
+       random order per image;
+    4. RandomGrayscale(p=gray_p);
+    5. RandomApply([GaussianBlur(blur_kernel, sigma=blur_sigma)], p=blur_p).
+
+    Args:
+        size: output side length.
+        s: colour-distortion strength; brightness, contrast and saturation factors are drawn
+            from ``[1 - 0.8 s, 1 + 0.8 s]``, the hue shift from ``[-0.2 s, 0.2 s]``.
+        blur_p: probability of the Gaussian blur (the seeds' default 0.5).
+        crop_scale: range of the crop's area as a fraction of the image's.
+        crop_ratio: range of the crop's aspect ratio (width / height), sampled log-uniformly.
+        flip_p: probability of the horizontal flip.
+        jitter_p: probability of the colour jitter.
+        gray_p: probability of the grayscale conversion.
+        blur_sigma: range of the blur's standard deviation (uniform).
+        blur_kernel: odd blur kernel size (3 for 32x32 images, as in the seeds).
+
+    The module has no parameters or buffers; it works on whichever device its input is on.
+    """
+
+    def __init__(
+        self,
+        size: int = 32,
+        s: float = 0.5,
+        blur_p: float = 0.5,
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip_p: float = 0.5,
+        jitter_p: float = 0.8,
+        gray_p: float = 0.2,
+        blur_sigma: tuple[float, float] = (0.1, 2.0),
+        blur_kernel: int = 3,
+    ) -> None:
+        super().__init__()
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+        if not 0 < crop_ratio[0] <= crop_ratio[1]:
+            raise ValueError(f"crop_ratio must satisfy 0 < low <= high, got {crop_ratio}")
+        if blur_kernel % 2 != 1 or blur_kernel < 1:
+            raise ValueError(f"blur_kernel must be a positive odd number, got {blur_kernel}")
+        if not 0 < blur_sigma[0] <= blur_sigma[1]:
+            raise ValueError(f"blur_sigma must satisfy 0 < low <= high, got {blur_sigma}")
+        for name, p in (("blur_p", blur_p), ("flip_p", flip_p), ("jitter_p", jitter_p), ("gray_p", gray_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} is a probability and must lie in [0, 1], got {p}")
+        self.size = int(size)
+        self.s = float(s)
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
+        self.flip_p = float(flip_p)
+        self.jitter_p = float(jitter_p)
+        self.gray_p = float(gray_p)
+        self.blur_p = float(blur_p)
+        self.blur_sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
+        self.blur_kernel = int(blur_kernel)
+        # ColorJitter(brightness=0.8 s, contrast=0.8 s, saturation=0.8 s, hue=0.2 s)
+        self.brightness = _jitter_range(0.8 * s, "brightness", 1.0, (0.0, math.inf))
+        self.contrast = _jitter_range(0.8 * s, "contrast", 1.0, (0.0, math.inf))
+        self.saturation = _jitter_range(0.8 * s, "saturation", 1.0, (0.0, math.inf))
+        self.hue = _jitter_range(0.2 * s, "hue", 0.0, (-0.5, 0.5))
+
+    def extra_repr(self) -> str:
+        return (
+            f"size={self.size}, crop_scale={self.crop_scale}, crop_ratio={tuple(round(r, 4) for r in self.crop_ratio)}, "
+            f"flip_p={self.flip_p}, jitter_p={self.jitter_p} (s={self.s}), gray_p={self.gray_p}, "
+            f"blur_p={self.blur_p}, blur_sigma={self.blur_sigma}, blur_kernel={self.blur_kernel}"
+        )
+
+    # ------------------------------------------------------------------ parameters
+    @staticmethod
+    def _resolve_device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device:
+        if device is None:
+            return generator.device if generator is not None else torch.device("cpu")
+        device = torch.device(device)
+        if generator is not None and generator.device.type != device.type:
+            raise ValueError(
+                f"the generator is on {generator.device} but the images are on {device}; "
+                f"create it on the images' device: torch.Generator(device={str(device)!r}).manual_seed(seed)"
+            )
+        return device
+
+    def sample_params(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> dict[str, torch.Tensor | tuple[int, int]]:
+        """Draw independent augmentation parameters for ``batch_size`` images.
+
+        Args:
+            batch_size: number of images (forward draws ``2 B``: one set per view).
+            generator: source of all randomness (must live on ``device``); the global RNG
+                when None.
+            device: where the parameters are made; the generator's device when None.
+            image_size: ``(H, W)`` of the images to crop; ``(size, size)`` when None.
+
+        Returns:
+            A dict of per-image tensors, each of shape ``(B,)`` unless stated:
+
+            - ``crop_top``, ``crop_left``, ``crop_height``, ``crop_width``: int64, the crop
+              box as ``RandomResizedCrop.get_params`` returns it (i, j, h, w);
+            - ``crop_area_fraction`` (h w / (H W)) and ``crop_aspect_ratio`` (w / h): float32,
+              derived, for inspection;
+            - ``flip``: bool;
+            - ``jitter``: bool, whether the colour jitter is applied;
+            - ``brightness``, ``contrast``, ``saturation``, ``hue``: float32 factors;
+            - ``jitter_order``: ``(B, 4)`` int64, a permutation of (0 brightness,
+              1 contrast, 2 saturation, 3 hue), ColorJitter's ``fn_idx``;
+            - ``grayscale``: bool;
+            - ``blur``: bool, whether the blur is applied; ``blur_sigma``: float32;
+            - ``image_size``: the ``(H, W)`` tuple the crops were drawn for.
+        """
+        device = self._resolve_device(generator, device)
+        height, width = image_size if image_size is not None else (self.size, self.size)
+        n = int(batch_size)
+
+        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            u = torch.rand(*shape, generator=generator, device=device)
+            return u.mul_(high - low).add_(low)
+
+        def bernoulli(p: float) -> torch.Tensor:
+            return torch.rand(n, generator=generator, device=device) < p
+
+        params: dict[str, torch.Tensor | tuple[int, int]] = {}
+        params.update(self._sample_crops(n, height, width, uniform))
+        params["flip"] = bernoulli(self.flip_p)
+        params["jitter"] = bernoulli(self.jitter_p)
+        params["brightness"] = uniform(*self.brightness, n)
+        params["contrast"] = uniform(*self.contrast, n)
+        params["saturation"] = uniform(*self.saturation, n)
+        params["hue"] = uniform(*self.hue, n)
+        # argsort of i.i.d. uniforms: a uniformly random permutation per image (torch.randperm(4)).
+        params["jitter_order"] = torch.rand(n, 4, generator=generator, device=device).argsort(dim=1)
+        params["grayscale"] = bernoulli(self.gray_p)
+        params["blur"] = bernoulli(self.blur_p)
+        params["blur_sigma"] = uniform(*self.blur_sigma, n)
+        params["image_size"] = (int(height), int(width))
+        return params
+
+    def _sample_crops(self, n: int, height: int, width: int, uniform) -> dict[str, torch.Tensor]:
+        """RandomResizedCrop.get_params for n images at once: 10 tries each, the first try whose
+        box fits the image wins, else the central-crop fallback."""
+        tries = 10
+        area = float(height * width)
+        log_ratio = (math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]))
+        target_area = uniform(*self.crop_scale, n, tries).mul_(area)  # (n, tries)
+        aspect_ratio = uniform(*log_ratio, n, tries).exp_()  # (n, tries)
+        w = torch.sqrt(target_area * aspect_ratio).round_()  # round half to even, as Python's round
+        h = torch.sqrt(target_area / aspect_ratio).round_()
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, tries)
+        first = fits.to(torch.int32).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
+        any_fits = fits.any(dim=1)  # (n,)
+        w = w.gather(1, first).squeeze(1)  # (n,)
+        h = h.gather(1, first).squeeze(1)
+        # Central-crop fallback (Python numbers: depends only on the image size and ratio range).
+        in_ratio = width / height
+        if in_ratio < self.crop_ratio[0]:
+            fallback_w, fallback_h = width, int(round(width / self.crop_ratio[0]))
+        elif in_ratio > self.crop_ratio[1]:
+            fallback_w, fallback_h = int(round(height * self.crop_ratio[1])), height
+        else:
+            fallback_w, fallback_h = width, height
+        w = torch.where(any_fits, w, float(fallback_w))
+        h = torch.where(any_fits, h, float(fallback_h))
+        # torch.randint(0, H - h + 1) with a per-image upper bound.
+        top = uniform(0.0, 1.0, n).mul_(height - h + 1).floor_().clamp_(max=height - h)
+        left = uniform(0.0, 1.0, n).mul_(width - w + 1).floor_().clamp_(max=width - w)
+        top = torch.where(any_fits, top, float((height - fallback_h) // 2))
+        left = torch.where(any_fits, left, float((width - fallback_w) // 2))
+        return {
+            "crop_top": top.long(),
+            "crop_left": left.long(),
+            "crop_height": h.long(),
+            "crop_width": w.long(),
+            "crop_area_fraction": h * w / area,
+            "crop_aspect_ratio": w / h,
+        }
+
+    # ------------------------------------------------------------------ applying
+    def _crop_flip_resize(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        """resized_crop(top, left, h, w -> size, bilinear, antialias=False) then hflip, per image.
+
+        ``F.interpolate(align_corners=False)`` samples output pixel ``o`` of a crop of width
+        ``w`` at crop coordinate ``(o + 0.5) w / size - 0.5``, clamped to ``[0, w - 1]``; the grid
+        below holds those coordinates in the full image, normalised for ``grid_sample``.
+
+        Shape: x ``(N, 3, H, W)`` -> ``(N, 3, size, size)``.
+        """
+        n, _, height, width = x.shape
+        out_centres = torch.arange(self.size, device=x.device, dtype=torch.float32).add_(0.5)  # (S,)
+        top, left = params["crop_top"].float()[:, None], params["crop_left"].float()[:, None]  # (N, 1)
+        h, w = params["crop_height"].float()[:, None], params["crop_width"].float()[:, None]
+        xs = (out_centres * (w / self.size) - 0.5).clamp_(min=0.0)  # (N, S) crop coordinates
+        xs = torch.minimum(xs, w - 1).add_(left)  # (N, S) image coordinates
+        ys = (out_centres * (h / self.size) - 0.5).clamp_(min=0.0)
+        ys = torch.minimum(ys, h - 1).add_(top)
+        xs = torch.where(params["flip"][:, None], xs.flip(1), xs)  # horizontal flip of the output
+        # grid_sample(align_corners=False): pixel coordinate p <-> normalised (2 p + 1) / W - 1.
+        gx = xs.mul_(2.0).add_(1.0).div_(width).sub_(1.0)  # (N, S)
+        gy = ys.mul_(2.0).add_(1.0).div_(height).sub_(1.0)  # (N, S)
+        grid = torch.stack(
+            (gx[:, None, :].expand(n, self.size, self.size), gy[:, :, None].expand(n, self.size, self.size)),
+            dim=-1,
+        )  # (N, S, S, 2) as (x, y)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    @staticmethod
+    def _blend_step(x: torch.Tensor, op: torch.Tensor, factor: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """One brightness, contrast or saturation step, chosen per image by ``op``.
+
+        All three are torchvision's ``_blend(img, other, f) = clamp(f img + (1 - f) other)``
+        with ``other`` = 0 (brightness), the mean gray level (contrast) or the gray image
+        (saturation). Inactive images get ``f = 1, other = 0``: exactly the identity.
+
+        Shape: x ``(N, 3, H, W)``; op, factor, active ``(N,)``.
+        """
+        f = torch.where(active, factor, 1.0).view(-1, 1, 1, 1)  # (N, 1, 1, 1)
+        is_contrast = (active & (op == CONTRAST)).view(-1, 1, 1, 1)
+        is_saturation = (active & (op == SATURATION)).view(-1, 1, 1, 1)
+        gray = rgb_to_gray(x)  # (N, 1, H, W)
+        mean = gray.mean(dim=(-3, -2, -1), keepdim=True)  # (N, 1, 1, 1)
+        other = torch.where(is_saturation, gray, torch.where(is_contrast, mean, 0.0))  # (N, 1, H, W)
+        # clamp(f x + (1 - f) other), the terms in _blend's order
+        return torch.addcmul(other.mul_(1.0 - f), x, f).clamp_(0.0, 1.0)
+
+    def _color_jitter(self, x: torch.Tensor, params: dict) -> torch.Tensor:
+        """ColorJitter with per-image factors and per-image op order.
+
+        Hue is the expensive op, so it runs once: each image's order is split into the linear
+        ops before its hue step (up to 3 slots), the hue step, and the linear ops after it
+        (up to 3 slots); every slot is one vectorised blend that is the identity where unused.
+
+        Shape: ``(N, 3, H, W)`` -> ``(N, 3, H, W)``.
+        """
+        jitter = params["jitter"]  # (N,)
+        order = params["jitter_order"]  # (N, 4)
+        factors = torch.stack(
+            (params["brightness"], params["contrast"], params["saturation"]), dim=1
+        )  # (N, 3), indexed by op id 0..2
+        is_hue = order == HUE  # (N, 4), one True per row
+        hue_position = is_hue.to(torch.int32).argmax(dim=1)  # (N,)
+        # The three linear ops in their drawn order: a stable sort moves the hue id to the end.
+        linear_order = order.gather(1, is_hue.to(torch.int32).sort(dim=1, stable=True).indices)[:, :3]  # (N, 3)
+        linear_factor = factors.gather(1, linear_order)  # (N, 3)
+        for slot in range(3):  # linear ops before the hue step
+            active = jitter & (slot < hue_position)
+            x = self._blend_step(x, linear_order[:, slot], linear_factor[:, slot], active)
+        if self.hue != (0.0, 0.0):
+            hue_adjusted = adjust_hue(x, params["hue"])
+            x = torch.where(jitter.view(-1, 1, 1, 1), hue_adjusted, x)
+        for slot in range(3):  # linear ops after the hue step
+            active = jitter & (slot >= hue_position)
+            x = self._blend_step(x, linear_order[:, slot], linear_factor[:, slot], active)
+        return x
+
+    def apply(self, images: torch.Tensor, params: dict) -> torch.Tensor:
+        """Augment each image with its own parameters (deterministic given ``params``).
+
+        Args:
+            images: ``(N, H, W, 3)`` uint8 or ``(N, 3, H, W)`` uint8/float in [0, 1].
+            params: from :meth:`sample_params` with ``batch_size=N`` and the images' ``(H, W)``,
+                on the images' device.
+
+        Returns:
+            Shape: ``(N, 3, size, size)`` float32 in [0, 1].
+        """
+        x = to_float_chw(images)  # (N, 3, H, W)
+        n, _, height, width = x.shape
+        if params["crop_top"].shape[0] != n:
+            raise ValueError(f"params are for {params['crop_top'].shape[0]} images but {n} images were given")
+        if tuple(params["image_size"]) != (height, width):
+            raise ValueError(
+                f"params were drawn for {tuple(params['image_size'])} images but these are {(height, width)}; "
+                f"call sample_params(..., image_size=({height}, {width}))"
+            )
+        x = self._crop_flip_resize(x, params)  # (N, 3, S, S)
+        x = self._color_jitter(x, params)
+        gray = rgb_to_gray(x).expand(-1, 3, -1, -1)  # (N, 3, S, S)
+        x = torch.where(params["grayscale"].view(-1, 1, 1, 1), gray, x)
+        blurred = gaussian_blur(x, params["blur_sigma"], self.blur_kernel)
+        x = torch.where(params["blur"].view(-1, 1, 1, 1), blurred, x)
+        return x.clamp_(0.0, 1.0)  # the blur's rounding can step a hair outside [0, 1]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independently augmented views of every image.
+
+        Args:
+            images: ``(B, H, W, 3)`` uint8 (HWC) or ``(B, 3, H, W)`` uint8/float in [0, 1], on
+                any device.
+            generator: a ``torch.Generator`` on the images' device; all randomness is drawn
+                from it when given (reproducible), else from the global RNG.
+
+        Returns:
+            ``(x1, x2)``, each of shape ``(B, 3, size, size)`` float32 in [0, 1] on the images'
+            device; all 2 B views have independent parameters.
+        """
+        if images.ndim != 4:
+            to_float_chw(images)  # raises the explanatory error
+        batch = images.shape[0]
+        if batch == 0:
+            empty = images.new_empty((0, 3, self.size, self.size), dtype=torch.float32)
+            return empty, empty.clone()
+        channels_last = images.shape[1] != 3
+        height, width = (images.shape[1], images.shape[2]) if channels_last else (images.shape[2], images.shape[3])
+        params = self.sample_params(2 * batch, generator=generator, device=images.device, image_size=(height, width))
+        views = self.apply(torch.cat((images, images)), params)  # (2B, 3, S, S): view 1, then view 2
+        return views[:batch], views[batch:]
