@@ -1,0 +1,315 @@
+"""Regenerate ``benchmarks/README.md`` from the JSON records in ``benchmarks/results/`` only.
+
+Every figure on the page is read from a record that a benchmark script wrote when it
+measured it; nothing is typed in by hand, and the page says, for every row, the command that
+produced it. Rendering is deterministic (records sorted, fixed number formats, no "generated
+at" time), so ``--check`` can fail CI when the committed page is stale.
+
+Tables, each only when it has rows:
+
+- **time to accuracy** (``time_to_accuracy-*.json``, `time_to_accuracy.py`): method, device,
+  epochs, minutes, final weighted k-NN, linear probe -- GPU runs only; without one the
+  section says so and how to measure;
+- **speed-up over the seeds' pipeline** (``seed_pipeline-*.json``, ``time_to_accuracy.py
+  --seed-pipeline``): seconds per epoch of both pipelines on the same GPU and their ratio;
+- **augmentation throughput** (``augment_throughput-*.json``), **grading time**
+  (``grade_time-*.json``) and **checkpoint evaluation** (``checkpoint_eval-*.json``), written
+  by other scripts; these may be CPU measurements and are shown whatever the device.
+
+Smoke records (``"smoke": true``) never appear.
+
+Usage (from the project root)::
+
+    python benchmarks/make_results_page.py            # rewrite benchmarks/README.md
+    python benchmarks/make_results_page.py --check    # exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
+DEFAULT_OUTPUT = PROJECT_ROOT / "benchmarks" / "README.md"
+METHOD_ORDER = {"simclr": 0, "byol": 1, "barlow": 2}
+METHOD_NAMES = {"simclr": "SimCLR", "byol": "BYOL", "barlow": "Barlow Twins"}
+#: Scalar fields never shown as columns of the generic tables (long, or the same everywhere).
+_GENERIC_SKIP = {"benchmark", "schema_version", "command", "date", "smoke", "unit", "device_slug",
+                 "python_version", "torchvision_version", "cpu_model", "torch_threads", "cuda_version",
+                 "cudnn_version", "time_utc"}
+_GENERIC_MAX_COLUMNS = 14
+
+
+class RecordError(ValueError):
+    """A file in the results folder that is not a readable benchmark record."""
+
+
+# ======================================================================================
+# Reading
+# ======================================================================================
+def load_records(results_dir: str | Path = DEFAULT_RESULTS_DIR) -> list[tuple[str, dict[str, Any]]]:
+    """All ``*.json`` records of `results_dir` as (file name, record), sorted by file name.
+
+    Raises:
+        RecordError: a file is not valid JSON or not a JSON object (names the file).
+    """
+    results_dir = Path(results_dir)
+    records = []
+    if not results_dir.is_dir():
+        return records
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RecordError(f"{path} is not a readable JSON record ({error}); fix or delete it, then rerun") from None
+        if not isinstance(record, dict):
+            raise RecordError(f"{path} holds a JSON {type(record).__name__}, not a record object; fix or delete it")
+        records.append((path.name, record))
+    return records
+
+
+def _kind(name: str, record: Mapping[str, Any]) -> str:
+    benchmark = record.get("benchmark")
+    if isinstance(benchmark, str) and benchmark:
+        return benchmark
+    return name.split("-", 1)[0].removesuffix(".json")
+
+
+def _is_gpu(record: Mapping[str, Any]) -> bool:
+    return record.get("device") == "cuda"
+
+
+# ======================================================================================
+# Formatting
+# ======================================================================================
+def _pct(value: Any) -> str:
+    return "–" if not isinstance(value, (int, float)) else f"{100 * value:.1f} %"
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool) or value is None:
+        return "–" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _reproduce(entries: Sequence[tuple[str, Mapping[str, Any]]], note: str = "") -> list[str]:
+    lines = ["", "To reproduce" + (f" ({note})" if note else "") + ":", ""]
+    for number, (name, record) in enumerate(entries, 1):
+        command = record.get("command") or "(no command recorded)"
+        lines.append(f"{number}. `{command}`  — record `results/{name}`")
+    return lines
+
+
+def _method_key(item: tuple[str, Mapping[str, Any]]) -> tuple:
+    name, record = item
+    return (METHOD_ORDER.get(record.get("method"), 99), str(record.get("device_name", "")),
+            record.get("epochs") if isinstance(record.get("epochs"), int) else 0, name)
+
+
+# ======================================================================================
+# Sections
+# ======================================================================================
+MEASURE_ON_GPU = """\
+How to measure (on a machine with a CUDA GPU, from the project root; each command stops
+cleanly within `--max-minutes` and continues where it stopped when run again, so repeat it
+until it prints `STATUS: finished`):
+
+```
+cp -r ../shared/data/cifar10-jpeg .cifar        # or any CIFAR-10 copy, see data/README.md
+python benchmarks/time_to_accuracy.py --method simclr --source .cifar --max-minutes 9
+python benchmarks/time_to_accuracy.py --method byol   --source .cifar --max-minutes 9
+python benchmarks/time_to_accuracy.py --method barlow --source .cifar --max-minutes 9
+python benchmarks/time_to_accuracy.py --method simclr --source .cifar --seed-pipeline --max-minutes 9
+python benchmarks/make_results_page.py
+```"""
+
+
+def _time_to_accuracy_section(records: list[tuple[str, dict]]) -> list[str]:
+    lines = ["## Time to accuracy", "",
+             "Pre-training with `helpers.train.fit` and the recipes of `helpers.recipes`, the models and steps",
+             "taken from `solutions/ssl_methods.ipynb`; then a linear probe on the frozen encoder.",
+             "*Minutes* is the whole wall-clock time (start-up, data loading, training, k-NN monitor,",
+             "final linear probe), summed over the resumed runs. *k-NN* is the weighted k-NN monitor",
+             "(k = 200, InstDisc) after the last epoch; *linear probe* is an L2-regularised logistic",
+             "regression on frozen features fitted with L-BFGS (`benchmarks/linear_probe.py`). Both are",
+             "test accuracies on the 10,000 CIFAR-10 test images. GPU runs only.", ""]
+    rows_src = sorted(((n, r) for n, r in records if _is_gpu(r)), key=_method_key)
+    if not rows_src:
+        return lines + ["**No GPU record yet.** Nothing has been measured on a GPU for this page.", "", MEASURE_ON_GPU]
+    rows = []
+    for name, r in rows_src:
+        knn = r.get("knn") if isinstance(r.get("knn"), dict) else {}
+        probe = r.get("linear_probe") if isinstance(r.get("linear_probe"), dict) else {}
+        method = METHOD_NAMES.get(r.get("method"), str(r.get("method")))
+        if r.get("recipe_overrides") and set(r["recipe_overrides"]) - {"epochs"}:
+            changed = ", ".join(f"{k}={v}" for k, v in sorted(r["recipe_overrides"].items()) if k != "epochs")
+            method = f"{method} ({changed})"
+        rows.append([method, r.get("device_name", "–"), _num(r.get("epochs")), _num(r.get("minutes")),
+                     _num(r.get("seconds_per_epoch_steady"), 2), _pct(knn.get("final")), _pct(probe.get("accuracy")),
+                     _num(len(r.get("sessions", [])) or None, 0)])
+    lines += _table(["method", "device", "epochs", "minutes", "s / epoch", "k-NN", "linear probe", "runs"], rows)
+    notes = [(n, r) for n, r in rows_src if r.get("notes")]
+    if notes:
+        lines += ["", "Notes:"] + [f"- `{n}`: " + "; ".join(map(str, r["notes"])) for n, r in notes]
+    lines += _reproduce(rows_src, "repeat each command until it prints `STATUS: finished`")
+    return lines
+
+
+def _seed_section(records: list[tuple[str, dict]]) -> list[str]:
+    rows_src = sorted(((n, r) for n, r in records if _is_gpu(r)), key=_method_key)
+    lines = ["## Speed-up over the seeds' pipeline", "",
+             "Seconds per epoch of the seeds' original pipeline (per-image torchvision augmentation in 10",
+             "DataLoader workers, float32, AdamW, a scikit-learn k-NN after every epoch;",
+             "`benchmarks/seed_pipeline.py`) beside the fast path's (`fit`: the uint8 split on the GPU,",
+             "batched augmentation, mixed precision, the weighted k-NN monitor on the GPU after every",
+             "epoch), measured one after the other in the same run on the same GPU. Steady state: the",
+             "mean over the timed epochs after the first.", ""]
+    if not rows_src:
+        return lines + ["**No GPU record yet.** Measure with `python benchmarks/time_to_accuracy.py --method simclr "
+                        "--source .cifar --seed-pipeline` on a GPU."]
+    rows = []
+    for _, r in rows_src:
+        seed = r.get("seed_pipeline") if isinstance(r.get("seed_pipeline"), dict) else {}
+        fast = r.get("fast_path") if isinstance(r.get("fast_path"), dict) else {}
+        speedup, train_speedup = r.get("speedup"), r.get("speedup_train_only")
+        rows.append([METHOD_NAMES.get(r.get("method"), str(r.get("method"))), r.get("device_name", "–"),
+                     _num(len(seed.get("epochs", [])) or None, 0),
+                     _num(seed.get("seconds_per_epoch"), 2), _num(fast.get("seconds_per_epoch"), 2),
+                     "–" if speedup is None else f"{speedup:.1f}×",
+                     _num(seed.get("train_seconds_per_epoch"), 2), _num(fast.get("train_seconds_per_epoch"), 2),
+                     "–" if train_speedup is None else f"{train_speedup:.1f}×"])
+    lines += _table(["method", "device", "epochs timed", "seed s / epoch", "fast s / epoch", "speed-up",
+                     "seed train s", "fast train s", "train speed-up"], rows)
+    lines += _reproduce(rows_src)
+    return lines
+
+
+def _augment_section(records: list[tuple[str, dict]]) -> list[str]:
+    rows_src = sorted(records, key=lambda item: (str(item[1].get("device_name", "")), item[0]))
+    rows = [[r.get("device_name", "–"), _num(r.get("batch_size")), _num(r.get("workers")),
+             _num(r.get("per_image_images_per_s"), 0), _num(r.get("batched_images_per_s"), 0),
+             "–" if not isinstance(r.get("ratio"), (int, float)) else f"{r['ratio']:.2f}×"]
+            for _, r in rows_src]
+    lines = ["## Augmentation throughput", "",
+             "Source images per second turned into two augmented views: the seeds' per-image torchvision",
+             "pipeline in DataLoader workers vs `helpers.augment.BatchTwoViewAugment` on the device",
+             "(`benchmarks/augment_throughput.py`).", ""]
+    lines += _table(["device", "batch", "workers", "per-image (images/s)", "batched (images/s)", "ratio"], rows)
+    return lines + _reproduce(rows_src)
+
+
+def _scalars(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items()
+            if (isinstance(v, (int, float, str, bool)) or v is None) and k not in _GENERIC_SKIP}
+
+
+def _generic_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A record's scalar fields; one row per item when it holds a list of measurements (e.g. ``runs``)."""
+    top = _scalars(record)
+    for value in record.values():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            return [{**top, **_scalars(item)} for item in value]
+    return [top]
+
+
+def _generic_section(title: str, description: str, records: list[tuple[str, dict]]) -> list[str]:
+    rows_src = sorted(records, key=lambda item: item[0])
+    flat = [row for _, record in rows_src for row in _generic_rows(record)]
+    columns: list[str] = []
+    for row in flat:
+        for key in row:
+            if key not in columns and len(columns) < _GENERIC_MAX_COLUMNS:
+                columns.append(key)
+    rows = [[row.get(key) if isinstance(row.get(key), str) else _num(row.get(key), 2) for key in columns]
+            for row in flat]
+    lines = [f"## {title}", "", description, ""]
+    lines += _table([c.replace("_", " ") for c in columns] or ["record"], rows or [["–"]])
+    return lines + _reproduce(rows_src)
+
+
+# ======================================================================================
+# The page
+# ======================================================================================
+HEADER = """\
+# Benchmarks
+
+<!-- Generated by benchmarks/make_results_page.py from benchmarks/results/*.json. Do not edit by hand:
+     run `python benchmarks/make_results_page.py` after adding a record. -->
+
+Every figure on this page is read from a JSON record in [`results/`](results/) that a benchmark
+script wrote when it measured it; each row says which command produced it. Records of smoke
+runs are never shown, and the training tables show GPU runs only."""
+
+
+def render_page(records: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """The Markdown page for `records` ((file name, record) pairs; order does not matter)."""
+    records = sorted(((name, dict(record)) for name, record in records), key=lambda item: item[0])
+    real = [(n, r) for n, r in records if not r.get("smoke")]
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for name, record in real:
+        groups.setdefault(_kind(name, record), []).append((name, record))
+    lines = [HEADER, ""]
+    lines += _time_to_accuracy_section(groups.pop("time_to_accuracy", []))
+    lines += [""] + _seed_section(groups.pop("seed_pipeline", []))
+    if groups.get("augment_throughput"):
+        lines += [""] + _augment_section(groups.pop("augment_throughput"))
+    if groups.get("grade_time"):
+        lines += [""] + _generic_section(
+            "Grading time", "Wall-clock time of the autograder on submissions (records `grade_time-*.json`).",
+            groups.pop("grade_time"))
+    if groups.get("checkpoint_eval"):
+        lines += [""] + _generic_section(
+            "Checkpoint evaluation", "The grader's evaluation of a classifier checkpoint on the CIFAR-10 test set, "
+            "one row per run (records `checkpoint_eval-*.json`, `benchmarks/checkpoint_eval.py`).",
+            groups.pop("checkpoint_eval"))
+    for kind in sorted(groups):  # any other benchmark that left records here
+        lines += [""] + _generic_section(kind.replace("_", " ").capitalize(), f"Records `{kind}-*.json`.", groups[kind])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR), help="folder of JSON records")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="the page to write")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page is out of date")
+    args = parser.parse_args(argv)
+    try:
+        page = render_page(load_records(args.results_dir))
+    except RecordError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    if args.check:
+        current = output.read_text(encoding="utf-8") if output.is_file() else None
+        if current != page:
+            print(f"{output} is out of date; run `python benchmarks/make_results_page.py`", file=sys.stderr)
+            return 1
+        print(f"{output} is up to date")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    print(f"wrote {output} from {args.results_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
