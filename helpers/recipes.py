@@ -59,7 +59,7 @@ class SimCLRRecipe(Recipe):
 
     From lightly's CIFAR-10 benchmark set-up (ResNet-18, batch 512, SGD lr 0.06 x batch/256,
     momentum 0.9, weight decay 5e-4, cosine schedule) with the paper's CIFAR temperature 0.5
-    (Table B.5 of the paper uses 0.5 for CIFAR-10). Changed for the bundle: a 10-epoch
+    (the CIFAR-10 experiments of its appendix B.9). Changed for the bundle: a 10-epoch
     warmup, and the seeds' projection head (512-2048-128).
 
     Attributes:
