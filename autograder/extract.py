@@ -1,0 +1,410 @@
+"""Build a submission's module from a notebook: top-level imports, functions and classes only.
+
+The grader never runs a notebook top to bottom (that would retrain on a CPU). It reads the
+code cells, strips IPython syntax (``%magics``, ``!shell`` lines, ``obj?`` help), parses each
+cell with `ast` and keeps, in notebook order, only the top-level statements that define
+things:
+
+- ``import`` / ``from ... import`` (and ``try:`` blocks made only of imports),
+- ``def`` / ``async def`` / ``class`` (with their decorators),
+- ``NAME = <literal>`` and the set-up cell's cheap runtime bindings
+  (``device = get_device()``, ``SMOKE = smoke_mode()``, ``torch.device(...)``), so that a
+  function using the notebook's global ``device`` works as it does in the kernel.
+
+Everything else (training loops, plots, prints, checks) is dropped. A later definition of
+a name replaces an earlier one, as in the kernel. A cell with a syntax error contributes
+nothing and costs only the tasks defined in it; it is reported with its line and message.
+
+Graded cells are found by their nbgrader ``grade_id`` (the task id of DESIGN.md's
+contract); when a student broke the metadata, by the names the contract says the task
+defines. The same extraction builds the reference module from ``solutions/`` (executed in
+the grader's process; trusted) and the student's module (executed only in the sandboxed
+worker, statement by statement).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Contract (DESIGN.md, "Graded tasks"): task id -> the names its graded cell defines.
+TASK_NAMES: dict[str, tuple[str, ...]] = {
+    "extract_features": ("extract_features_and_labels",),
+    "probes": ("run_knn_probe", "run_linear_probe"),
+    "simclr_forward": ("SimCLRModel",),
+    "nt_xent": ("nt_xent",),
+    "simclr_step": ("simclr_train_step",),
+    "byol_forward": ("BYOLModel",),
+    "ema": ("EMA",),
+    "byol_step": ("byol_train_step",),
+    "barlow_loss": ("barlow_loss",),
+    "barlow_step": ("barlow_train_step",),
+    "finetune_step": ("finetune_train_step",),
+    "evaluate": ("evaluate",),
+}
+
+#: Calls whose result a kept top-level assignment may bind (cheap, no training).
+SAFE_CALLS = frozenset({"get_device", "smoke_mode", "torch.device", "helpers.get_device",
+                        "helpers.runtime.get_device", "helpers.smoke_mode", "helpers.runtime.smoke_mode"})
+
+#: Cell magics whose body is ordinary Python (the magic line is dropped, the body kept).
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+
+MAX_NOTEBOOK_BYTES = 200 * 2**20
+
+
+class NotebookError(ValueError):
+    """The file is not a notebook the grader can read (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One kept top-level statement of a code cell.
+
+    Attributes:
+        index: position in the module (notebook order).
+        cell: index of its code cell in the notebook (0-based over all cells).
+        label: where it came from, for tracebacks, e.g. "cell 12 (grade_id nt_xent)".
+        cell_source: the cell's source after `strip_ipython` (same line numbers as the cell).
+        node: index of the statement in the parsed cell's top-level body.
+        lineno: first line of the statement (decorators included), 1-based in the cell.
+        names: the names the statement binds.
+        future_flags: compiler flags of the cell's ``from __future__`` imports.
+    """
+
+    index: int
+    cell: int
+    label: str
+    cell_source: str
+    node: int
+    lineno: int
+    names: tuple[str, ...]
+    future_flags: int = 0
+
+
+@dataclass
+class CodeCell:
+    """A code cell: its grade_id (if any), the names it defines and its syntax error."""
+
+    index: int
+    grade_id: str | None
+    source: str
+    names: tuple[str, ...] = ()
+    syntax_error: str | None = None
+
+    @property
+    def label(self) -> str:
+        suffix = f" (grade_id {self.grade_id})" if self.grade_id else ""
+        return f"cell {self.index + 1}{suffix}"
+
+
+@dataclass
+class ExtractedNotebook:
+    """The result of extraction: statements to execute, cells, and what went wrong."""
+
+    path: Path
+    statements: list[Statement] = field(default_factory=list)
+    cells: list[CodeCell] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def task_cell(self, task: str) -> CodeCell | None:
+        """The graded cell of `task`: by grade_id, else the last cell defining its names."""
+        by_id = [c for c in self.cells if c.grade_id == task]
+        if by_id:
+            return by_id[-1]
+        names = set(TASK_NAMES.get(task, ()))
+        candidates = [c for c in self.cells if names & set(c.names)]
+        return candidates[-1] if candidates else None
+
+    def task_problem(self, task: str) -> str | None:
+        """Why `task` cannot be graded from this notebook (a syntax error), else None."""
+        cell = self.task_cell(task)
+        if cell is not None and cell.syntax_error:
+            return f"The {cell.label} has a syntax error, so nothing in it could be graded: {cell.syntax_error}"
+        return None
+
+    def defined_names(self) -> set[str]:
+        return {name for statement in self.statements for name in statement.names}
+
+
+# ======================================================================================
+# Reading notebooks
+# ======================================================================================
+def read_notebook(path: str | Path) -> dict:
+    """Load a notebook's JSON (nbformat 4), with a size cap and clear errors."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise NotebookError(f"cannot read {path.name}: {error.strerror}") from None
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path.name} is {size / 2**20:.0f} MB; clear the cell outputs "
+                            f"(Edit > Clear All Outputs) and submit it again")
+    try:
+        notebook = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise NotebookError(f"{path.name} is not a valid notebook file (not JSON: {error}). "
+                            "Download it again with File > Download > .ipynb") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise NotebookError(f"{path.name} is not a Jupyter notebook (no list of cells)")
+    if notebook.get("nbformat", 4) != 4:
+        raise NotebookError(f"{path.name} uses notebook format {notebook.get('nbformat')}; "
+                            "save it with a current Jupyter (format 4)")
+    return notebook
+
+
+def _cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        source = "".join(part for part in source if isinstance(part, str))
+    return source if isinstance(source, str) else ""
+
+
+def _grade_id(cell: dict) -> str | None:
+    metadata = cell.get("metadata")
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+    return grade_id if isinstance(grade_id, str) and grade_id else None
+
+
+# ======================================================================================
+# IPython syntax
+# ======================================================================================
+_HELP_LINE = re.compile(r"^\s*[\w.]+\s*\?\??\s*$|^\s*\?\??[\w.]+\s*$")
+_MAGIC_ASSIGN = re.compile(r"^\s*[\w.,\s]+=\s*[%!]")
+
+
+def strip_ipython(source: str) -> str | None:
+    """Replace IPython-only lines by `pass` (same indentation, same line numbers).
+
+    Returns None for a cell magic whose body is not Python (``%%bash``, ``%%writefile``...).
+    """
+    lines = source.split("\n")
+    if lines and lines[0].lstrip().startswith("%%"):
+        magic = lines[0].lstrip()[2:].split(maxsplit=1)
+        if not magic or magic[0] not in PYTHON_CELL_MAGICS:
+            return None
+        lines[0] = ""
+    out = []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) or _HELP_LINE.match(line) or _MAGIC_ASSIGN.match(line):
+            indent = line[: len(line) - len(stripped)]
+            out.append(f"{indent}pass" if indent else "")
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+# ======================================================================================
+# Which statements are kept
+# ======================================================================================
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _is_literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _is_safe_value(node: ast.AST) -> bool:
+    if _is_literal(node):
+        return True
+    if isinstance(node, ast.Call) and _dotted(node.func) in SAFE_CALLS:
+        return all(_is_literal(arg) for arg in node.args) and all(_is_literal(k.value) for k in node.keywords)
+    return False
+
+
+def _target_names(target: ast.AST) -> list[str] | None:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        names = [_target_names(t) for t in target.elts]
+        return None if any(n is None for n in names) else [n for sub in names for n in sub]
+    return None
+
+
+def _import_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    names = []
+    for alias in node.names:
+        if alias.name == "*":
+            continue
+        names.append(alias.asname or alias.name.split(".")[0])
+    return names
+
+
+def kept_names(node: ast.stmt) -> tuple[str, ...] | None:
+    """The names a kept top-level statement binds, or None when the statement is dropped."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return tuple(_import_names(node))
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return (node.name,)
+    if isinstance(node, ast.Assign) and node.value is not None and _is_safe_value(node.value):
+        names = [_target_names(t) for t in node.targets]
+        if all(n is not None for n in names):
+            return tuple(n for sub in names for n in sub)
+    if isinstance(node, ast.AnnAssign) and node.value is not None and node.simple and _is_safe_value(node.value):
+        return (node.target.id,)
+    if isinstance(node, ast.Try) and not getattr(node, "finalbody", None):
+        blocks = [node.body, node.orelse] + [handler.body for handler in node.handlers]
+        inner = [s for block in blocks for s in block]
+        if all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) for s in inner):
+            return tuple(n for s in inner if not isinstance(s, ast.Pass) for n in _import_names(s))
+    return None
+
+
+def _regex_names(source: str) -> tuple[str, ...]:
+    """Names a cell that does not parse seems to define (for attributing its syntax error)."""
+    return tuple(re.findall(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)", source, flags=re.M))
+
+
+def _future_flags(tree: ast.Module) -> int:
+    import __future__
+
+    flags = 0
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    flags |= feature.compiler_flag
+    return flags
+
+
+def extract(notebook_path: str | Path) -> ExtractedNotebook:
+    """Extract the definitions of a notebook (see the module docstring).
+
+    Raises:
+        NotebookError: the file is not a readable nbformat-4 notebook.
+    """
+    path = Path(notebook_path)
+    notebook = read_notebook(path)
+    result = ExtractedNotebook(path=path)
+    for index, cell in enumerate(notebook["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        raw = _cell_source(cell)
+        code_cell = CodeCell(index=index, grade_id=_grade_id(cell), source=raw)
+        result.cells.append(code_cell)
+        source = strip_ipython(raw)
+        if source is None:
+            continue
+        try:
+            tree = ast.parse(source, filename=code_cell.label)
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
+            line = getattr(error, "lineno", None)
+            message = getattr(error, "msg", None) or str(error)
+            code_cell.syntax_error = f"line {line}: {message}" if line else message
+            code_cell.names = _regex_names(raw)
+            result.warnings.append(f"{code_cell.label} has a syntax error ({code_cell.syntax_error}); "
+                                   "nothing in it was graded")
+            continue
+        flags = _future_flags(tree)
+        cell_names: list[str] = []
+        for position, node in enumerate(tree.body):
+            names = kept_names(node)
+            if names is None:
+                continue
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            result.statements.append(Statement(
+                index=len(result.statements), cell=index, label=code_cell.label, cell_source=source,
+                node=position, lineno=start, names=names, future_flags=flags,
+            ))
+            cell_names.extend(names)
+        code_cell.names = tuple(cell_names)
+    return result
+
+
+def compile_node(cell_source: str, node: int, label: str, flags: int = 0) -> Any:
+    """Compile the `node`-th top-level statement of a cell (line numbers as in the cell).
+
+    Shared by the grader (reference) and the worker (submission), so both run exactly the
+    statements extraction kept, even when a kept and a dropped statement share a line.
+    """
+    tree = ast.parse(cell_source, filename=f"<{label}>")
+    module = ast.Module(body=[tree.body[node]], type_ignores=[])
+    return compile(module, f"<{label}>", "exec", flags=flags, dont_inherit=True)
+
+
+def statements_payload(statements: list[Statement]) -> dict:
+    """The statements as plain data for the worker: {"cells": {label: source}, "statements": [...]}."""
+    cells = {s.label: s.cell_source for s in statements}
+    return {"cells": cells,
+            "statements": [{"index": s.index, "label": s.label, "node": s.node, "lineno": s.lineno,
+                            "names": list(s.names), "flags": s.future_flags} for s in statements]}
+
+
+def imported_modules(statements: list[Statement]) -> set[str]:
+    """The modules the kept import statements name (``import a.b`` and ``from a.b import c``: a.b)."""
+    modules: set[str] = set()
+    for statement in statements:
+        node = ast.parse(statement.cell_source).body[statement.node]
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Import):
+                modules.update(alias.name for alias in inner.names)
+            elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                modules.add(inner.module)
+    return modules
+
+
+def used_names(statement: Statement) -> set[str]:
+    """Every global name a statement may read (names loaded anywhere inside it)."""
+    node = ast.parse(statement.cell_source).body[statement.node]
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def needed_statements(statements: list[Statement], roots: set[str]) -> list[Statement]:
+    """The statements that bind `roots` and, transitively, the names those statements use."""
+    needed, frontier, chosen = set(), set(roots), set()
+    while frontier:
+        needed |= frontier
+        new: set[str] = set()
+        for statement in statements:
+            if statement.index not in chosen and needed & set(statement.names):
+                chosen.add(statement.index)
+                new |= used_names(statement)
+        frontier = new - needed
+    return [s for s in statements if s.index in chosen]
+
+
+def load_trusted(extracted: ExtractedNotebook, module_name: str = "reference", roots: set[str] | None = None) -> dict:
+    """Execute the kept statements of a TRUSTED notebook (the reference) in a fresh namespace.
+
+    Only for notebooks from ``solutions/``; a submission's statements run only in the worker.
+    With `roots`, only the statements those names depend on run (the grader does not need
+    the plotting or training imports of a notebook).
+
+    Raises:
+        RuntimeError: a statement failed (names the cell and the error).
+    """
+    import linecache
+    import sys
+    import types
+
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module
+    statements = extracted.statements if roots is None else needed_statements(extracted.statements, roots)
+    for statement in statements:
+        filename = f"<{statement.label}>"
+        linecache.cache[filename] = (len(statement.cell_source), None,
+                                     statement.cell_source.splitlines(True), filename)
+        code = compile_node(statement.cell_source, statement.node, statement.label, statement.future_flags)
+        try:
+            exec(code, module.__dict__)  # noqa: S102 - trusted solution notebook
+        except Exception as error:
+            raise RuntimeError(f"{extracted.path.name}, {statement.label} line {statement.lineno}: "
+                               f"{type(error).__name__}: {error}") from error
+    return module.__dict__

@@ -1,0 +1,62 @@
+"""Fixtures of the graded suite.
+
+The grader (`autograder.grading.grade`) runs this suite in its own process with a plugin
+holding the grading context; the fixtures hand its parts to the tests:
+
+- ``student``: runs a harness operation on the submission in the sandboxed worker
+  (`autograder.grading.Student`);
+- ``reference``: runs the same operation on the reference from ``solutions/``
+  (`autograder.grading.Reference`);
+- ``grading``: the whole context (assignment, submission folder, notebook, extraction);
+- ``submission_dir``: the submitted folder (for graded files such as a checkpoint).
+
+A graded module declares its assignment (``pytestmark = pytest.mark.assignment("...")``)
+and every test its ``task``, ``points`` and ``visibility`` markers (`autograder.results`).
+Before each test, a syntax error in the task's graded cell fails it with that message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autograder.sandbox import SubmissionFault
+
+
+def _context(config: pytest.Config) -> Any:
+    for plugin in config.pluginmanager.get_plugins():
+        context = getattr(plugin, "sslgrader_context", None)
+        if context is not None:
+            return context
+    raise pytest.UsageError("the graded suite runs through the grader: python -m autograder grade SUBMISSION_DIR")
+
+
+@pytest.fixture(scope="session")
+def grading(request: pytest.FixtureRequest) -> Any:
+    """The grading context (`autograder.grading.GradingContext`)."""
+    return _context(request.config)
+
+
+@pytest.fixture(scope="session")
+def student(grading: Any) -> Any:
+    return grading.student
+
+
+@pytest.fixture(scope="session")
+def reference(grading: Any) -> Any:
+    return grading.reference
+
+
+@pytest.fixture(scope="session")
+def submission_dir(grading: Any) -> Path:
+    return grading.submission_dir
+
+
+@pytest.fixture(autouse=True)
+def _graded_cell_parses(request: pytest.FixtureRequest, grading: Any) -> None:
+    marker = request.node.get_closest_marker("task")
+    problem = grading.extracted.task_problem(marker.args[0]) if marker else None
+    if problem:
+        raise SubmissionFault(problem)

@@ -1,0 +1,310 @@
+"""The sandbox (autograder/sandbox.py, worker.py, protocol.py): the wire format carries only
+data and rejects anything malformed; a submission's code runs in a separate, limited,
+unprivileged process; a hang, crash, exit or memory bomb fails that call, and the next call
+gets a fresh worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import psutil
+import pytest
+import torch
+
+from autograder import protocol, sandbox
+from autograder.extract import Statement, statements_payload
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox user and namespaces need root")
+
+
+# ======================================================================================
+# Wire format
+# ======================================================================================
+def roundtrip(value):
+    tree, payload = protocol.encode(value)
+    return protocol.decode(json.loads(json.dumps(tree)), payload)
+
+
+def test_values_roundtrip():
+    value = {"a": [1, 2.5, float("nan"), None, True, "s"], "t": (torch.arange(6).reshape(2, 3), torch.ones(0)),
+             "f": torch.tensor(1.5, dtype=torch.float64), "b": torch.tensor([True, False]),
+             "h": torch.tensor([1.0], dtype=torch.bfloat16)}
+    back = roundtrip(value)
+    assert back["a"][:2] == [1, 2.5] and back["a"][2] != back["a"][2] and back["a"][3:] == [None, True, "s"]
+    assert isinstance(back["t"], tuple) and torch.equal(back["t"][0], value["t"][0]) and back["t"][1].shape == (0,)
+    assert back["f"].dtype == torch.float64 and back["f"].item() == 1.5
+    assert back["b"].tolist() == [True, False] and back["h"].dtype == torch.bfloat16
+
+
+def test_tensor_subclasses_arrive_as_plain_tensors_with_their_data():
+    class AlwaysEqual(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    sent = torch.zeros(3).as_subclass(AlwaysEqual)
+    back = roundtrip(sent)
+    assert type(back) is torch.Tensor and not torch.equal(back, torch.ones(3))
+
+
+def test_other_objects_are_described_never_serialised():
+    class Payload:
+        reduced = False
+
+        def __reduce__(self):
+            Payload.reduced = True
+            return (os.system, ("true",))
+
+    back = roundtrip([Payload(), {1: "non-string key"}, lambda: 0])
+    assert [type(v) for v in back] == [protocol.Unsupported] * 3
+    assert "Payload" in back[0].type_name and not Payload.reduced
+
+
+def tensor_header(**overrides):
+    body = {"dtype": "float32", "shape": [2], "offset": 0, "nbytes": 8, **overrides}
+    return {"$tensor": body}
+
+
+@pytest.mark.parametrize("tree, payload", [
+    ({"$tensor": {"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8}}, b"\0" * 8),
+    (tensor_header(shape=[3]), b"\0" * 8),  # shape does not match the bytes
+    (tensor_header(offset=4), b"\0" * 8),  # outside the payload
+    (tensor_header(shape=[-1]), b"\0" * 8),
+    (tensor_header(shape=[1] * 9, nbytes=4), b"\0" * 8),
+    ({"$pickle": "gASV"}, b""),
+    ({"$list": [1], "$tuple": [2]}, b""),
+    ({"$float": "1e999"}, b""),
+    ({"$dict": [[1, 2]]}, b""),
+    ("x" * (protocol.MAX_STRING + 1), b""),
+])
+def test_decode_rejects_malformed_values(tree, payload):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(tree, payload)
+
+
+def test_decode_rejects_deep_nesting():
+    tree = 1
+    for _ in range(protocol.MAX_DEPTH + 5):
+        tree = {"$list": [tree]}
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode(tree, b"")
+
+
+@pytest.mark.parametrize("header", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e999}', b"[" * 100000, b"\xff",
+                                    b'{"a": ' + b"9" * 100 + b"}"])
+def test_headers_are_strict_json(header):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.parse_header(header)
+
+
+def test_frame_reader_enforces_magic_and_caps():
+    good = protocol.pack_message({"kind": "result"}, torch.ones(4))
+    reader = protocol.FrameReader(max_header=1 << 16, max_payload=1 << 16)
+    for i in range(0, len(good), 7):  # arrives in pieces
+        reader.feed(good[i:i + 7])
+    header, payload = reader.frames[0]
+    assert torch.equal(protocol.decode(header["value"], payload), torch.ones(4))
+    with pytest.raises(protocol.ProtocolError, match="magic"):
+        protocol.FrameReader(1 << 16, 1 << 16).feed(b"JUNK" + b"\0" * 20)
+    with pytest.raises(protocol.ProtocolError, match="too large"):
+        protocol.FrameReader(1 << 16, 1 << 16).feed(struct.pack("<4sIQ", b"SSLG", 10, 1 << 40))
+
+
+# ======================================================================================
+# Output capture
+# ======================================================================================
+def test_output_capture_splits_calls_and_truncates():
+    capture = sandbox.OutputCapture("abc")
+    marker = b"\x00SSLG-END:abc:1\x00"
+    data = b"hello " * 5000 + b"\x00SSLG-END:zzz:1\x00 forged " + marker + b"next call"
+    for i in range(0, len(data), 1000):
+        capture.feed(data[i:i + 1000])
+    assert capture.ended == [1]
+    text = capture.take()
+    assert text.startswith("hello") and "bytes of output omitted" in text and "forged" in text
+    assert len(text) < sandbox.OUTPUT_HEAD + sandbox.OUTPUT_TAIL + 100
+    assert capture.take(flush=True) == "next call"
+
+
+# ======================================================================================
+# The worker
+# ======================================================================================
+SOURCE = '''
+import os, sys, signal, subprocess, time
+import torch
+
+def add(a, b):
+    print("adding", a.shape)
+    return a + b
+
+def todo(*args):
+    raise NotImplementedError()
+
+def hang(*args):
+    while True:
+        pass
+
+def crash(*args):
+    import ctypes
+    ctypes.string_at(0)
+
+def leave_exit(*args):
+    os._exit(7)
+
+def polite_exit(*args):
+    sys.exit(2)
+
+def bomb(*args):
+    return len(bytearray(10 ** 11))
+
+def whoami(*args):
+    return [os.getuid(), os.getgid(), os.getgroups()]
+
+def read(path):
+    with open(path) as handle:
+        return handle.read(100)
+
+def connect(*args):
+    import socket
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    return "connected"
+
+def spawn(*args):
+    subprocess.Popen(["sleep", "4242"], start_new_session=True)
+    return os.getpid()
+
+def signal_parent(*args):
+    for pid in (os.getppid(), 1):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return "sent"
+
+class Broken:
+    x = 1 / 0
+
+def uses_broken(*args):
+    return Broken
+'''
+NAMES = ["os", "torch", "add", "todo", "hang", "crash", "leave_exit", "polite_exit", "bomb", "whoami", "read",
+         "connect", "spawn", "signal_parent", "Broken", "uses_broken"]
+
+
+def statements():
+    import ast
+
+    body = ast.parse(SOURCE).body
+    result = []
+    for node_index, node in enumerate(body):
+        names = tuple(a.asname or a.name.split(".")[0] for a in node.names) if isinstance(node, ast.Import) else (node.name,)
+        result.append(Statement(index=node_index, cell=0, label="cell 1", cell_source=SOURCE, node=node_index,
+                                lineno=node.lineno, names=names))
+    return statements_payload(result)
+
+
+@pytest.fixture(scope="module")
+def worker():
+    isolation = sandbox.detect_isolation()
+    limits = sandbox.Limits(call_timeout=3, memory_mb=512)
+    zygote = sandbox.Zygote(isolation, limits, preload=("torch",))
+    worker = sandbox.Worker(zygote, statements(), limits)
+    yield worker
+    worker.close()
+    zygote.close()
+
+
+def call(worker, fn, *args):
+    return worker.run("call", {"fn": fn, "args": list(args), "kwargs": {}})["returned"]
+
+
+def test_calls_return_data_and_capture_output(worker):
+    assert torch.equal(call(worker, "add", torch.ones(2), torch.ones(2)), torch.full((2,), 2.0))
+    assert worker.take_output() == "adding torch.Size([2])\n"
+
+
+def test_not_implemented_and_missing_names(worker):
+    with pytest.raises(sandbox.NotImplementedYet, match="not implemented yet: `todo`"):
+        call(worker, "todo")
+    with pytest.raises(sandbox.MissingDefinition, match="`nothing` is not defined"):
+        call(worker, "nothing")
+
+
+def test_definition_errors_are_reported_with_the_name(worker):
+    with pytest.raises(sandbox.MissingDefinition, match="ZeroDivisionError"):
+        call(worker, "Broken")
+
+
+@pytest.mark.parametrize("fn, fault, message", [
+    ("hang", sandbox.CallTimedOut, "did not finish within 3 seconds"),
+    ("crash", sandbox.WorkerDied, "SIGSEGV"),
+    ("leave_exit", sandbox.WorkerDied, "exited with status 7"),
+    ("polite_exit", sandbox.CodeRaised, r"sys.exit\(2\)"),
+    ("bomb", sandbox.CodeRaised, "MemoryError"),
+])
+def test_failures_fail_the_call_and_the_next_call_works(worker, fn, fault, message):
+    with pytest.raises(fault, match=message):
+        call(worker, fn)
+    assert torch.equal(call(worker, "add", torch.ones(1), torch.ones(1)), torch.full((1,), 2.0))
+
+
+def test_leftover_processes_are_killed_at_restart_and_close(worker):
+    call(worker, "spawn")
+    assert any("4242" in " ".join(p.cmdline()) for p in worker.zygote.sandbox_processes())
+    with pytest.raises(sandbox.WorkerDied):
+        call(worker, "crash")
+    call(worker, "add", torch.ones(1), torch.ones(1))  # restart: the zygote killed the leftovers
+    assert not any("4242" in " ".join(p.cmdline()) for p in worker.zygote.sandbox_processes())
+
+
+def test_signalling_the_parent_or_init_does_nothing(worker):
+    assert call(worker, "signal_parent") == "sent"
+    assert worker.zygote.alive()
+    assert torch.equal(call(worker, "add", torch.ones(1), torch.ones(1)), torch.full((1,), 2.0))
+
+
+@needs_root
+def test_runs_as_an_unprivileged_user_without_groups(worker):
+    uid, gid, groups = call(worker, "whoami")
+    assert uid != 0 and gid != 0 and groups == []
+
+
+@needs_root
+def test_cannot_read_the_project(worker):
+    for path in ("solutions/ssl_methods.ipynb", "autograder/grading.py", "tests/submissions/variants.py"):
+        with pytest.raises(sandbox.CodeRaised, match="(FileNotFoundError|PermissionError)"):
+            call(worker, "read", str(sandbox.PROJECT_ROOT / path))
+
+
+@needs_root
+def test_no_network_in_namespace_mode(worker):
+    if worker.zygote.isolation.mode != "namespace":
+        pytest.skip("namespaces (unshare) are not available here: no network isolation")
+    with pytest.raises(sandbox.CodeRaised, match="(OSError|unreachable)"):
+        call(worker, "connect")
+
+
+def test_isolation_is_described_once():
+    isolation = sandbox.detect_isolation()
+    assert sandbox.detect_isolation() is isolation
+    summary = isolation.summary()
+    assert summary.startswith("sandbox:")
+    if os.geteuid() == 0:
+        assert isolation.mode in ("namespace", "uid") and isolation.user
+    else:
+        assert isolation.mode == "process" and "as you" in summary
+
+
+def test_closing_kills_every_sandbox_process():
+    isolation = sandbox.detect_isolation()
+    limits = sandbox.Limits(call_timeout=3, memory_mb=256)
+    zygote = sandbox.Zygote(isolation, limits, preload=())
+    worker = sandbox.Worker(zygote, statements(), limits)
+    call(worker, "spawn")
+    processes = [psutil.Process(zygote.process.pid), *zygote.sandbox_processes()]
+    worker.close()
+    zygote.close()
+    gone, alive = psutil.wait_procs(processes, timeout=5)
+    assert not alive
+    assert not zygote.workdir.exists()
