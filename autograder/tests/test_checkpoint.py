@@ -1,0 +1,75 @@
+"""Graded test of the submitted checkpoint (simclr_homework): `simclr_lin_best.pt` on CIFAR-10.
+
+CMU 24-789 HW5: "To get full credits, the final accuracy on test set should be more than
+75%. You will get 5 bonus credits if the accuracy on the test set is more than 85%."
+Two tests, one task (``checkpoint``), both marked ``checkpoint`` (left out by
+``--unit-only``):
+
+- full credit: the course's ``points`` when the test accuracy reaches
+  ``full_credit_threshold`` (75 %), else 0 with how far off it was;
+- bonus (only when ``bonus_points`` > 0): ``max_score`` 0 and a score of ``bonus_points``
+  when the accuracy reaches ``bonus_threshold`` (85 %), i.e. extra credit on top.
+
+The rubric (thresholds, points, visibility) is read from the course configuration when this
+module is imported (`autograder.checkpoint_grading.load_course_config`), so the markers
+below carry the configured values. The checkpoint is graded once per run (a module-scoped
+fixture) by `autograder.checkpoint_grading.grade_checkpoint` in the grader's process: it is
+data loaded with ``weights_only=True``, never code. A bad file fails both tests with the
+loader's message (the student's fault); a missing test split is a `GraderError` (not the
+student's fault), which the results plugin reports as such.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from autograder.checkpoint_grading import CheckpointGrade, grade_checkpoint, load_course_config
+from autograder.compare import GradingFailure
+
+RUBRIC = load_course_config()
+
+pytestmark = [pytest.mark.assignment("simclr_homework"), pytest.mark.task("checkpoint"), pytest.mark.checkpoint]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_grade(submission_dir: Any) -> CheckpointGrade:
+    """The submission's checkpoint, loaded, evaluated on the test split and scored (once)."""
+    return grade_checkpoint(submission_dir, RUBRIC)
+
+
+def _report(request: pytest.FixtureRequest, output: str, score: float | None = None) -> None:
+    """Hand a passing test's output (and score) to the results plugin."""
+    request.node.user_properties.append(("output", output))
+    if score is not None:
+        request.node.user_properties.append(("score", score))
+
+
+@pytest.mark.points(RUBRIC.points)
+@pytest.mark.visibility(RUBRIC.visibility)
+def test_checkpoint_accuracy(checkpoint_grade: CheckpointGrade, request: pytest.FixtureRequest) -> None:
+    grade = checkpoint_grade
+    if not (grade.ok and grade.score.full_credit):
+        raise GradingFailure(grade.full_credit_message())
+    _report(request, grade.full_credit_message())
+
+
+test_checkpoint_accuracy.__doc__ = (
+    f"{RUBRIC.file} reaches {RUBRIC.full_credit_threshold:g} % accuracy on the CIFAR-10 test split "
+    f"({RUBRIC.points:g} points).")
+
+
+if RUBRIC.has_bonus:
+
+    @pytest.mark.points(0)  # extra credit: the score (bonus_points) comes on top of the maximum
+    @pytest.mark.visibility(RUBRIC.visibility)
+    def test_checkpoint_bonus(checkpoint_grade: CheckpointGrade, request: pytest.FixtureRequest) -> None:
+        grade = checkpoint_grade
+        if not (grade.ok and grade.score.bonus):
+            raise GradingFailure(grade.bonus_message())
+        _report(request, grade.bonus_message(), score=RUBRIC.bonus_points)
+
+    test_checkpoint_bonus.__doc__ = (
+        f"Bonus: {RUBRIC.file} reaches {RUBRIC.bonus_threshold:g} % test accuracy "
+        f"(+{RUBRIC.bonus_points:g} extra points).")

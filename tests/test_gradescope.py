@@ -1,0 +1,389 @@
+"""Tests of autograder.gradescope: the autograder zip, its setup.sh, and run_autograder on
+sample submissions in a temporary root laid out like Gradescope's.
+
+Gradescope's results.json format is checked against a JSON Schema written from its
+specification (autograder/gradescope_files/results.schema.json). The end-to-end runs use
+the simclr_homework zip (the assignment with both unit tests and a checkpoint) with an
+embedded calibration test split of 200 images and a course configuration that expects
+that many, so the checkpoint's accuracy is known (see tests/test_checkpoint_grading.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder import gradescope
+from autograder.checkpoint_grading import calibration_classifier, calibration_test_split, save_test_split
+from autograder.gradescope import RESULTS_SCHEMA, BuildError, build_zip, validate_results
+from helpers.checkpoint import save_classifier
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads(RESULTS_SCHEMA.read_text())
+REQUIREMENTS = (PROJECT_ROOT / "requirements.txt").read_text()
+UNIT_POINTS = 22  # simclr_homework's unit tests (autograder/tests/test_simclr_homework.py)
+SPLIT_IMAGES = 200
+
+
+# ======================================================================================
+# Helpers
+# ======================================================================================
+def pinned(package: str) -> str:
+    return next(line for line in REQUIREMENTS.splitlines() if line.startswith(f"{package}=="))
+
+
+def unpack(archive: Path, root: Path) -> Path:
+    """Lay out a Gradescope root: source/ (the zip, with its permission bits), submission/, results/."""
+    source = root / "source"
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            target = source / info.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(opened.read(info))
+            target.chmod((info.external_attr >> 16) & 0o777)
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    return root
+
+
+def assert_valid_results(results: dict) -> None:
+    """results.json follows Gradescope's format, and its totals add up."""
+    jsonschema.Draft202012Validator(SCHEMA).validate(results)
+    assert validate_results(results) == []
+    assert results["score"] == pytest.approx(sum(test["score"] for test in results["tests"]))
+    numbers = [test["number"] for test in results["tests"]]
+    assert len(numbers) == len(set(numbers))
+
+
+def run_autograder(root: Path, python: str = sys.executable, timeout: float = 420) -> subprocess.Popen:
+    """Start <root>/source/run_autograder as Gradescope would (working directory <root>)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SSL_LAB_", "PYTEST_"))}
+    env.update(SSL_LAB_GRADESCOPE_ROOT=str(root), SSL_LAB_PYTHON=python)
+    log = open(root.parent / f"{root.name}.log", "w")
+    return subprocess.Popen([str(root / "source" / "run_autograder")], cwd=root, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen, root: Path, timeout: float = 420) -> dict:
+    code = process.wait(timeout=timeout)
+    log = (root.parent / f"{root.name}.log").read_text()
+    assert code == 0, log[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    return results
+
+
+def with_cell(notebook: Path, grade_id: str, source: str) -> dict:
+    """The notebook with the code of the cell `grade_id` replaced."""
+    document = json.loads(notebook.read_text())
+    cells = [c for c in document["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    assert len(cells) == 1, grade_id
+    cells[0]["source"] = source
+    return document
+
+
+# ======================================================================================
+# Fixtures
+# ======================================================================================
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory) -> Path:
+    """A 200-image calibration split: the calibration classifier gets 180 right (90 %)."""
+    split = calibration_test_split(SPLIT_IMAGES, 180)
+    return save_test_split(split.images, split.labels, tmp_path_factory.mktemp("split") / "cifar10-test.pt",
+                           split.source)
+
+
+@pytest.fixture(scope="module")
+def small_course(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("course") / "course.toml"
+    path.write_text(f"[checkpoint]\ntest_images = {SPLIT_IMAGES}\nbatch_size = 50\nthreads = 1\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def homework_zip(tmp_path_factory, small_split, small_course) -> Path:
+    return build_zip("simclr_homework", tmp_path_factory.mktemp("dist"), test_split=small_split,
+                     course_config=small_course)
+
+
+@pytest.fixture(scope="module")
+def methods_zip(tmp_path_factory) -> Path:
+    return build_zip("ssl_methods", tmp_path_factory.mktemp("dist"))
+
+
+# ======================================================================================
+# The zip
+# ======================================================================================
+def test_schema_is_a_valid_json_schema_and_rejects_what_gradescope_would():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    good = {"score": 3.0, "execution_time": 1.5, "output": "x", "stdout_visibility": "hidden",
+            "tests": [{"name": "a", "score": 1.0, "max_score": 1.0, "status": "passed", "visibility": "visible",
+                       "tags": ["t"], "number": "1.1", "output": "ok", "output_format": "text"}],
+            "leaderboard": [{"name": "Accuracy", "value": 0.9}, {"name": "Time", "value": 15.1, "order": "asc"}]}
+    jsonschema.validate(good, SCHEMA)
+    for bad in ({"tests": [{"name": "no score anywhere"}]},
+                {"score": 1, "tests": [{"score": 1, "status": "ok"}]},
+                {"score": 1, "tests": [{"score": 1, "visibility": "public"}]},
+                {"score": 1, "stdout_visibility": "always"},
+                {"score": "10"},
+                {"score": 1, "tets": []},
+                {"score": 1, "leaderboard": [{"name": "Time", "value": 1, "order": "up"}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+    assert validate_results({"score": float("nan")}) and "not valid JSON" in validate_results({"score": float("nan")})[0]
+
+
+@pytest.mark.parametrize("assignment", ["simclr_homework", "ssl_methods"])
+def test_zip_layout(assignment, homework_zip, methods_zip, small_course):
+    """setup.sh and run_autograder sit at the root (executable), next to what they need;
+    nothing else of the project (tests, other solutions, caches, git) is packed."""
+    archive = homework_zip if assignment == "simclr_homework" else methods_zip
+    assert archive.name == f"{assignment}-autograder.zip"
+    with zipfile.ZipFile(archive) as opened:
+        infos = {info.filename: info for info in opened.infolist()}
+        names = set(infos)
+        for script in ("setup.sh", "run_autograder"):
+            assert (infos[script].external_attr >> 16) & 0o777 == 0o755, script
+        assert {"requirements.txt", "BUILD.json", "autograder/course.toml", "autograder/__main__.py",
+                "autograder/tests/test_checkpoint.py", "helpers/checkpoint.py",
+                f"solutions/{assignment}.ipynb"} <= names
+        assert not [n for n in names if n.startswith(("tests/", "notebooks/", ".git", "dist/", ".venv"))]
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        assert [n for n in names if n.startswith("solutions/")] == [f"solutions/{assignment}.ipynb"]
+        info = json.loads(opened.read("BUILD.json"))
+        setup = opened.read("setup.sh").decode()
+        run = opened.read("run_autograder").decode()
+        assert opened.read("requirements.txt").decode() == REQUIREMENTS
+        if assignment == "simclr_homework":
+            assert "data/cifar10-test.pt" in names
+            assert opened.read("autograder/course.toml") == small_course.read_bytes()
+            assert info["test_split"]["embedded"] and info["test_split"]["images"] == SPLIT_IMAGES
+            assert 'NEEDS_TEST_SPLIT="1"' in setup
+        else:
+            assert not [n for n in names if n.startswith("data/")]
+            assert 'NEEDS_TEST_SPLIT="0"' in setup and "test_split" not in info
+    assert info["assignment"] == assignment
+    assert "@" not in setup.replace("$@", "") and f'--assignment "{assignment}"' in run
+    assert "https://download.pytorch.org/whl/cpu" in setup and "requirements.txt" in setup
+    for script in (setup, run):
+        subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_build_is_reproducible(methods_zip, tmp_path):
+    again = build_zip("ssl_methods", tmp_path)
+    assert again.read_bytes() == methods_zip.read_bytes()
+
+
+def test_build_refuses_what_cannot_work(tmp_path, small_split):
+    with pytest.raises(BuildError, match="unknown assignment"):
+        build_zip("homework", tmp_path)
+    with pytest.raises(BuildError, match="grades no checkpoint"):
+        build_zip("ssl_methods", tmp_path, test_split=small_split)
+    with pytest.raises(BuildError, match="has 200 images; the course configuration expects 10,000"):
+        build_zip("simclr_homework", tmp_path, test_split=small_split)
+    with pytest.raises(BuildError, match="does not exist"):
+        build_zip("simclr_homework", tmp_path, test_split=tmp_path / "missing.pt")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[checkpoint]\npoint = 3\n")
+    with pytest.raises(BuildError, match="did you mean 'points'"):
+        build_zip("simclr_homework", tmp_path, course_config=bad)
+    assert not list(tmp_path.glob("*.zip"))
+
+
+def test_cli_builds_the_zip(tmp_path, capsys):
+    """`python -m autograder gradescope --assignment A` (and `python -m autograder.gradescope
+    build`) write the zip; a wrong call exits 64 with a message."""
+    from autograder import cli
+
+    assert cli.main(["gradescope", "--assignment", "ssl_methods", "--output", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "ssl_methods-autograder.zip").is_file()
+    assert gradescope.main(["build", "--assignment", "ssl_methods", "--output", str(tmp_path / "b")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert cli.main(["gradescope", "--assignment", "homework", "--output", str(tmp_path / "c")]) == 64
+    assert "unknown assignment 'homework'" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_homework_zip_embeds_the_real_test_split(cifar_source, tmp_path):
+    """--test-split ../shared/data/cifar10-jpeg embeds the full 10,000-image split as
+    data/cifar10-test.pt, and the grader code reads it back from an unpacked zip."""
+    from autograder.checkpoint_grading import CheckpointRubric, resolve_test_split
+
+    archive = build_zip("simclr_homework", tmp_path / "dist", test_split=cifar_source)
+    with zipfile.ZipFile(archive) as opened:
+        info = json.loads(opened.read("BUILD.json"))
+        opened.extract("data/cifar10-test.pt", tmp_path / "source")
+    assert info["test_split"]["embedded"] and info["test_split"]["images"] == 10_000
+    assert str(cifar_source.resolve()) in info["test_split"]["source"]
+    split = resolve_test_split(CheckpointRubric(test_split_sources=()), project_root=tmp_path / "source", environ={})
+    assert len(split) == 10_000 and "baked into the grading image" in split.source
+
+
+# ======================================================================================
+# setup.sh, with the commands it calls replaced by recorders
+# ======================================================================================
+FAKE_COMMAND = """#!/usr/bin/env bash
+echo "{name} $*" >> "{log}"
+{body}
+"""
+
+
+def _fake(bin_dir: Path, name: str, log: Path, body: str = "exit 0") -> None:
+    path = bin_dir / name
+    path.write_text(FAKE_COMMAND.format(name=name, log=log, body=body))
+    path.chmod(0o755)
+
+
+def test_setup_sh_installs_cpu_torch_first_creates_the_user_and_checks_the_split(homework_zip, tmp_path):
+    """setup.sh, run with apt-get, useradd, id and the venv's pip replaced by recorders: it
+    installs the CPU build of torch and torchvision at the pinned versions from PyTorch's CPU
+    index before the rest of requirements.txt, creates the sandbox user, verifies the
+    embedded test split with the real grader code, and leaves the source private to root."""
+    root = unpack(homework_zip, tmp_path / "autograder")
+    bin_dir, log, venv = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "venv"
+    bin_dir.mkdir()
+    for name in ("apt-get", "useradd"):
+        _fake(bin_dir, name, log)
+    _fake(bin_dir, "id", log, "exit 1")  # the sandbox user does not exist yet
+    # python3: the version check runs for real; "-m venv DIR" makes a recording venv python
+    # that passes only `-m autograder...` on to the real interpreter (no pip, no network).
+    recorder = tmp_path / "venv-python"
+    recorder.write_text(FAKE_COMMAND.format(name="venv-python", log=log, body=(
+        'if [ "$1 $2" = "-m autograder.checkpoint_grading" ]; then exec "' + sys.executable + '" "$@"; fi\nexit 0')))
+    recorder.chmod(0o755)
+    _fake(bin_dir, "python3", log, (
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin" && cp "' + str(recorder) + '" "$3/bin/python"; '
+        'exit 0; fi\nexec "' + sys.executable + '" "$@"'))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SSL_LAB_GRADESCOPE_ROOT": str(root),
+           "SSL_LAB_VENV": str(venv)}
+    result = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    calls = log.read_text().splitlines()
+    pip = [i for i, c in enumerate(calls) if "-m pip install" in c]
+    cpu = [i for i in pip if "--index-url https://download.pytorch.org/whl/cpu" in calls[i]]
+    rest = [i for i in pip if f"-r {root}/source/requirements.txt" in calls[i]]
+    assert len(cpu) == 1 and len(rest) == 1 and cpu[0] < rest[0], calls
+    assert pinned("torch") in calls[cpu[0]] and pinned("torchvision") in calls[cpu[0]]
+    assert any(c.startswith("apt-get install") and "python3-venv" in c for c in calls)
+    assert any(c.startswith("useradd") and c.endswith("sslgrader") for c in calls)
+    assert any("-m autograder.checkpoint_grading check" in c for c in calls)
+    assert not any("checkpoint_grading prepare" in c for c in calls)  # the split was embedded
+    assert "test split: 200 images" in result.stdout
+    assert stat.S_IMODE((root / "source").stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE((root / "source" / "data" / "cifar10-test.pt").stat().st_mode) & 0o077 == 0
+
+
+# ======================================================================================
+# run_autograder on sample submissions
+# ======================================================================================
+def _hostile_notebook(root: Path) -> dict:
+    """The student notebook whose nt_xent tries to overwrite the results, read the reference,
+    write into the grader's tree and run shell commands when it is called."""
+    code = f'''import os
+import pathlib
+
+
+def nt_xent(z1, z2, tau=0.5):
+    root = pathlib.Path({str(root)!r})
+    for target in (root / "results" / "results.json", pathlib.Path("/autograder/results/results.json")):
+        try:
+            target.write_text('{{"score": 1000, "tests": []}}')
+        except Exception as error:
+            print("results blocked:", type(error).__name__)
+    try:
+        print("STOLEN:", (root / "source" / "solutions" / "simclr_homework.ipynb").read_text()[:3000])
+    except Exception as error:
+        print("reference blocked:", type(error).__name__)
+    for name in ("source/PWNED", "results/PWNED", "PWNED"):
+        try:
+            (root / name).write_text("x")
+        except Exception:
+            pass
+    os.system(f"touch {{root}}/results/PWNED_SHELL {{root}}/PWNED_SHELL")
+    return z1.sum() * 1000
+'''
+    return with_cell(PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb", "nt_xent", code)
+
+
+class _Shell:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.mark.slow
+def test_run_autograder_on_reference_untouched_and_hostile_submissions(homework_zip, tmp_path):
+    """run_autograder grades /autograder/submission into /autograder/results/results.json in
+    Gradescope's format: the reference solution with a 90 % checkpoint earns everything plus
+    the bonus; the untouched student notebook without a checkpoint earns 0 with a clear
+    message; a hostile submission neither overwrites the results, nor reads the reference,
+    nor writes into the grader's tree, and its code-running checkpoint is not run."""
+    roots = {name: unpack(homework_zip, tmp_path / name) for name in ("reference", "untouched", "hostile")}
+    shutil.copy(PROJECT_ROOT / "solutions" / "simclr_homework.ipynb", roots["reference"] / "submission")
+    save_classifier(calibration_classifier(), roots["reference"] / "submission" / "simclr_lin_best.pt")
+    shutil.copy(PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb", roots["untouched"] / "submission")
+    hostile = roots["hostile"]
+    (hostile / "submission" / "simclr_homework.ipynb").write_text(json.dumps(_hostile_notebook(hostile)))
+    (hostile / "submission" / "simclr_lin_best.pt").write_bytes(
+        pickle.dumps({"state_dict": _Shell(f"touch {hostile}/PWNED_PICKLE")}, protocol=2))
+    (hostile / "submission_metadata.json").write_text('{"users": [{"email": "student@example.com"}]}')
+
+    processes = {name: run_autograder(root) for name, root in roots.items()}
+    results = {name: finish(process, roots[name]) for name, process in processes.items()}
+    for name, result in results.items():
+        assert_valid_results(result)
+        assert stat.S_IMODE(roots[name].stat().st_mode) == 0o700, name  # only root may enter
+
+    reference = results["reference"]
+    assert reference["score"] == UNIT_POINTS + 10 + 5, reference["output"]
+    assert all(test["status"] == "passed" for test in reference["tests"])
+    checkpoint = [t for t in reference["tests"] if t["tags"] == ["checkpoint"]]
+    assert [(t["score"], t["max_score"]) for t in checkpoint] == [(10.0, 10.0), (5.0, 0.0)]
+    assert "test accuracy 90.00 % (180 of 200" in checkpoint[0]["output"]
+    assert "calibration split" in checkpoint[0]["output"]
+
+    untouched = results["untouched"]
+    assert untouched["score"] == 0
+    checkpoint = [t for t in untouched["tests"] if t["tags"] == ["checkpoint"]]
+    assert "No file named simclr_lin_best.pt in your submission" in checkpoint[0]["output"]
+    assert len(untouched["tests"]) == len(reference["tests"])
+
+    bad = results["hostile"]
+    assert bad["score"] < 1000 and bad["tests"]
+    nt_xent = [t for t in bad["tests"] if t["tags"] == ["nt_xent"]]
+    assert nt_xent and all(t["status"] == "failed" for t in nt_xent)
+    checkpoint = [t for t in bad["tests"] if t["tags"] == ["checkpoint"]]
+    assert "nothing in it was run" in checkpoint[0]["output"]
+    text = json.dumps(bad)
+    assert "### BEGIN SOLUTION" not in text and "STOLEN: {" not in text
+    leftovers = [p.relative_to(hostile) for p in hostile.rglob("PWNED*")]
+    assert leftovers == [], leftovers
+
+
+def test_run_autograder_always_leaves_valid_results(tmp_path, methods_zip):
+    """When Python cannot start, run_autograder still writes a valid results.json that says it
+    is not the student's fault; when the grader crashes (no submission folder), so does
+    autograder.gradescope.run."""
+    root = unpack(methods_zip, tmp_path / "no-python")
+    results = finish(run_autograder(root, python="/nonexistent/python"), root)
+    assert_valid_results(results)
+    assert results["score"] == 0 and "not your fault" in results["output"]
+
+    root = unpack(methods_zip, tmp_path / "no-submission")
+    (root / "submission").rmdir()
+    assert gradescope.run(root, "ssl_methods") == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert_valid_results(results)
+    assert results["score"] == 0 and "not your fault" in results["output"]
