@@ -217,6 +217,29 @@ def _augment_section(records: list[tuple[str, dict]]) -> list[str]:
     return lines + _reproduce(rows_src)
 
 
+def _grade_time_section(records: list[tuple[str, dict]]) -> list[str]:
+    rows_src = sorted(records, key=lambda item: item[0])
+    rows = []
+    for _, record in rows_src:
+        machine = record.get("machine", {})
+        device = f"{machine.get('cpu', '–')} ({machine.get('logical_cpus', '?')} CPUs)"
+        for assignment, result in sorted(record.get("results", {}).items()):
+            runs = result.get("runs", [])
+            loads = [run["load_1min_before"] for run in runs if isinstance(run.get("load_1min_before"), (int, float))]
+            rows.append([assignment, device, _num(len(runs)), _num(result.get("median_s"), 1),
+                         _num(result.get("warm_median_s"), 1), _num(record.get("target_s"), 0),
+                         "yes" if result.get("all_full_score") else "no",
+                         f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–"])
+    lines = ["## Grading time", "",
+             "Wall-clock seconds of `python -m autograder grade` on the reference submission, unit tests only",
+             "(`benchmarks/grade_time.py`). *Fresh* is the median of new processes (interpreter, torch",
+             "import, sandbox start, grading); *warm* is the median of repeated gradings in one process",
+             "(how `grade-all` runs). The 1-minute load average shows how busy the machine was.", ""]
+    lines += _table(["assignment", "machine", "runs", "fresh median (s)", "warm median (s)", "target (s)",
+                     "full score", "load"], rows)
+    return lines + _reproduce(rows_src)
+
+
 def _scalars(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mapping.items()
             if (isinstance(v, (int, float, str, bool)) or v is None) and k not in _GENERIC_SKIP}
@@ -273,9 +296,7 @@ def render_page(records: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     if groups.get("augment_throughput"):
         lines += [""] + _augment_section(groups.pop("augment_throughput"))
     if groups.get("grade_time"):
-        lines += [""] + _generic_section(
-            "Grading time", "Wall-clock time of the autograder on submissions (records `grade_time-*.json`).",
-            groups.pop("grade_time"))
+        lines += [""] + _grade_time_section(groups.pop("grade_time"))
     if groups.get("checkpoint_eval"):
         lines += [""] + _generic_section(
             "Checkpoint evaluation", "The grader's evaluation of a classifier checkpoint on the CIFAR-10 test set, "
