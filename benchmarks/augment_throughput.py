@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shlex
 import sys
 import time
@@ -45,42 +44,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:  # run as a script: make `helpers` importable
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.machine import available_cpus, cpu_model, describe_device  # noqa: E402
 from helpers.augment import BatchTwoViewAugment  # noqa: E402
 
 DEFAULT_RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 UNIT = "source images per second (each image yields two augmented 32x32 views)"
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def describe_device(device: torch.device) -> tuple[str, str]:
-    """(device name, file-name slug), e.g. ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3")
-    or ("AMD EPYC (2 CPUs)", "cpu-amd-epyc-2cpu")."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return name, _slug(name)
-    cpus = _available_cpus()
-    model = _cpu_model()
-    return f"{model} ({cpus} CPUs)", f"cpu-{_slug(model)}-{cpus}cpu"
 
 
 # ---------------------------------------------------------------------------- images
@@ -90,10 +58,8 @@ def load_images(source: str | None, num_images: int, seed: int = 0) -> tuple[tor
     Random pixels cost the same to augment as real ones (no op's cost depends on content).
     """
     if source:
-        try:
-            from helpers.data import load_cifar10
-        except ImportError as error:  # pragma: no cover - helpers.data is part of the bundle
-            raise SystemExit(f"--source needs helpers.data.load_cifar10, which failed to import: {error}")
+        from helpers.data import load_cifar10
+
         images, _ = load_cifar10("train", source=source, limit=num_images, verbose=False)
         return images, f"CIFAR-10 train images from {source}"
     generator = torch.Generator().manual_seed(seed)
@@ -104,41 +70,12 @@ def load_images(source: str | None, num_images: int, seed: int = 0) -> tuple[tor
 # ---------------------------------------------------------------------------- (a) per image
 def _per_image_pipeline():
     """(images -> dataset of view pairs, collate function, name) for the seeds' SimCLRTransform."""
-    try:
-        from helpers.data import CIFAR10Tensors, TwoViewTransform, two_view_collate
+    from helpers.data import CIFAR10Tensors, TwoViewTransform, two_view_collate
 
-        def make_dataset(images):
-            return CIFAR10Tensors(images, None, transform=TwoViewTransform())
+    def make_dataset(images):
+        return CIFAR10Tensors(images, None, transform=TwoViewTransform())
 
-        return make_dataset, two_view_collate, "helpers.data.TwoViewTransform"
-    except ImportError:  # helpers.data not there yet: the same v2 pipeline, built here
-        from torchvision.transforms import v2
-
-        view = v2.Compose([
-            v2.RandomResizedCrop(32, scale=(0.2, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(p=0.5),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(0.1, 2.0))], p=0.5),
-            v2.ToDtype(torch.float32, scale=True),
-        ])
-
-        class TwoViewImages(torch.utils.data.Dataset):
-            def __init__(self, images):
-                self.images = images  # (N, 32, 32, 3) uint8
-
-            def __len__(self):
-                return len(self.images)
-
-            def __getitem__(self, index):
-                image = self.images[index].permute(2, 0, 1)  # (3, 32, 32)
-                return (view(image), view(image)), 0
-
-        def collate(batch):
-            return (torch.stack([v[0] for v, _ in batch]), torch.stack([v[1] for v, _ in batch]),
-                    torch.zeros(len(batch), dtype=torch.int64))
-
-        return TwoViewImages, collate, "torchvision.transforms.v2.Compose (built in the benchmark)"
+    return make_dataset, two_view_collate, "helpers.data.TwoViewTransform"
 
 
 class CpuClock:
@@ -263,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     command_args = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     smoke = args.smoke
-    cpus = _available_cpus()
+    cpus = available_cpus()
     workers = args.workers if args.workers is not None else (min(1, cpus) if smoke else cpus)
     batch_size = args.batch_size or (32 if smoke else 512)
     seconds = args.seconds if args.seconds is not None else (0.3 if smoke else 20.0)
@@ -308,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": device.type,
         "device_name": device_name,
         "device_slug": device_slug,
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": cpus,
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,

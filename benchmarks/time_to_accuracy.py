@@ -70,7 +70,6 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Mapping  # noqa: E402
@@ -85,6 +84,7 @@ if str(PROJECT_ROOT) not in sys.path:  # run as a script: make `helpers` and `be
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.linear_probe import linear_probe  # noqa: E402
+from benchmarks.machine import available_cpus, cpu_model, describe_device  # noqa: E402
 from benchmarks.seed_pipeline import run_seed_pipeline, steady_mean  # noqa: E402
 from helpers.data import describe_cifar10_source, load_cifar10  # noqa: E402
 from helpers.probes import KNNMonitor, encode_images  # noqa: E402
@@ -161,39 +161,6 @@ def _file_sha256(path: Path) -> str:
 # ======================================================================================
 # Machine description
 # ======================================================================================
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def describe_device(device: torch.device) -> tuple[str, str]:
-    """(device name, file-name slug), e.g. ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3")
-    or ("AMD EPYC 7B13 (2 CPUs)", "cpu-amd-epyc-7b13-2cpu") -- the same names as
-    ``benchmarks/augment_throughput.py`` uses."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return name, _slug(name)
-    cpus = _available_cpus()
-    model = _cpu_model()
-    return f"{model} ({cpus} CPUs)", f"cpu-{_slug(model)}-{cpus}cpu"
-
-
 def _environment(device: torch.device) -> dict[str, Any]:
     import torchvision
 
@@ -207,8 +174,8 @@ def _environment(device: torch.device) -> dict[str, Any]:
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "python_version": platform.python_version(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": _available_cpus(),
+        "cpu_model": cpu_model(),
+        "cpu_count": available_cpus(),
         "torch_threads": torch.get_num_threads(),
     }
     if device.type == "cuda":

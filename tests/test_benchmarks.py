@@ -437,15 +437,20 @@ def test_results_page_tables_come_from_the_records(tmp_path):
         "augment_throughput-cpu.json": {"benchmark": "augment_throughput", "device_name": "Some CPU",
                                         "batch_size": 512, "workers": 2, "per_image_images_per_s": 1234.5,
                                         "batched_images_per_s": 4321.0, "ratio": 3.5, "command": "python aug.py"},
-        "grade_time-cpu.json": {"benchmark": "grade_time", "assignment": "ssl_methods", "seconds": 42.0,
-                                "command": "python -m autograder grade x"},
+        "grade_time-cpu.json": {"benchmark": "grade_time", "command": "python benchmarks/grade_time.py",
+                                "machine": {"cpu": "Some CPU", "logical_cpus": 2}, "target_s": 20.0,
+                                "results": {"ssl_methods": {
+                                    "runs": [{"wall_s": 42.0, "load_1min_before": 0.5},
+                                             {"wall_s": 40.0, "load_1min_before": 0.7}],
+                                    "median_s": 41.0, "warm_median_s": 3.25, "all_full_score": True}}},
     })
     text = page.render_page(page.load_records(folder))
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 100 | 9.5 | 4.25 | 83.1 % | 85.7 % | 1 |" in text
     assert "BYOL" not in text.split("## Speed-up")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 2 | 90.00 | 4.50 | 20.0× | 50.00 | 4.00 | 12.5× |" in text
     assert "| Some CPU | 512 | 2 | 1,234 | 4,321 | 3.50× |" in text or "| Some CPU | 512 | 2 | 1,235 | 4,321 | 3.50× |" in text
-    assert "## Grading time" in text and "| ssl_methods | 42.00 |" in text
+    assert "## Grading time" in text
+    assert "| ssl_methods | Some CPU (2 CPUs) | 2 | 41.0 | 3.2 | 20 | yes | 0.5–0.7 |" in text
     assert "`python benchmarks/time_to_accuracy.py --method simclr --source .cifar --max-minutes 9`" in text
     assert "No GPU record yet" not in text
 

@@ -1,0 +1,42 @@
+"""What machine a benchmark ran on, in the same words and file-name slugs for every record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import torch
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def describe_device(device: torch.device) -> tuple[str, str]:
+    """(device name, file-name slug), e.g. ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3")
+    or ("AMD EPYC (2 CPUs)", "cpu-amd-epyc-2cpu")."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return name, slug(name)
+    cpus = available_cpus()
+    model = cpu_model()
+    return f"{model} ({cpus} CPUs)", f"cpu-{slug(model)}-{cpus}cpu"
