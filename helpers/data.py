@@ -62,7 +62,6 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -690,6 +689,8 @@ class TwoViewTransform:
                  crop_scale: tuple[float, float] = (0.2, 1.0)) -> None:
         self.size, self.s, self.blur_p, self.crop_scale = size, s, blur_p, tuple(crop_scale)
         self.blur_kernel = 3 if size <= 32 else 5
+        from torchvision.transforms import v2  # here, not at the top: the grader never needs it
+
         self.transform = v2.Compose([
             v2.ToImage(),  # PIL / tensor -> tv_tensors.Image (3, H, W), dtype kept
             v2.RandomResizedCrop(size=size, scale=self.crop_scale, antialias=True),
@@ -721,8 +722,20 @@ class TwoViewTransform:
         return "\n".join(lines)
 
 
-#: Evaluation pipeline: uint8 (3, H, W) tensor or PIL image -> float32 (3, H, W) in [0, 1].
-eval_transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+@functools.lru_cache(maxsize=None)
+def _eval_transform():
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+
+
+def __getattr__(name: str):
+    # `eval_transform` is made on first use (PEP 562), so that importing this module does not
+    # import torchvision: the grader reads the test split with torch alone.
+    if name == "eval_transform":
+        #: Evaluation pipeline: uint8 (3, H, W) tensor or PIL image -> float32 (3, H, W) in [0, 1].
+        return _eval_transform()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CIFAR10Tensors(Dataset):

@@ -1,11 +1,17 @@
 """The networks of SSL Lab: the CIFAR ResNet-18 encoder, projection heads and the classifier.
 
 Every method in the notebooks (SimCLR, BYOL, Barlow Twins, fine-tuning) uses the same
-encoder `f(.)`: a torchvision ResNet-18 with the CIFAR stem of SimCLR and no classification
+encoder `f(.)`: torchvision's ResNet-18 with the CIFAR stem of SimCLR and no classification
 layer, built exactly as the seeds build it, so a state_dict a student saves from their own
 `resnet18(weights=None)` with the three replaced layers loads into `cifar_resnet18()` and
 back. `LinearClassifier` is the architecture of the graded checkpoint
 (`helpers.checkpoint.save_classifier` / `load_classifier`).
+
+`ResNet18` and `BasicBlock` restate torchvision's `resnet18` (same modules, names, forward
+and initialisation, in the same order, so the same seed gives the same weights; a test
+compares the two). They live here so that this module needs torch alone: the grader loads
+and evaluates checkpoints without importing torchvision, whose import costs about 200 MB
+of memory and a few seconds on Gradescope's small containers.
 
 References:
     - [0] He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016.
@@ -26,10 +32,89 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 #: Dimension of the ResNet-18 representation (the input of its removed `fc`).
 RESNET18_FEATURE_DIM = 512
+
+
+class BasicBlock(nn.Module):
+    """The two-convolution residual block of ResNet-18 [0]; torchvision's `BasicBlock`.
+
+    `out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, where the shortcut is the
+    identity or, when the block changes the resolution or width, `downsample` (a 1x1
+    convolution with the block's stride and a BatchNorm2d).
+    """
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, planes, H / stride, W / stride)
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 [0] as torchvision's `resnet18(weights=None)` builds it (ImageNet stem).
+
+    Modules, state_dict keys, forward and initialisation (Kaiming-normal fan-out
+    convolutions, BatchNorm weight 1 and bias 0, PyTorch's default for `fc`) are torchvision's,
+    created in the same order, so under the same seed both give the same weights.
+    `cifar_resnet18()` adapts it to CIFAR.
+    """
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, blocks=2)
+        self.layer2 = self._make_layer(128, blocks=2, stride=2)
+        self.layer3 = self._make_layer(256, blocks=2, stride=2)
+        self.layer4 = self._make_layer(512, blocks=2, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc: nn.Module = nn.Linear(512 * BasicBlock.expansion, num_classes)
+        for module in self.modules():
+            # A model built on the meta device (the checkpoint loader's) holds no values to
+            # initialise; normal_ on meta tensors would also import torch._dynamo (seconds).
+            if isinstance(module, nn.Conv2d) and not module.weight.is_meta:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * BasicBlock.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * BasicBlock.expansion, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * BasicBlock.expansion),
+            )
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * BasicBlock.expansion
+        layers += [BasicBlock(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(self.avgpool(x), 1)  # (B, 512)
+        return self.fc(x)
 
 
 def cifar_resnet18() -> nn.Module:
@@ -47,11 +132,11 @@ def cifar_resnet18() -> nn.Module:
     the state_dict keys match and, under the same random seed, so do the initial weights.
 
     Returns:
-        A `torchvision.models.ResNet` mapping images `(B, 3, H, W)` float to features
+        A `ResNet18` (torchvision's layout) mapping images `(B, 3, H, W)` float to features
         `(B, 512)` (for CIFAR, H = W = 32). Its state_dict keys are those of torchvision's
         resnet18 without `fc.weight` / `fc.bias`.
     """
-    encoder = resnet18(weights=None)
+    encoder = ResNet18()
     # CIFAR stem ([1], B.9): 3x3 stride-1 conv1 instead of 7x7 stride 2, and no max-pool.
     encoder.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     encoder.maxpool = nn.Identity()

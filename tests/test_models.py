@@ -105,6 +105,29 @@ def test_encoder_matches_the_seeds_construction():
         torch.testing.assert_close(ours(x), theirs(x))
 
 
+def test_resnet18_is_torchvisions_resnet18():
+    """helpers' ResNet18 restates torchvision's resnet18(weights=None): same modules in the
+    same order, same state_dict keys, and under the same seed the same weights and outputs
+    (ImageNet stem, max-pool and fc included)."""
+    from helpers.models import ResNet18
+
+    torch.manual_seed(7)
+    ours = ResNet18().eval()
+    ours_rng = torch.random.get_rng_state()
+    torch.manual_seed(7)
+    theirs = resnet18(weights=None).eval()
+    assert torch.equal(ours_rng, torch.random.get_rng_state()), "a different number of random draws"
+    assert [(name, type(m).__name__) for name, m in ours.named_modules() if name] == [
+        (name, type(m).__name__) for name, m in theirs.named_modules() if name]
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert list(ours_state) == list(theirs_state)
+    for key, value in theirs_state.items():
+        torch.testing.assert_close(ours_state[key], value, rtol=0, atol=0, msg=key)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------- heads
 
 
