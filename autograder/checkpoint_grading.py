@@ -21,7 +21,9 @@ its verdict into Gradescope results.
    peak memory is the model plus one batch of activations. BatchNorm is folded into the
    preceding convolutions (`fold_batchnorm`; exact in eval mode up to float rounding) and
    tensors use the channels-last layout, which together made the ResNet-18 forward about
-   three times faster than a plain eval-mode forward on this project's 2-core CPU.
+   three times faster than a plain eval-mode forward on this project's 2-core CPU; on glibc
+   the freed activations are reused from batch to batch (`reuse_freed_memory`). Nothing on
+   this path imports torchvision, so the grader's own memory is torch's and the data's.
 4. **Score** (`score_accuracy`) with exact integer arithmetic: ``correct / total >=
    threshold / 100``, so 7,500 of 10,000 (75.00 %) earns full credit and 7,499 does not.
 

@@ -500,14 +500,62 @@ def test_committed_results_page_is_up_to_date():
 
 def test_results_page_renders_other_records_generically(tmp_path):
     """Other benchmarks' records: scalar fields as columns, one row per item of a list of runs."""
-    record = {"benchmark": "checkpoint_eval", "accuracy": 0.875, "nested": {"a": 1}, "command": "python x.py",
+    record = {"benchmark": "other_bench", "accuracy": 0.875, "nested": {"a": 1}, "command": "python x.py",
               "device_name": "cpu"}
-    text = page.render_page([("checkpoint_eval-1.json", copy.deepcopy(record))])
-    assert "## Checkpoint evaluation" in text and "| 0.88 | cpu |" in text and "nested" not in text
-    runs = {"benchmark": "checkpoint_eval", "batch_size": 500, "device": "cpu", "machine": {"cpu": "x"},
+    text = page.render_page([("other_bench-1.json", copy.deepcopy(record))])
+    assert "## Other bench" in text and "| 0.88 | cpu |" in text and "nested" not in text
+    runs = {"benchmark": "other_bench", "batch_size": 500, "device": "cpu", "machine": {"cpu": "x"},
             "runs": [{"threads": 1, "wall_s": 80.25, "load_average_after": [1, 2, 3]},
                      {"threads": 2, "wall_s": 45.5, "meets_time_target": True}],
-            "command": "python benchmarks/checkpoint_eval.py"}
-    text = page.render_page([("checkpoint_eval-2.json", runs)])
+            "command": "python benchmarks/other_bench.py"}
+    text = page.render_page([("other_bench-2.json", runs)])
     assert "| batch size | device | threads | wall s | meets time target |" in text
     assert "| 500 | cpu | 1 | 80.25 | – |" in text and "| 500 | cpu | 2 | 45.50 | true |" in text
+
+
+def test_results_page_checkpoint_section_shows_medians_and_targets():
+    """One row per thread count: the torch build, the median wall time with its range, the
+    largest peak RSS, the import alone, and each target judged."""
+    record = {"benchmark": "checkpoint_eval", "command": "python benchmarks/checkpoint_eval.py --repeats 3",
+              "torch": "2.13.0+cpu", "torch_cuda_build": None, "import_baseline": {"wall_s": 2.6, "peak_rss_mb": 228.8},
+              "targets": {"wall_s_with_2_threads": 90.0, "peak_rss_mb": 700.0},
+              "summary": [{"threads": 2, "runs": 3, "wall_s_median": 84.31, "wall_s_min": 80.02, "wall_s_max": 95.5,
+                           "evaluation_s_median": 80.0, "peak_rss_mb_max": 501.7, "meets_time_target": True,
+                           "meets_memory_target": True},
+                          {"threads": 1, "runs": 1, "wall_s_median": 160.0, "wall_s_min": 160.0, "wall_s_max": 160.0,
+                           "evaluation_s_median": 155.0, "peak_rss_mb_max": 720.0, "meets_memory_target": False}],
+              "runs": []}
+    text = page.render_page([("checkpoint_eval-3.json", record)])
+    assert "## Checkpoint evaluation" in text and "under 90 s with 2 threads, under 700 MB" in text
+    assert "| 2.13.0+cpu (CPU build) | 2 | 3 | 84.3 (80.0–95.5) | 80.0 | 502 | 229 | yes | yes |" in text
+    assert "| 2.13.0+cpu (CPU build) | 1 | 1 | 160.0 (160.0–160.0) | 155.0 | 720 | 229 | – | no |" in text
+    assert "`python benchmarks/checkpoint_eval.py --repeats 3`  — record `results/checkpoint_eval-3.json`" in text
+
+
+def test_grading_memory_counts_every_process_of_the_tree():
+    """The whole-grading memory benchmark adds up the grader and the processes it starts: a
+    parent that starts a child holding 150 MiB is measured at 150 MiB or more, over two
+    processes."""
+    from benchmarks import grading_memory
+
+    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+            "\"import time; block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+            "time.sleep(1.5)\"])")
+    run = grading_memory._measure([sys.executable, "-c", code], env={}, interval=0.05)
+    assert run["exit"] == 0 and run["samples"] > 3
+    assert run["most_processes"] == 2
+    assert run["peak_total_pss_mb"] >= 150 and run["peak_total_rss_mb"] >= run["peak_total_pss_mb"] - 1
+
+
+def test_checkpoint_eval_measures_the_childs_own_peak_memory():
+    """The peak RSS is the grading process's own (VmHWM), not ru_maxrss, which would report at
+    least this test process's memory (torch imported) copied at the fork."""
+    from benchmarks import checkpoint_eval
+
+    small = checkpoint_eval._run(sys.executable, "-c", "pass", [], env={})
+    assert small["exit"] == 0 and 0 < small["peak_rss_mb"] < 100
+    code = "block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096])"
+    large = checkpoint_eval._run(sys.executable, "-c", code, [], env={})
+    assert large["exit"] == 0 and 150 <= large["peak_rss_mb"] < 250
+    failing = checkpoint_eval._run(sys.executable, "-m", "json.tool", ["/nonexistent.json"], env={})
+    assert failing["exit"] != 0 and failing["peak_rss_mb"] > 0  # measured also when the module fails
