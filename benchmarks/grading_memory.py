@@ -91,12 +91,6 @@ def _measure(command: list[str], env: dict, interval: float) -> dict:
             "most_processes": most, "samples": samples, "stderr": err[-2000:]}
 
 
-def _child_torch(env: dict) -> dict:
-    code = "import json, torch; print(json.dumps({'torch': torch.__version__, 'torch_cuda_build': torch.version.cuda}))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append", help="default: both")
@@ -112,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autograder import sandbox
     from autograder.checkpoint_grading import prepare_test_split
+    from benchmarks.checkpoint_eval import _child_torch
     from benchmarks.machine import cpu_model
     from helpers.checkpoint import save_classifier
     from helpers.data import CIFAR10_MEAN, CIFAR10_STD
@@ -122,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                           "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-              **_child_torch(env), "sandbox": sandbox.detect_isolation().mode,
+              **_child_torch(sys.executable, env), "sandbox": sandbox.detect_isolation().mode,
               "measured": "python -m autograder grade SUBMISSION --assignment A --quiet --results R "
                           "(the reference notebook; for simclr_homework also a random classifier checkpoint)",
               "runs": []}
