@@ -94,6 +94,10 @@ def build_root(config: dict) -> None:
             os.symlink(os.readlink(folder), root + folder)
         elif os.path.isdir(folder):
             _bind_readonly(folder, root + folder)
+    # /tmp first: a Python installation under /tmp (a virtual environment in a CI checkout)
+    # is then bound inside this tmpfs instead of making /tmp a plain folder of the root.
+    os.makedirs(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_mb']}m,mode=1777")
     for path in config["expose"]:  # the Python installation and site-packages, read-only
         if os.path.exists(path):
             _bind_readonly(path, root + path)
@@ -111,8 +115,6 @@ def build_root(config: dict) -> None:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if os.path.isdir("/sys"):
         _bind_readonly("/sys", root + "/sys")
-    os.makedirs(root + "/tmp")
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_mb']}m,mode=1777")
     _bind_readonly(config["pkg"], root + config["pkg"])
     _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
