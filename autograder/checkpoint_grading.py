@@ -82,6 +82,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from autograder import course_settings
 from autograder.results import VISIBILITIES, GraderError
 from helpers.checkpoint import CheckpointError, load_classifier
 from helpers.data import CIFAR10_CLASSES, DataSourceError, load_cifar10
@@ -94,7 +95,7 @@ except ModuleNotFoundError:  # Python 3.10: pytest (in requirements.txt) depends
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The course configuration shipped with the autograder.
-DEFAULT_CONFIG = Path(__file__).resolve().with_name("course.toml")
+DEFAULT_CONFIG = course_settings.DEFAULT_CONFIG
 #: Environment variable naming another course configuration.
 ENV_CONFIG = "SSL_LAB_COURSE_CONFIG"
 #: Environment variable naming the test split (a prepared .pt file or a load_cifar10 source).
@@ -250,13 +251,19 @@ def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubri
         raise CourseConfigError(f"cannot read the course configuration {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise CourseConfigError(f"the course configuration {path} is not valid TOML: {error}") from None
-    other = sorted(set(document) - {"checkpoint"})
+    other = sorted(set(document) - {"checkpoint", "grading"})
     if other:
-        raise CourseConfigError(f"{path}: unknown table(s) or key(s) {other}; only [checkpoint] is read")
+        raise CourseConfigError(f"{path}: unknown table(s) or key(s) {other}; only [checkpoint] and [grading] are read")
     table = document.get("checkpoint", {})
     if not isinstance(table, dict):
         raise CourseConfigError(f"{path}: [checkpoint] must be a table")
+    try:
+        course_settings.grading_settings_from_mapping(document.get("grading", {}), where=f"{path} [grading]")
+    except course_settings.CourseConfigError as error:
+        raise CourseConfigError(str(error)) from None
     return rubric_from_mapping(table, where=f"{path} [checkpoint]")
+
+
 
 
 # ======================================================================================

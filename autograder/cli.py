@@ -40,21 +40,29 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
                         help="which assignment (default: detected from the notebook's file name)")
     parser.add_argument("--solutions", type=Path, default=None,
                         help="folder of the reference notebooks (default: the project's solutions/)")
-    parser.add_argument("--call-timeout", type=float, default=10.0,
-                        help="seconds one call of the student's code may take (default 10)")
+    parser.add_argument("--call-timeout", type=float, default=None,
+                        help="seconds one call of the student's code may take (default: course.toml [grading], 10)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds the student's code may take in all (default: course.toml [grading], 120)")
     parser.add_argument("--load-timeout", type=float, default=30.0,
                         help="seconds one top-level statement may take while the notebook is loaded (default 30)")
     parser.add_argument("--memory-mb", type=int, default=None,
                         help="memory the student's code may use, in MB (default: half the free memory, 256-1536)")
-    parser.add_argument("--isolation", choices=["auto", "namespace", "uid", "process"], default="auto",
-                        help="how to isolate the student's code (default: the strongest this machine allows)")
+    parser.add_argument("--isolation", choices=["auto", "namespace", "uid", "process", "unconfined"],
+                        default=os.environ.get("SSL_LAB_ISOLATION", "auto"),
+                        help="how to isolate the student's code (default: the strongest this machine allows; "
+                             "grading stops when it is not enough); unconfined only for code you trust, never as root")
     parser.add_argument("--unit-only", action="store_true", help="only the unit tests (not the checkpoint)")
 
 
 def _limits(args: argparse.Namespace) -> Any:
     from autograder import sandbox
 
-    limits = sandbox.Limits(call_timeout=args.call_timeout, load_timeout=args.load_timeout)
+    from autograder.course_settings import load_grading_settings
+
+    settings = load_grading_settings()
+    limits = sandbox.Limits(call_timeout=args.call_timeout or settings["call_seconds"], load_timeout=args.load_timeout,
+                            budget_s=args.budget or settings["budget_seconds"])
     if args.memory_mb:
         limits.memory_mb = args.memory_mb
     return limits
@@ -66,7 +74,10 @@ def _start_sandbox_early(args: argparse.Namespace, submission: Path | None) -> A
     from autograder import extract, sandbox
     from autograder.assignments import find_notebook
 
-    isolation = sandbox.detect_isolation(args.isolation)
+    try:
+        isolation = sandbox.detect_isolation(args.isolation)
+    except sandbox.SandboxError:
+        return None  # grading reports it as a grader error, with a results.json
     preload = sandbox.PRELOAD
     if submission is not None:
         _, notebook, _ = find_notebook(submission, args.assignment)
@@ -97,7 +108,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return USAGE_ERROR
     isolation = _start_sandbox_early(args, args.submission)
-    if not args.quiet:
+    if not args.quiet and isolation is not None:
         _say(isolation.summary())
     from autograder import grading
 
@@ -148,10 +159,11 @@ class _Server:
     """A grading process of grade-all (restarted when it dies or a submission times out)."""
 
     def __init__(self, args: argparse.Namespace, slot: int) -> None:
-        command = [sys.executable, "-m", "autograder", "_serve", "--call-timeout", str(args.call_timeout),
+        command = [sys.executable, "-m", "autograder", "_serve",
                    "--load-timeout", str(args.load_timeout), "--isolation", args.isolation]
         for flag, value in (("--assignment", args.assignment), ("--solutions", args.solutions),
-                            ("--memory-mb", args.memory_mb)):
+                            ("--memory-mb", args.memory_mb), ("--call-timeout", args.call_timeout),
+                            ("--budget", args.budget)):
             if value:
                 command += [flag, str(value)]
         if args.unit_only:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from autograder import extract as extraction
-from autograder import harness, protocol, sandbox
+from autograder import conform, harness, protocol, sandbox
 from autograder.assignments import ASSIGNMENTS, Assignment, find_notebook
 from autograder.results import GraderError, ResultsPlugin, build_results, format_table, write_json_atomic
 
@@ -158,6 +158,74 @@ class Reference:
         return {"target": [p.detach().clone() for p in modules[1].parameters()]}
 
 
+def _matches(tensor: Any, candidates: list[torch.Tensor]) -> bool:
+    return isinstance(tensor, torch.Tensor) and any(
+        c.shape == tensor.shape and bool(torch.allclose(tensor.double(), c.double(), rtol=1e-3, atol=1e-4))
+        for c in candidates)
+
+
+class StepOracle:
+    """Answers a submission's step's requests for the reference loss or EMA, and only those a
+    step on the grader's own inputs makes.
+
+    The loss is answered only for tensors that are the stand-in model's projections of this
+    operation's views, with parameters the grader itself computed (the initial ones or those
+    after a reference step), at most twice per step; the EMA only for weights from the same
+    trajectories, at most once per step. So nothing can be asked about other inputs (a hidden
+    test's), and a step cannot make the grader work more than a correct step does.
+    """
+
+    LOSS_CALLS_PER_STEP, EMA_CALLS_PER_STEP = 2, 1
+
+    def __init__(self, reference: "Reference", kwargs: dict, trajectories: list[dict]) -> None:
+        self.reference = reference
+        self.loss_name = kwargs.get("loss_name")
+        self.method = kwargs.get("method")
+        steps = len(kwargs["batches"])
+        self.loss_left = self.LOSS_CALLS_PER_STEP * steps
+        self.ema_left = self.EMA_CALLS_PER_STEP * steps
+        records = [record for trajectory in trajectories for record in trajectory["steps"]]
+        states = [kwargs["state"], *(record["params"] for record in records)]
+        if self.loss_name:
+            self.projections = []
+            with torch.no_grad():
+                for state in states:
+                    net = harness.build(self.method, state)
+                    for batch in kwargs["batches"]:
+                        self.projections += [net(view)[1] for view in batch]
+        if self.method == "byol":
+            targets = [kwargs["target_state"], *(record["target"] for record in records)]
+            self.weights = [list(state.values()) for state in states + targets]
+
+    def loss(self, payload: Any) -> dict:
+        if self.loss_left <= 0:
+            raise sandbox.BadAnswer(f"the step called {self.loss_name} more often than a training step needs "
+                                    f"({self.LOSS_CALLS_PER_STEP} times per step at most)")
+        self.loss_left -= 1
+        if isinstance(payload, dict):
+            for key in ("z1", "z2"):
+                if not _matches(payload.get(key), self.projections):
+                    raise sandbox.BadAnswer(
+                        f"{self.loss_name} was called with a {key} that is not the model's projection of x1 or x2 "
+                        "(pass the projection head's outputs for the two views, computed with the model as it is at "
+                        "this step)")
+        return self.reference.loss_oracle(self.loss_name, payload)
+
+    def ema(self, beta: float, payload: Any) -> dict:
+        if self.ema_left <= 0:
+            raise sandbox.BadAnswer("ema.update was called more often than once per training step")
+        self.ema_left -= 1
+        if isinstance(payload, dict):
+            for key in ("online", "target"):
+                tensors = payload.get(key)
+                if not isinstance(tensors, list) or not any(
+                        len(tensors) == len(ws) and all(_matches(t, [w]) for t, w in zip(tensors, ws))
+                        for ws in self.weights):
+                    raise sandbox.BadAnswer("ema.update was called with networks other than this step's online "
+                                            "and target networks")
+        return self.reference.ema_oracle(beta, payload)
+
+
 class Student:
     """Runs harness operations on the submission in the sandboxed worker."""
 
@@ -165,16 +233,26 @@ class Student:
         self.worker = worker
         self.reference = reference
 
-    def run(self, op: str, **kwargs: Any) -> Any:
+    def run(self, op: str, like: Any = None, trajectories: list[dict] | None = None, **kwargs: Any) -> Any:
+        """The submission's result of `op`, after checking that it has the form of `like` (the
+        reference's result for the same inputs; computed here when not given).
+
+        trajectories: for a training step, the reference results whose parameters the step's
+            requests to the reference loss / EMA may use (default: `like`).
+        """
+        if like is None:
+            like = self.reference.run(op, **kwargs)
         callbacks: dict[str, Callable[[Any], Any]] = {}
         if op == "train_steps":
-            loss_name = kwargs.get("loss_name")
-            if loss_name:
-                callbacks["loss"] = lambda payload: self.reference.loss_oracle(loss_name, payload)
+            oracle = StepOracle(self.reference, kwargs, trajectories or [like])
+            if kwargs.get("loss_name"):
+                callbacks["loss"] = oracle.loss
             if kwargs.get("method") == "byol":
                 beta = float(kwargs.get("beta", 0.9))
-                callbacks["ema"] = lambda payload: self.reference.ema_oracle(beta, payload)
-        return self.worker.run(op, kwargs, callbacks=callbacks)
+                callbacks["ema"] = lambda payload: oracle.ema(beta, payload)
+        actual = self.worker.run(op, kwargs, callbacks=callbacks)
+        conform.check_result(actual, like)
+        return actual
 
 
 # ======================================================================================
@@ -251,17 +329,23 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
                                     error=f"Nothing was graded: {error}."), 0)
     notes += extracted.warnings
     assignment = ASSIGNMENTS[name]
-    isolation = sandbox.detect_isolation(options.isolation)
+    isolation = None
     worker = None
     plugin = ResultsPlugin(name, list(assignment.tasks), unit_only=options.unit_only, progress=options.progress)
     error_text = None
     try:
+        isolation = sandbox.detect_isolation(options.isolation)
         if not (Path(options.solutions) / assignment.notebook).is_file():
             raise GraderError(f"the reference notebook {Path(options.solutions) / assignment.notebook} is missing")
-        zygote = sandbox.shared_zygote(isolation, options.limits,  # starts in the background
-                                       sandbox.preload_for(extraction.imported_modules(extracted.statements)))
+        preload = sandbox.preload_for(extraction.imported_modules(extracted.statements))
+        zygote = sandbox.shared_zygote(isolation, options.limits, preload)  # starts in the background
         reference = Reference(load_reference(name, options.solutions))
-        worker = sandbox.Worker(zygote, extraction.statements_payload(extracted.statements), options.limits)
+        if isolation.mode == "uid":  # no private root: what the worker must not read loses world access
+            sandbox.protect_paths([Path(options.solutions), results_path.parent] if results_path.parent != folder
+                                  else [Path(options.solutions)])
+        worker = sandbox.Worker(zygote, extraction.statements_payload(extracted.statements), options.limits,
+                                secrets=secret_paths(folder, results_path, Path(options.solutions)),
+                                restart_zygote=lambda: sandbox.shared_zygote(isolation, options.limits, preload))
         plugin.take_output = worker.take_output
         context = GradingContext(assignment, folder, notebook, extracted, Student(worker, reference), reference, worker)
         code = run_suite(plugin, SuitePlugin(context))
@@ -280,13 +364,44 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
     if plugin.grader_errors:
         error_text = ("The grader itself failed (not your fault; tell your instructor):\n"
                       + "\n".join(e[:2000] for e in plugin.grader_errors))
-    extra["sandbox"] = isolation.mode
-    if isolation.notes:
+    extra["sandbox"] = isolation.mode if isolation else "none (grading stopped)"
+    if isolation is not None and isolation.notes:
         extra["sandbox_notes"] = isolation.notes
+    if worker is not None:
+        extra["sandbox_applied"] = sandbox.applied_summary(worker.zygote.applied)
+        extra["student_code_seconds"] = round(worker.budget.used, 2)
     if plugin.grader_errors:
         extra["grader_errors"] = [e[:2000] for e in plugin.grader_errors]
     results = build_results(plugin, notes, time.monotonic() - started, extra, error=error_text)
     return finish(results, 2 if plugin.grader_errors else 0)
+
+
+def secret_paths(submission: Path, results_path: Path, solutions: Path) -> dict:
+    """What the sandbox's probe must fail to reach: read the grader, the reference solutions,
+    the test split, the results and other submissions; write where the grader keeps anything."""
+    read: list[Path | str] = [solutions, *sorted(solutions.glob("*.ipynb"))[:2], PROJECT_ROOT / "autograder",
+                              PROJECT_ROOT / "autograder" / "grading.py", PROJECT_ROOT / "tests", PROJECT_ROOT / "data",
+                              PROJECT_ROOT / ".git", f"/proc/{os.getpid()}/cwd", f"/proc/{os.getpid()}/environ",
+                              f"/proc/{os.getpid()}/mem", "/root"]
+    try:
+        from autograder import checkpoint_grading
+
+        rubric = checkpoint_grading.load_course_config()
+        for _, path, _ in checkpoint_grading._candidates(rubric, PROJECT_ROOT, PROJECT_ROOT / "data", os.environ):
+            if path.exists():
+                read.append(path)
+    except Exception:  # noqa: BLE001 - a broken course.toml is reported by the checkpoint test
+        pass
+    submission = submission.resolve()
+    if results_path.resolve().parent != submission:
+        read.append(results_path.resolve().parent)
+    try:
+        siblings = [p for p in submission.parent.iterdir() if p.is_dir() and p.resolve() != submission]
+    except OSError:
+        siblings = []
+    read += sorted(siblings)[:3]  # other submissions beside this one (grade-all)
+    write = [results_path.resolve().parent, PROJECT_ROOT, solutions, submission]
+    return {"read": [str(p) for p in read], "write": [str(p) for p in dict.fromkeys(write)]}
 
 
 def run_suite(*plugins: Any) -> int:

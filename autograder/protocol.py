@@ -61,6 +61,8 @@ MAX_DEPTH = 24  # nesting of containers
 MAX_NODES = 200_000  # values in one message
 MAX_STRING = 1 << 20  # characters in one string
 MAX_DIMS = 8  # dimensions of one tensor
+MAX_DIM_SIZE = 2**31 - 1  # size of one dimension
+MAX_ELEMENTS = 2**31 - 1  # elements of one tensor (its bytes must be in the frame too)
 MAX_INT_DIGITS = 40  # digits of one integer
 
 
@@ -251,11 +253,14 @@ class _Decoder:
         shape, offset, nbytes = body.get("shape"), body.get("offset"), body.get("nbytes")
         if dtype is None:
             raise ProtocolError(f"tensor dtype {str(body.get('dtype'))[:40]!r} is not allowed")
-        if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or s < 0 for s in shape):
+        if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or not 0 <= s <= MAX_DIM_SIZE
+                                                                    for s in shape):
             raise ProtocolError("bad tensor shape")
         if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes < 0:
             raise ProtocolError("bad tensor offset")
         numel = math.prod(shape)
+        if numel > MAX_ELEMENTS:
+            raise ProtocolError("tensor too large")
         itemsize = torch.empty((), dtype=dtype).element_size()
         if numel * itemsize != nbytes or offset + nbytes > len(self.payload):
             raise ProtocolError("tensor shape does not match its bytes")

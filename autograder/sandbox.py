@@ -64,7 +64,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: can create it up front: `useradd --system --no-create-home --shell /usr/sbin/nologin sslgrader`).
 SANDBOX_USER = "sslgrader"
 #: Folders of the project the worker must never read (uid mode makes them non-world-readable).
-SECRET_FOLDERS = ("solutions", "autograder", "tests", ".git", "dist")
+SECRET_FOLDERS = ("solutions", "autograder", "tests", ".git", "dist", "data")
+#: Folders every worker may read (besides the Python installation and its own package).
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc", "/proc", "/sys", "/dev")
 #: Modules the zygote imports once so that every worker (re)start is fast.
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.utils.data", "torchvision",
            "sklearn.neighbors", "sklearn.linear_model", "sklearn.metrics", "matplotlib", "matplotlib.pyplot",
@@ -72,11 +74,12 @@ PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.utils.dat
            "helpers.checkpoint", "helpers.probes", "helpers.train", "helpers.recipes", "helpers.plots",
            "helpers.checks")
 #: Files copied into the worker's package (the only grader code the sandbox sees; no answers).
-WORKER_MODULES = ("protocol.py", "harness.py", "worker.py", "extract.py")
+WORKER_MODULES = ("protocol.py", "harness.py", "worker.py", "extract.py", "confine.py")
 PACKAGE = "sslgrader_worker"
 
-MAX_RESPONSE_HEADER = 8 * 2**20
-MAX_RESPONSE_PAYLOAD = 256 * 2**20
+#: Caps on one answer of the worker: the grader's memory stays bounded whatever a submission returns.
+MAX_RESPONSE_HEADER = 2 * 2**20
+MAX_RESPONSE_PAYLOAD = 32 * 2**20
 OUTPUT_HEAD = 1200  # bytes kept of what one call printed: the first ...
 OUTPUT_TAIL = 1200  # ... and the last (results.PRINTED_CHARS shows both)
 
@@ -132,6 +135,9 @@ class Limits:
         file_mb: largest file the worker may write.
         tmp_mb: size of its private /tmp and /dev/shm (namespace mode).
         processes: RLIMIT_NPROC of the sandbox user (threads count too; not in process mode).
+        budget_s: wall time of the submission's code in all (loading, calls and the grader's
+            answers to its requests); when it is used up, the remaining tests fail at once.
+        load_total: seconds all statements together may take to load (each has `load_timeout`).
     """
 
     call_timeout: float = 10.0
@@ -141,13 +147,15 @@ class Limits:
     file_mb: int = 64
     tmp_mb: int = 256
     processes: int = 512
+    budget_s: float = 120.0
+    load_total: float = 60.0
 
 
 @dataclass
 class Isolation:
     """What the sandbox does on this machine (see the module docstring)."""
 
-    mode: str  # "namespace" | "uid" | "process"
+    mode: str  # "namespace" | "uid" | "process" | "unconfined"
     uid: int | None = None
     gid: int | None = None
     user: str | None = None
@@ -157,7 +165,8 @@ class Isolation:
         head = {
             "namespace": f"sandbox: namespaces (mount, pid, net), private root, user {self.user}",
             "uid": f"sandbox: separate user {self.user}, no namespaces",
-            "process": ("sandbox: separate process only" + (" (not running as root)" if os.geteuid() else "")),
+            "process": "sandbox: separate process of your user, confined by Landlock and seccomp (not running as root)",
+            "unconfined": "sandbox: NONE (separate process only, --isolation unconfined)",
         }[self.mode]
         return head + "".join(f"\n  - {note}" for note in self.notes)
 
@@ -170,7 +179,8 @@ _ISOLATION: dict[str, Isolation] = {}
 
 
 def ensure_user(name: str = SANDBOX_USER) -> tuple[int, int, str]:
-    """(uid, gid, name) of the sandbox user, creating it if absent; `nobody` as a fallback."""
+    """(uid, gid, name) of the dedicated sandbox user, created if absent (SandboxError if it
+    cannot be: sharing a user such as `nobody` with other software is not isolation)."""
     try:
         entry = pwd.getpwnam(name)
         return entry.pw_uid, entry.pw_gid, name
@@ -181,10 +191,12 @@ def ensure_user(name: str = SANDBOX_USER) -> tuple[int, int, str]:
         subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                         "--user-group", name], check=True, capture_output=True, timeout=30)
         entry = pwd.getpwnam(name)
-        return entry.pw_uid, entry.pw_gid, name
-    except (OSError, subprocess.SubprocessError, KeyError):
-        entry = pwd.getpwnam("nobody")
-        return entry.pw_uid, entry.pw_gid, "nobody"
+    except (OSError, subprocess.SubprocessError, KeyError) as error:
+        raise SandboxError(f"the sandbox user {name} does not exist and could not be created ({error}); create it "
+                           f"with `useradd --system --no-create-home --shell /usr/sbin/nologin --user-group {name}`") from None
+    if entry.pw_uid == 0:
+        raise SandboxError(f"the sandbox user {name} has uid 0")
+    return entry.pw_uid, entry.pw_gid, name
 
 
 def _namespaces_work() -> bool:
@@ -200,6 +212,8 @@ def _namespaces_work() -> bool:
 
 
 def _python_runs_as(uid: int, gid: int) -> bool:
+    """Whether `uid` can start this Python and import torch (every module a submission may
+    import lazily must be readable by the sandbox user)."""
     try:
         result = subprocess.run([sys.executable, "-I", "-c", "import torch"], user=uid, group=gid, extra_groups=[],
                                 capture_output=True, timeout=240, cwd="/")
@@ -208,53 +222,114 @@ def _python_runs_as(uid: int, gid: int) -> bool:
     return result.returncode == 0
 
 
-def protect_tree(root: Path = PROJECT_ROOT) -> list[str]:
-    """Remove world access from the project's secret folders; returns what was changed."""
+def protect_paths(paths: list[Path]) -> list[str]:
+    """Remove world access from `paths` (owner and group unchanged); returns what was changed."""
     changed = []
-    for name in SECRET_FOLDERS:
-        path = root / name
+    for path in paths:
         try:
             mode = path.stat().st_mode
         except OSError:
             continue
         if mode & 0o007:
-            path.chmod(mode & ~0o007)
-            changed.append(name)
+            try:
+                path.chmod(mode & ~0o007)
+            except OSError:
+                continue
+            changed.append(str(path))
     return changed
 
 
+def protect_tree(root: Path = PROJECT_ROOT) -> list[str]:
+    """Remove world access from the project's secret folders; returns what was changed."""
+    return [Path(p).name for p in protect_paths([root / name for name in SECRET_FOLDERS])]
+
+
+MODES = ("auto", "namespace", "uid", "process", "unconfined")
+
+
 def detect_isolation(requested: str = "auto") -> Isolation:
-    """Decide how to isolate the worker on this machine (cached per requested mode)."""
+    """Decide how to isolate the worker on this machine (cached per requested mode).
+
+    Fails closed: raises SandboxError, naming what is missing, whenever the submission could
+    run as root or with access to the grader. ``process`` (not root) and ``uid`` are checked
+    again by the worker's probe when the sandbox starts (`Worker._verify`).
+    """
     if requested in _ISOLATION:
         return _ISOLATION[requested]
-    if requested not in ("auto", "namespace", "uid", "process"):
-        raise ValueError(f"unknown isolation {requested!r}; use auto, namespace, uid or process")
-    if os.geteuid() != 0 or requested == "process":
+    if requested not in MODES:
+        raise ValueError(f"unknown isolation {requested!r}; use one of {', '.join(MODES)}")
+    root = os.geteuid() == 0
+    if requested == "unconfined":
+        if root:
+            raise SandboxError("refusing to run submissions unconfined as root; use --isolation auto")
+        isolation = Isolation("unconfined", notes=[
+            "UNCONFINED (--isolation unconfined): the submission runs as you, in a separate process with time "
+            "and memory limits only, and can read and write whatever you can. Use it only for code you trust."])
+    elif not root:
+        if requested in ("namespace", "uid"):
+            raise SandboxError(f"--isolation {requested} needs the grader to run as root (it switches to the "
+                               f"unprivileged user {SANDBOX_USER})")
         isolation = Isolation("process", notes=[
-            "the submission runs as you, in a separate process with time and memory limits; "
-            "as root (Gradescope, CI) it would also run as a separate user without access to "
-            "solutions/ and the grader, and without network"])
+            "the submission runs as you, in a separate process confined by Landlock (it can read only Python "
+            "and its packages, and write only a private folder) and seccomp, with time and memory limits"])
+    elif requested == "process":
+        raise SandboxError("--isolation process would run the submission as root; use auto, namespace or uid")
     elif requested in ("auto", "namespace") and _namespaces_work():
         isolation = Isolation("namespace", *ensure_user())
+    elif requested == "namespace":
+        raise SandboxError("--isolation namespace: namespaces (unshare) are not available here")
     else:
         # Without pid namespaces, processes of one uid can signal each other: parallel grading
         # processes (grade-all) each get their own user, sslgrader<slot>.
         uid, gid, user = ensure_user(SANDBOX_USER + os.environ.get("SSLGRADER_SLOT", ""))
-        if _python_runs_as(uid, gid):
-            notes = ["namespaces (unshare) are not available here: no network isolation; the "
-                     "submission's leftover processes are killed through the process tree"]
-            changed = protect_tree()
-            if changed:
-                notes.append("removed world access from " + ", ".join(changed) + " so that user cannot read them")
-            isolation = Isolation("uid", uid, gid, user, notes)
-        else:
-            isolation = Isolation("process", notes=[
-                f"DEGRADED: user {user} cannot run {sys.executable} (is Python installed in a private "
-                f"folder such as /root?), so the submission runs as root in a separate process, able to "
-                f"read solutions/. Install Python and the requirements where {user} can read them, or "
-                f"let the grader use namespaces (unshare)."])
+        if not _python_runs_as(uid, gid):
+            raise SandboxError(
+                f"the sandbox user {user} cannot run {sys.executable} and import torch, and namespaces (unshare) "
+                f"are not available, so submissions cannot be isolated here. Install Python and the requirements "
+                f"where {user} can read them (outside /root, e.g. a virtual environment in /opt; the Gradescope "
+                f"setup.sh does this), or run the grader where unshare works.")
+        notes = ["namespaces (unshare) are not available here: the submission runs as its own user, confined by "
+                 "Landlock and seccomp where the kernel allows (see 'applied' below); its leftover processes and "
+                 "files are removed after every call"]
+        changed = protect_tree()
+        if changed:
+            notes.append("removed world access from " + ", ".join(changed) + " so that user cannot read them")
+        isolation = Isolation("uid", uid, gid, user, notes)
     _ISOLATION[requested] = isolation
     return isolation
+
+
+def confinement_problems(isolation: Isolation, applied: dict) -> list[str]:
+    """What makes the confinement a child reported (`autograder.confine.Confinement`) too weak
+    for its mode; empty when it is enough."""
+    if isolation.mode == "unconfined":
+        return []
+    problems = []
+    if applied.get("uid") in (0, None):
+        problems.append("the worker would run as root")
+    if isolation.uid is not None and applied.get("uid") != isolation.uid:
+        problems.append(f"the worker runs as uid {applied.get('uid')}, not as {isolation.user}")
+    if isolation.mode in ("namespace", "uid") and applied.get("groups"):
+        problems.append(f"the worker kept supplementary groups {applied.get('groups')}")
+    if str(applied.get("capabilities", "")).strip("0"):
+        problems.append(f"the worker kept capabilities ({applied.get('capabilities')})")
+    if not applied.get("no_new_privs"):
+        problems.append("no_new_privs could not be set")
+    if applied.get("dumpable"):
+        problems.append("the worker is dumpable (another process of its user could trace it)")
+    if isolation.mode == "process" and not str(applied.get("landlock", "")).startswith("applied"):
+        problems.append(f"Landlock is needed when the grader does not run as root, and it is "
+                        f"{applied.get('landlock')}; run the grader as root (it then uses a separate user), or "
+                        f"pass --isolation unconfined to run code you trust without confinement")
+    return problems
+
+
+def applied_summary(applied: dict | None) -> str:
+    """One line on what confined the last submission's worker (for the instructor's output)."""
+    if not applied:
+        return "confinement: not probed"
+    return (f"confinement: uid {applied.get('uid')}, groups {applied.get('groups') or 'none'}, capabilities none, "
+            f"no_new_privs, not dumpable; Landlock {applied.get('landlock')}; seccomp {applied.get('seccomp')}")
 
 
 def _set_subreaper() -> None:
@@ -301,6 +376,22 @@ class CallTimedOut(SubmissionFault):
 
 class BadAnswer(SubmissionFault):
     pass
+
+
+class BudgetExhausted(SubmissionFault):
+    pass
+
+
+@dataclass
+class Budget:
+    """Wall time a submission's code may take in all: loading, every call, and the grader's
+    answers to its requests during a call (`Limits.budget_s`)."""
+
+    seconds: float
+    used: float = 0.0
+
+    def remaining(self) -> float:
+        return max(0.0, self.seconds - self.used)
 
 
 # ======================================================================================
@@ -439,6 +530,8 @@ class Zygote:
         self.ready: dict | None = None
         self.host_pid: int | None = None
         self.preexisting: set[int] = set()
+        self.confine: dict = {}
+        self.applied: dict | None = None  # the confinement the first child reported (Worker._verify)
         self._start()
 
     # --- life cycle -----------------------------------------------------------------------
@@ -458,10 +551,14 @@ class Zygote:
             home_path.chmod(0o700)
             home = str(home_path)
             wipe = [home]
+        expose = _python_paths()
+        #: How each child confines itself (autograder.confine): what it may read and write.
+        self.confine = {"uid": iso.uid, "gid": iso.gid, "writable": wipe,
+                        "readable": [*SYSTEM_FOLDERS, *expose, str(pkg)]}
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = {
-            "mode": iso.mode, "uid": iso.uid, "gid": iso.gid, "ctrl_fd": theirs.fileno(),
-            "pkg": str(pkg), "newroot": str(self.workdir / "root"), "expose": _python_paths(),
+            "mode": iso.mode, "ctrl_fd": theirs.fileno(),
+            "pkg": str(pkg), "newroot": str(self.workdir / "root"), "expose": expose,
             "tmp_mb": self.limits.tmp_mb, "preload": list(self.preload), "wipe": wipe,
         }
         (self.workdir / "root").mkdir()
@@ -480,8 +577,8 @@ class Zygote:
         if iso.mode == "namespace":
             command = [shutil.which("unshare") or "unshare", "--mount", "--net", "--pid", "--ipc", "--uts",
                        "--fork", "--kill-child", "--", *command]
-        elif iso.mode == "uid":
-            kwargs.update(user=iso.uid, group=iso.gid, extra_groups=[])
+        # The zygote keeps the grader's user (root in the namespace and uid modes: no worker can
+        # signal or trace it); each forked child drops to the sandbox user and confines itself.
         log = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -569,7 +666,9 @@ class Zygote:
         while True:
             event = self.receive_event(30)
             if event.get("event") == "reset":
-                return
+                break
+        if self.isolation.mode == "uid" and self.isolation.uid is not None:
+            remove_files_of(self.isolation.uid)
 
     def sandbox_processes(self) -> list[psutil.Process]:
         """The processes of this sandbox other than the zygote (host view)."""
@@ -608,10 +707,37 @@ class Zygote:
                         process.kill()
                 except psutil.Error:
                     pass
+            remove_files_of(self.isolation.uid)
         if self.ctrl is not None:
             self.ctrl.close()
             self.ctrl = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+SHARED_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of(uid: int, folders: tuple[str, ...] = SHARED_TEMP_FOLDERS) -> int:
+    """Remove what `uid` created in the shared temporary folders (uid mode without Landlock
+    can write there); returns the number of entries removed."""
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries[:100_000]:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def kill_leftovers(preexisting: set[int] = frozenset()) -> int:
@@ -678,10 +804,17 @@ class Worker:
 
     MAX_LOAD_RESTARTS = 4
 
-    def __init__(self, zygote: Zygote, statements: dict, limits: Limits) -> None:
+    def __init__(self, zygote: Zygote, statements: dict, limits: Limits, budget: Budget | None = None,
+                 secrets: dict | None = None, restart_zygote: Callable[[], Zygote] | None = None) -> None:
         self.zygote = zygote
         self.statements = statements
         self.limits = limits
+        self.budget = budget or Budget(limits.budget_s)
+        self.secrets = secrets or {"read": [], "write": []}
+        self.restart_zygote = restart_zygote
+        self.verified = False
+        self.used = False  # the child has run an operation: the next one gets a fresh child
+        self.loaded_once = False
         self.names = {s["index"]: s for s in statements["statements"]}
         self.load_report = LoadReport()
         self.child_alive = False
@@ -697,6 +830,7 @@ class Worker:
         self.pending_output = ""
         self.restarts = 0
         self._memory_checked = 0.0
+        self._budget_bound = False
 
     # --- child life cycle -------------------------------------------------------------------
     def _close_pipes(self) -> None:
@@ -719,9 +853,21 @@ class Worker:
         self._close_pipes()
 
     def _spawn(self) -> None:
+        if not self.zygote.alive() and self.restart_zygote is not None:
+            # The zygote is gone (e.g. killed from a submission's worker in process mode): the next
+            # call gets a new sandbox; what failed meanwhile was reported as the submission's.
+            self.zygote = self.restart_zygote()
+            self.started_once = False
         self.zygote.wait_ready()
         if self.started_once:
-            self.zygote.reset()
+            try:
+                self.zygote.reset(wipe=True)
+            except (SandboxError, OSError, ValueError):
+                if self.restart_zygote is None:
+                    raise
+                self.zygote.close()
+                self.zygote = self.restart_zygote()
+                self.zygote.wait_ready()
             self.restarts += 1
         self.started_once = True
         while self.zygote.poll_event() is not None:  # stale events of a previous child
@@ -733,7 +879,7 @@ class Worker:
         limits = {"memory_mb": self.limits.memory_mb, "file_mb": self.limits.file_mb,
                   "processes": self.limits.processes if self.zygote.isolation.mode != "process" else 0}
         try:
-            self.zygote.send({"cmd": "spawn", "token": self.token, "limits": limits},
+            self.zygote.send({"cmd": "spawn", "token": self.token, "limits": limits, "confine": self.zygote.confine},
                              [request_r, response_w, output_w])
         finally:
             for fd in (request_r, response_w, output_w):
@@ -759,6 +905,43 @@ class Worker:
             self.rss_baseline = psutil.Process(self.child_host_pid).memory_info().rss if self.child_host_pid else 0
         except psutil.Error:
             self.rss_baseline = 0
+        self.used = False
+        if not self.verified:
+            self._verify()
+
+    def _verify(self) -> None:
+        """Probe the fresh child (no submission code has run in it yet): how it is confined, and
+        whether it can reach anything it must not. Fails closed with a SandboxError."""
+        answer: dict[str, Any] = {}
+
+        def on_frame(header: dict, value: Any) -> bool:
+            if header.get("kind") == "result":
+                answer["value"] = value
+                return True
+            raise BadAnswer("the worker sent an unexpected message")
+
+        own = [w.rstrip("/") for w in self.zygote.confine.get("writable", [])]
+
+        def theirs(path: str) -> bool:  # not the worker's own private folder (or a folder holding it)
+            path = path.rstrip("/") or "/"
+            return not any(w == path or w.startswith(path.rstrip("/") + "/") for w in own)
+
+        probe = {key: [p for p in self.secrets.get(key, []) if theirs(p)] for key in ("read", "write")}
+        try:
+            self._exchange({"kind": "probe"}, probe, on_frame, timeout=60, count=False)
+        except SubmissionFault as failure:
+            raise SandboxError(f"the sandbox's self-check failed: {failure.message}\n{self.zygote._log_tail()}") from None
+        value = answer.get("value") or {}
+        confinement = value.get("confinement") or {}
+        problems = confinement_problems(self.zygote.isolation, confinement)
+        reached = [str(r) for r in value.get("reached") or []]
+        if reached and self.zygote.isolation.mode != "unconfined":
+            problems.append("the sandboxed worker could " + "; ".join(reached))
+        if problems:
+            raise SandboxError(f"the sandbox cannot isolate submissions here ({self.zygote.isolation.mode} mode): "
+                               + "; ".join(problems) + ". Grading stopped: no submission code was run.")
+        self.zygote.applied = confinement
+        self.verified = True
 
     def _find_child(self, pid_in_sandbox: int) -> int | None:
         if self.zygote.isolation.mode != "namespace":
@@ -776,8 +959,10 @@ class Worker:
     def ensure_started(self) -> None:
         """Start a child and load the submission into it (skipping statements that hung or
         crashed a previous child)."""
-        if self.child_alive:
+        if self.child_alive and not self.used:
             return
+        if self.child_alive:
+            self._kill_child()
         for _ in range(self.MAX_LOAD_RESTARTS + 1):
             self._spawn()
             try:
@@ -798,12 +983,16 @@ class Worker:
     def _load(self) -> None:
         payload = {**self.statements, "skip": sorted(self.load_report.skipped)}
         current: list[int | None] = [None]
+        last: list[int | None] = [None]
         errors: dict[str, str] = {}
 
         def on_frame(header: dict, value: Any) -> bool:
             kind = header.get("kind")
             if kind == "loading":
-                current[0] = header.get("index")
+                index = header.get("index")
+                if index not in self.names or index in self.load_report.skipped:
+                    raise BadAnswer("the worker reported loading a statement that does not exist")
+                current[0] = last[0] = index
                 return False
             if kind == "loaded":
                 index = header.get("index")
@@ -819,17 +1008,26 @@ class Worker:
             return kind == "result"
 
         try:
-            self._exchange({"kind": "load"}, payload, on_frame, timeout=self.limits.load_timeout, per_frame=True)
+            self._exchange({"kind": "load"}, payload, on_frame, timeout=self.limits.load_timeout, per_frame=True,
+                           total=self.limits.load_total)
         except (CallTimedOut, WorkerDied, BadAnswer) as failure:
-            if current[0] is None:
-                raise SandboxError(f"the worker failed while loading the submission: {failure.message}") from None
+            # Between two statements only the worker's own code runs, unless a statement left
+            # something behind (a thread, a signal handler): the last one loaded is to blame.
+            culprit = current[0] if current[0] is not None else last[0]
+            if culprit is None:
+                raise SandboxError(f"the worker failed before loading the submission: {failure.message}") from None
             reason = ("took longer than %.0f s" % self.limits.load_timeout if isinstance(failure, CallTimedOut)
                       else "crashed the worker (" + failure.message.split("\n")[0] + ")")
-            self.load_report.output += self.take_output()
-            raise _StatementFailed(current[0], reason) from None
+            output = self.take_output()
+            if not self.loaded_once:
+                self.load_report.output += output
+            raise _StatementFailed(culprit, reason) from None
         for name, message in errors.items():
             self.load_report.errors.setdefault(name, message)
-        self.load_report.output += self.take_output()
+        output = self.take_output()
+        if not self.loaded_once:  # every call reloads the submission: keep what the first load printed
+            self.load_report.output += output
+        self.loaded_once = True
 
     # --- calls ------------------------------------------------------------------------------
     def run(self, op: str, kwargs: dict, timeout: float | None = None,
@@ -841,7 +1039,10 @@ class Worker:
                 worker, left a name undefined, or sent something unusable.
             SandboxError: the sandbox itself failed.
         """
+        if self.budget.remaining() <= 0:
+            raise BudgetExhausted(self._budget_message())
         self.ensure_started()
+        self.used = True
         result: dict[str, Any] = {}
 
         def on_frame(header: dict, value: Any) -> bool:
@@ -962,7 +1163,12 @@ class Worker:
         for header, payload in self.reader.frames:
             if not isinstance(header, dict):
                 raise self.protocol.ProtocolError("a frame header that is not an object")
-            frames.append((header, self.protocol.decode(header.get("value"), payload)))
+            try:
+                frames.append((header, self.protocol.decode(header.get("value"), payload)))
+            except self.protocol.ProtocolError:
+                raise
+            except (Exception, RecursionError) as error:  # noqa: BLE001 - whatever a crafted frame causes
+                raise self.protocol.ProtocolError(f"a value that cannot be decoded ({type(error).__name__})") from None
         self.reader.frames.clear()
         return frames
 
@@ -980,15 +1186,26 @@ class Worker:
             raise _OverMemory()
 
     def _exchange(self, header: dict, value: Any, on_frame: Callable[[dict, Any], bool], timeout: float,
-                  per_frame: bool = False) -> None:
+                  per_frame: bool = False, total: float | None = None, count: bool = True) -> None:
         """Send one request and process response frames until `on_frame` says done.
 
-        The time the grader spends answering callbacks does not count against `timeout`;
-        with `per_frame`, every frame restarts the clock (loading: a limit per statement).
+        Every second counts, the grader's answers to the worker's requests included. With
+        `per_frame`, each frame restarts the clock (loading: a limit per statement), within
+        `total` seconds in all. With `count`, the time is charged to the submission's budget,
+        which also caps every limit.
         """
         self.seq += 1
         header = {**header, "seq": self.seq}
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        hard = started + (total if total is not None else timeout)
+        budget_end = started + self.budget.remaining() if count else float("inf")
+        self._budget_bound = False
+
+        def limit(deadline: float) -> float:
+            self._budget_bound = budget_end < min(deadline, hard)
+            return min(deadline, hard, budget_end)
+
+        deadline = limit(started + timeout)
         try:
             self._write(self.protocol.pack_message(header, value), deadline + 60)
             while True:
@@ -996,18 +1213,20 @@ class Worker:
                     if frame_header.get("seq") != self.seq:
                         raise self.protocol.ProtocolError("an answer to another request")
                     if frame_header.get("kind") == "callback":
-                        started = time.monotonic()
                         on_frame(frame_header, frame_value)
-                        deadline += time.monotonic() - started
+                        if time.monotonic() > deadline:
+                            raise _Deadline()
                         continue
                     if on_frame(frame_header, frame_value):
                         self._collect_output(self.seq)
                         return
                     if per_frame:
-                        deadline = time.monotonic() + timeout
+                        deadline = limit(time.monotonic() + timeout)
                 self._wait(deadline)
         except _Deadline:
             self._kill_child()
+            if self._budget_bound:
+                self._fail(BudgetExhausted, self._budget_message())
             self._fail(CallTimedOut, f"your code did not finish within {timeout:.0f} seconds (an endless loop, "
                                      "or far too much work?); the grader stopped it")
         except _OverMemory:
@@ -1026,6 +1245,14 @@ class Worker:
         except BaseException:
             self._kill_child()  # a grader error while answering a callback, Ctrl-C...: never leave it mid-request
             raise
+        finally:
+            if count:
+                self.budget.used += time.monotonic() - started
+
+    def _budget_message(self) -> str:
+        return (f"the time budget for running your code ({self.budget.seconds:.0f} s in all, for every test "
+                "together) is used up, so this test did not run: some of your functions are far slower than "
+                "needed (an endless loop, or a sleep?)")
 
     def _exit_status(self) -> int | None:
         deadline = time.monotonic() + 1.0

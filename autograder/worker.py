@@ -49,12 +49,12 @@ import time
 import types
 from typing import Any
 
-from . import extract, harness, protocol
+from . import confine, extract, harness, protocol
 
 # mount(2) flags
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
+PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE = 38, 36, 4
 
 MAX_REQUEST_HEADER = 64 * 2**20
 MAX_REQUEST_PAYLOAD = 2 * 2**30
@@ -119,14 +119,6 @@ def build_root(config: dict) -> None:
     _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
     os.chdir("/")
-
-
-def drop_privileges(uid: int, gid: int) -> None:
-    os.setgroups([])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    if os.getuid() != uid or os.geteuid() != uid:
-        raise OSError("could not drop privileges")
 
 
 def _prctl(option: int, value: int) -> None:
@@ -296,9 +288,10 @@ def zygote_main(config: dict) -> None:
     ctrl = socket.socket(fileno=config["ctrl_fd"])
     if config["mode"] == "namespace":
         build_root(config)
-    if config.get("uid") is not None and os.getuid() == 0:
-        drop_privileges(config["uid"], config["gid"])
+    # The zygote keeps the user it was started as (root in the namespace and uid modes), so
+    # no worker (the sandbox user) can signal, ptrace or read it; each child confines itself.
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.umask(0o077)
@@ -306,6 +299,15 @@ def zygote_main(config: dict) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # Every operation runs in a freshly forked child: pay the lazy imports of the first
+    # optimiser, backward pass and data loader (torch._dynamo: seconds) once, here.
+    weight = torch.zeros(2, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    optimizer.zero_grad()
+    (weight * 2).sum().backward()
+    optimizer.step()
+    list(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(2, 1)), batch_size=1))
+    del weight, optimizer
     zygote = Zygote(config, ctrl)
     zygote.send({"event": "ready", "pid": os.getpid(), "uid": os.getuid(), "preload_errors": errors,
                  "python": sys.executable})
@@ -358,15 +360,19 @@ def child_main(request_fd: int, response_fd: int, output_fd: int, command: dict)
     _set_limit(resource.RLIMIT_NOFILE, 256)
     if limits.get("processes"):
         _set_limit(resource.RLIMIT_NPROC, limits["processes"])
-    Child(request_fd, response_fd, command["token"]).serve()
+    config = command["confine"]
+    report = confine.confine(config.get("uid"), config.get("gid"), config["readable"], config["writable"])
+    os.chdir(config["writable"][0] if config["writable"] else "/")
+    Child(request_fd, response_fd, command["token"], report.as_dict()).serve()
 
 
 class Child:
     """Serves the grader's requests: load the submission, run operations."""
 
-    def __init__(self, request_fd: int, response_fd: int, token: str) -> None:
+    def __init__(self, request_fd: int, response_fd: int, token: str, confinement: dict) -> None:
         self.request_fd = request_fd
         self.response_fd = response_fd
+        self.confinement = confinement
         self.marker = f"\x00SSLG-END:{token}:".encode()
         self.module = types.ModuleType("submission")
         self.module.__dict__["__file__"] = "<submission>"
@@ -407,10 +413,38 @@ class Child:
             kind = header.get("kind")
             if kind == "exit":
                 return
-            if kind == "load":
+            if kind == "probe":
+                self.probe(value)
+            elif kind == "load":
                 self.load(value)
             elif kind == "op":
                 self.operation(header["op"], value)
+
+    def probe(self, payload: dict) -> None:
+        """Before any submission code: report the confinement and try to reach each secret
+        path the grader names (the grader refuses to grade when any of them is reachable)."""
+        reached = []
+        for path in payload.get("read", []):
+            try:
+                if os.path.isdir(path):
+                    os.listdir(path)
+                else:
+                    with open(path, "rb") as handle:
+                        handle.read(1)
+                reached.append(f"read {path}")
+            except OSError:
+                pass
+        for folder in payload.get("write", []):
+            target = os.path.join(folder, f".sslgrader-probe-{os.getpid()}")
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+                os.unlink(target)
+                reached.append(f"write {folder}")
+            except OSError:
+                pass
+        self.send({"kind": "result", "seq": self.seq, "status": "ok"},
+                  {"confinement": self.confinement, "reached": reached})
 
     def load(self, payload: dict) -> None:
         cells = payload["cells"]
