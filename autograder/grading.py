@@ -340,9 +340,8 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
         preload = sandbox.preload_for(extraction.imported_modules(extracted.statements))
         zygote = sandbox.shared_zygote(isolation, options.limits, preload)  # starts in the background
         reference = Reference(load_reference(name, options.solutions))
-        if isolation.mode == "uid":  # no private root: what the worker must not read loses world access
-            sandbox.protect_paths([Path(options.solutions), results_path.parent] if results_path.parent != folder
-                                  else [Path(options.solutions)])
+        if isolation.mode == "uid":  # no private root: the reference solutions lose world access
+            sandbox.protect_paths([Path(options.solutions)])
         worker = sandbox.Worker(zygote, extraction.statements_payload(extracted.statements), options.limits,
                                 secrets=secret_paths(folder, results_path, Path(options.solutions)),
                                 restart_zygote=lambda: sandbox.shared_zygote(isolation, options.limits, preload))

@@ -284,11 +284,11 @@ def detect_isolation(requested: str = "auto") -> Isolation:
         uid, gid, user = ensure_user(SANDBOX_USER + os.environ.get("SSLGRADER_SLOT", ""))
         if not _python_runs_as(uid, gid):
             raise SandboxError(
-                f"the sandbox user {user} cannot run {sys.executable} and import torch, and namespaces (unshare) "
-                f"are not available, so submissions cannot be isolated here. Install Python and the requirements "
+                f"the sandbox user {user} cannot run {sys.executable} and import torch, and the grader cannot use "
+                f"namespaces here (unshare refused, or --isolation uid), so submissions cannot be isolated. Install Python and the requirements "
                 f"where {user} can read them (outside /root, e.g. a virtual environment in /opt; the Gradescope "
                 f"setup.sh does this), or run the grader where unshare works.")
-        notes = ["namespaces (unshare) are not available here: the submission runs as its own user, confined by "
+        notes = ["no namespaces (unshare refused, or --isolation uid): the submission runs as its own user, confined by "
                  "Landlock and seccomp where the kernel allows (see 'applied' below); its leftover processes and "
                  "files are removed after every call"]
         changed = protect_tree()

@@ -265,6 +265,13 @@ class Zygote:
                 child_main(request_fd, response_fd, output_fd, command)
             except BaseException:  # noqa: BLE001
                 code = 70
+                try:  # to the capture pipe once set up, else the zygote's log
+                    import traceback
+
+                    traceback.print_exc()
+                    sys.stderr.flush()
+                except BaseException:  # noqa: BLE001
+                    pass
             finally:
                 os._exit(code)
         for fd in fds:

@@ -19,6 +19,14 @@ How variants are handled:
 - BYOL: the mean over the 2N terms or the paper's sum ``L + L~`` (twice that) are both
   accepted, each with its own parameter trajectory.
 - Evaluate: the mean loss per sample or the mean of the per-batch means.
+
+What the submission cannot forge: it runs in the same process as the harness operations and
+can rewrite them, so every result is first held against the reference's form
+(`autograder.conform`: every record, key, shape and dtype), and every test passes only when
+values that a correct answer computes from the grader's inputs match. Properties with no
+effect on any value (eval mode, gradients recorded, a target left with gradients) can only
+add a failure; the oracles answer a step's requests only for the step's own inputs
+(`autograder.grading.StepOracle`).
 """
 
 from __future__ import annotations
@@ -99,7 +107,7 @@ class TestExtractFeatures:
         kwargs = dict(fn="extract_features_and_labels", net_kind=net, state=state, images=x, labels=y,
                       batch_size=self.BATCH, normalize=normalize)
         expected = reference.run("extract_features", **kwargs)
-        actual = student.run("extract_features", **kwargs)
+        actual = student.run("extract_features", like=expected, **kwargs)
         call = "extract_features_and_labels(model, loader" + ("" if normalize is None else f", normalize={normalize}") + ")"
         features, labels = as_sequence(_returned(actual), 2, call, "(features, labels)")
         ref_features, ref_labels = _returned(expected)
@@ -173,8 +181,10 @@ def _xor_data(seed: int) -> tuple:
 class TestProbes:
     def _accuracy(self, student: Any, reference: Any, fn: str, data: tuple, numpy: bool, tolerance: float,
                   python_float: bool = False) -> None:
-        expected = as_number(_returned(reference.run("call", fn=fn, args=list(data), kwargs={}, numpy_args=numpy)), fn)
-        actual = _returned(student.run("call", fn=fn, args=list(data), kwargs={}, numpy_args=numpy))
+        call = dict(fn=fn, args=list(data), kwargs={}, numpy_args=numpy)
+        reference_result = reference.run("call", **call)
+        expected = as_number(_returned(reference_result), fn)
+        actual = _returned(student.run("call", like=reference_result, **call))
         kind = "NumPy arrays" if numpy else "CPU tensors"
         what = f"{fn} on {len(data[0])} training and {len(data[2])} test samples ({kind})"
         if python_float and (isinstance(actual, bool) or not isinstance(actual, float)):
@@ -229,7 +239,8 @@ class _ForwardTests:
         swap = {part: (part, standin(part, seed + i)) for i, part in enumerate(self.PARTS)}
         inputs = [images(5, seed), images(3, seed + 1)]
         kwargs = dict(cls=self.CLASS, inputs=inputs, swap=swap, mode="train", gradients=True)
-        expected, actual = reference.run("model_forward", **kwargs), student.run("model_forward", **kwargs)
+        expected = reference.run("model_forward", **kwargs)
+        actual = student.run("model_forward", like=expected, **kwargs)
         what = "with small stand-in networks in place of " + ", ".join(self.PARTS)
         self._compare(expected, actual, what, inputs)
         for name, want in (expected["grads"] or {}).items():
@@ -245,7 +256,7 @@ class _ForwardTests:
         inputs = [images(3, seed, size=16)]  # any size works (global pooling); 16 keeps it fast
         kwargs = dict(cls=self.CLASS, inputs=inputs, state=state, mode="eval")
         expected = reference.run("model_forward", cache_key=(self.CLASS, seed), **kwargs)
-        self._compare(expected, student.run("model_forward", **kwargs),
+        self._compare(expected, student.run("model_forward", like=expected, **kwargs),
                       "the given ResNet-18 architecture in eval mode", inputs)
 
 
@@ -288,8 +299,9 @@ class TestBYOLForward(_ForwardTests):
 # ======================================================================================
 def _loss_value(student: Any, reference: Any, fn: str, args: list, kwargs: dict, what: str,
                 alternatives: dict | None = None) -> None:
-    expected = as_number(_returned(reference.run("call", fn=fn, args=args, kwargs=kwargs)), what)
-    actual = as_number(_returned(student.run("call", fn=fn, args=args, kwargs=kwargs)), what)
+    reference_result = reference.run("call", fn=fn, args=args, kwargs=kwargs)
+    expected = as_number(_returned(reference_result), what)
+    actual = as_number(_returned(student.run("call", like=reference_result, fn=fn, args=args, kwargs=kwargs)), what)
     for value in (alternatives or {}).values():
         if math.isclose(actual, value, rel_tol=1e-4, abs_tol=1e-5):
             return
@@ -299,7 +311,7 @@ def _loss_value(student: Any, reference: Any, fn: str, args: list, kwargs: dict,
 def _loss_grads(student: Any, reference: Any, fn: str, args: list, kwargs: dict, what: str,
                 project: bool = False, alternatives: dict | None = None) -> None:
     expected = reference.run("loss_and_grads", fn=fn, args=args, kwargs=kwargs)
-    actual = student.run("loss_and_grads", fn=fn, args=args, kwargs=kwargs)
+    actual = student.run("loss_and_grads", like=expected, fn=fn, args=args, kwargs=kwargs)
     loss = actual["returned"]
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         fail(f"{what} should return the loss as a tensor with one element that can be backpropagated; "
@@ -417,7 +429,8 @@ class TestEMA:
         online = standin("byol", seed)
         kwargs = dict(cls="EMA", beta=beta, online_state=online, target_state=perturbed(online, seed + 1),
                       updates=updates, target_requires_grad=requires_grad)
-        expected, actual = reference.run("ema", **kwargs), student.run("ema", **kwargs)
+        expected = reference.run("ema", **kwargs)
+        actual = student.run("ema", like=expected, **kwargs)
         for step, (ref, got) in enumerate(zip(expected["targets"], actual["targets"])):
             for name in ref:
                 expect_tensor(got[name], ref[name], f"target parameter `{name}` after {step + 1} "
@@ -465,10 +478,16 @@ def _expect_training_mode(actual: dict, fn: str) -> None:
              "(batch norm must use and update the batch statistics).")
 
 
-def _check_returned_floats(student: Any, kwargs: dict, what: str) -> None:
-    actual = student.run("train_steps", **kwargs)
-    for record in actual["steps"]:
+def _check_returned_floats(student: Any, reference: Any, kwargs: dict, what: str, loss_scales: tuple = (1.0,)) -> None:
+    """The step returns a Python float, and it is this step's loss (any float would not do)."""
+    expected = reference.run("train_steps", **kwargs)
+    actual = student.run("train_steps", like=expected, **kwargs)
+    for record, ref in zip(actual["steps"], expected["steps"]):
         expect_python_float(record["returned"], what)
+        want = as_number(ref["returned"], what)
+        if not any(math.isclose(record["returned"], scale * want, rel_tol=STEP_RTOL, abs_tol=STEP_ATOL)
+                   for scale in loss_scales):
+            expect_number(record["returned"], want, f"{what} (the loss of this step)", rtol=STEP_RTOL, atol=STEP_ATOL)
 
 
 class _StepTests:
@@ -496,8 +515,9 @@ class _StepTests:
     def _steps(self, student: Any, reference: Any, steps: int, seed: int) -> None:
         kwargs = self._kwargs(steps, seed)
         call = f"{self.FN}(model, x1, x2, optimizer" + "".join(f", {k}={v}" for k, v in self.KWARGS.items()) + ")"
-        actual = student.run("train_steps", **kwargs)
-        self._compare_steps(reference.run("train_steps", **kwargs), actual,
+        expected = reference.run("train_steps", **kwargs)
+        actual = student.run("train_steps", like=expected, **kwargs)
+        self._compare_steps(expected, actual,
                             f"{call} on a small stand-in model with SGD (momentum 0.9)")
         if steps > 1:
             _expect_training_mode(actual, self.FN)
@@ -523,7 +543,7 @@ class TestSimCLRStep(_StepTests):
     @pytest.mark.visibility("visible")
     def test_returns_float(self, student: Any, reference: Any) -> None:
         """The step returns the loss as a Python float."""
-        _check_returned_floats(student, self._kwargs(1, 53), f"the value returned by {self.FN}")
+        _check_returned_floats(student, reference, self._kwargs(1, 53), f"the value returned by {self.FN}")
 
 
 @pytest.mark.task("barlow_step")
@@ -546,7 +566,7 @@ class TestBarlowStep(_StepTests):
     @pytest.mark.visibility("visible")
     def test_returns_float(self, student: Any, reference: Any) -> None:
         """The step returns the loss as a Python float."""
-        _check_returned_floats(student, self._kwargs(1, 93), f"the value returned by {self.FN}")
+        _check_returned_floats(student, reference, self._kwargs(1, 93), f"the value returned by {self.FN}")
 
 
 def _byol_mean_loss(kwargs: dict) -> float:
@@ -573,7 +593,7 @@ class TestBYOLStep(_StepTests):
         ratio = as_number(expected["steps"][0]["returned"], "reference loss") / _byol_mean_loss(kwargs)
         scale = 2.0 if abs(ratio - 1) < 1e-3 else 0.5  # the other accepted convention
         alternative = reference.run("train_steps", **{**kwargs, "optimizer": {"lr": 0.2 * scale, "momentum": 0.9}})
-        actual = student.run("train_steps", **kwargs)
+        actual = student.run("train_steps", like=expected, trajectories=[expected, alternative], **kwargs)
         if steps > 1:
             _expect_training_mode(actual, self.FN)
         errors = []
@@ -620,7 +640,7 @@ class TestBYOLStep(_StepTests):
         online = standin("byol", 104)
         kwargs = self._kwargs(1, 104, target_state=perturbed(online, 107), beta=0.9)
         kwargs["state"] = online
-        _check_returned_floats(student, kwargs, f"the value returned by {self.FN}")
+        _check_returned_floats(student, reference, kwargs, f"the value returned by {self.FN}", loss_scales=(1.0, 2.0, 0.5))
 
 
 # ======================================================================================
@@ -651,7 +671,8 @@ class TestFinetuneStep:
 
     def _steps(self, student: Any, reference: Any, steps: int, seed: int) -> None:
         kwargs = self._kwargs(steps, seed)
-        expected, actual = reference.run("train_steps", **kwargs), student.run("train_steps", **kwargs)
+        expected = reference.run("train_steps", **kwargs)
+        actual = student.run("train_steps", like=expected, **kwargs)
         if steps > 1:
             _expect_training_mode(actual, "finetune_train_step")
         for step, (ref, got) in enumerate(zip(expected["steps"], actual["steps"])):
@@ -683,13 +704,20 @@ class TestFinetuneStep:
     @pytest.mark.visibility("visible")
     def test_returns_float_and_int(self, student: Any, reference: Any) -> None:
         """The step returns (loss as a Python float, number correct as a Python int)."""
-        actual = student.run("train_steps", **self._kwargs(1, 113))
+        kwargs = self._kwargs(1, 113)
+        expected = reference.run("train_steps", **kwargs)
+        actual = student.run("train_steps", like=expected, **kwargs)
         loss, correct = as_sequence(actual["steps"][0]["returned"], 2, "finetune_train_step(...)",
                                     "(loss, number correct)")
         expect_python_float(loss, "the loss returned by finetune_train_step")
         if isinstance(correct, bool) or not isinstance(correct, int):
             fail(f"the number of correct predictions should be a Python int (e.g. `(pred == y).sum().item()`); "
                  f"got {describe(correct)}.")
+        ref_loss, ref_correct = expected["steps"][0]["returned"]  # and they are this step's values
+        expect_number(loss, as_number(ref_loss, "loss"), "the loss returned by finetune_train_step",
+                      rtol=STEP_RTOL, atol=STEP_ATOL)
+        expect_number(correct, as_number(ref_correct, "count"), "the number of correct predictions returned by "
+                      "finetune_train_step", rtol=0, atol=1e-9)
 
 
 @pytest.mark.task("evaluate")
@@ -701,7 +729,8 @@ class TestEvaluate:
         x = images(self.N, seed)
         y = torch.randint(0, 10, (self.N,), generator=_generator(seed + 1))
         kwargs = dict(fn="evaluate", state=state, images=x, labels=y, batch_size=self.BATCH)
-        return kwargs, reference.run("evaluate", **kwargs), student.run("evaluate", **kwargs)
+        expected = reference.run("evaluate", **kwargs)
+        return kwargs, expected, student.run("evaluate", like=expected, **kwargs)
 
     @staticmethod
     def _mean_of_batch_means(kwargs: dict) -> float:
@@ -716,7 +745,9 @@ class TestEvaluate:
     @pytest.mark.visibility("visible")
     def test_loss_and_accuracy(self, student: Any, reference: Any) -> None:
         """Mean loss and accuracy of a classifier with batch norm and dropout (eval mode matters)."""
-        kwargs, expected, actual = self._run(student, reference, seed=121)
+        self._expect_values(*self._run(student, reference, seed=121))
+
+    def _expect_values(self, kwargs: dict, expected: dict, actual: dict) -> None:
         what = f"evaluate(classifier, loader) over {self.N} images in batches of {self.BATCH}"
         loss, accuracy = as_sequence(actual["returned"], 2, what, "(mean loss, accuracy)")
         ref_loss, ref_accuracy = expected["returned"]
@@ -732,7 +763,7 @@ class TestEvaluate:
     @pytest.mark.visibility("after_published")
     def test_eval_mode_without_gradients(self, student: Any, reference: Any) -> None:
         """The classifier runs in eval mode and without recording gradients."""
-        _, _, actual = self._run(student, reference, seed=122)
+        kwargs, expected, actual = self._run(student, reference, seed=122)
         if actual["forward_calls"] == 0:
             fail("evaluate never called the classifier.")
         if actual["training_calls"]:
@@ -741,17 +772,19 @@ class TestEvaluate:
         if actual["grad_enabled_calls"]:
             fail("evaluate recorded gradients: wrap the loop in `with torch.no_grad():` (or "
                  "torch.inference_mode()).")
+        self._expect_values(kwargs, expected, actual)  # and the values that eval mode gives
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("visible")
     def test_returns_floats(self, student: Any, reference: Any) -> None:
         """evaluate returns (mean loss, accuracy) as Python floats, the accuracy in [0, 1]."""
-        _, _, actual = self._run(student, reference, seed=123)
+        kwargs, expected, actual = self._run(student, reference, seed=123)
         loss, accuracy = as_sequence(actual["returned"], 2, "evaluate(classifier, loader)", "(mean loss, accuracy)")
         expect_python_float(loss, "the mean loss returned by evaluate")
         expect_python_float(accuracy, "the accuracy returned by evaluate")
         if not 0.0 <= accuracy <= 1.0:
             fail(f"the accuracy should be a fraction in [0, 1]; got {accuracy:g}.")
+        self._expect_values(kwargs, expected, actual)  # the floats must be the loss and the accuracy
 
 
 __all__ = ["TestBYOLForward", "TestBYOLStep", "TestBarlowLoss", "TestBarlowStep", "TestEMA", "TestEvaluate",
