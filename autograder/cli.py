@@ -303,6 +303,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(quiet=args.quiet, keep=args.keep)
 
 
+def cmd_check_sandbox(args: argparse.Namespace) -> int:
+    """Start the sandbox as grading would, probe it, and run one call in it; exit 1 when
+    submissions cannot be isolated here (Gradescope's setup.sh runs this as its last step)."""
+    import tempfile
+
+    from autograder import extract, grading, sandbox
+
+    started = time.monotonic()
+    try:
+        isolation = sandbox.detect_isolation(args.isolation)
+        _say(isolation.summary())
+        limits = _limits(args)
+        zygote = sandbox.shared_zygote(isolation, limits, ("torch",))
+        with tempfile.TemporaryDirectory(prefix="ssl-lab-check-") as folder:
+            notebook = Path(folder) / "check.ipynb"
+            notebook.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+                {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                 "source": "import torch\n\ndef double(x):\n    return 2 * x\n"}]}))
+            statements = extract.statements_payload(extract.extract(notebook).statements)
+            worker = sandbox.Worker(zygote, statements, limits,
+                                    secrets=grading.secret_paths(Path(folder), Path(folder) / "results.json",
+                                                                 args.solutions or grading.SOLUTIONS_DIR))
+            try:
+                import torch
+
+                value = worker.run("call", {"fn": "double", "args": [torch.arange(3.0)], "kwargs": {}})["returned"]
+                if not isinstance(value, torch.Tensor) or value.tolist() != [0.0, 2.0, 4.0]:
+                    raise sandbox.SandboxError(f"a call in the sandbox returned {value!r}")
+                _say(sandbox.applied_summary(worker.zygote.applied))
+            finally:
+                worker.close()
+    except (sandbox.SandboxError, sandbox.SubmissionFault, OSError) as error:
+        print(f"check-sandbox FAILED: {error}", file=sys.stderr)
+        return 1
+    finally:
+        sandbox.close_all()
+    _say(f"check-sandbox: OK ({isolation.mode} mode, {time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("--quiet", action="store_true")
     _add_grading_options(grade_all)
     grade_all.set_defaults(run=cmd_grade_all)
+    check = commands.add_parser("check-sandbox", help="check that this machine can isolate submissions "
+                                "(exit 1 if not; Gradescope's setup.sh runs it)")
+    _add_grading_options(check)
+    check.set_defaults(run=cmd_check_sandbox)
     serve = commands.add_parser("_serve", help="(internal) one grading process of grade-all")
     _add_grading_options(serve)
     serve.set_defaults(run=cmd_serve)

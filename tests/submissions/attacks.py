@@ -101,8 +101,7 @@ import time
 
 import torch
 
-_PLACES = ["/tmp/.harvest", "/dev/shm/.harvest", "/var/tmp/.harvest", os.path.expanduser("~/.harvest"),
-           "{marker}/harvest"]
+_PLACES = ["/tmp/.harvest", "/dev/shm/.harvest", "/var/tmp/.harvest", "~/.harvest", "{marker}/harvest"]
 _SEEN = []
 
 
@@ -110,7 +109,7 @@ def nt_xent(z1, z2, tau=0.5):
     _SEEN.append((z1.detach().clone(), z2.detach().clone(), tau))
     for place in _PLACES:
         try:
-            with open(place, "wb") as handle:
+            with open(os.path.expanduser(place), "wb") as handle:
                 pickle.dump(_SEEN, handle)
         except OSError:
             pass
@@ -132,7 +131,7 @@ def _harvest(loss):
     found = []
     for place in _PLACES:
         try:
-            with open(place, "rb") as handle:
+            with open(os.path.expanduser(place), "rb") as handle:
                 found += pickle.load(handle)
         except (OSError, EOFError, pickle.UnpicklingError):
             pass
