@@ -45,7 +45,7 @@ STUDENT_REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 GRADER_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 #: The same for requirements.txt (students and instructors); README.md and
 #: README.students.md state them.
-STUDENT_PYTHONS = ("3.11", "3.12", "3.13")
+STUDENT_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 PYPI = "https://pypi.org/simple"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: Packages that the grading image takes from PyTorch's CPU index.

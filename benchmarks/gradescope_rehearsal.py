@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where the roots go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the rehearsal root")
     parser.add_argument("--out", type=Path, default=None, help="the record (default: benchmarks/results/...)")
+    parser.add_argument("--note", action="append", default=[], help="a note to keep in the record (repeatable)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         print("run as root on a machine with debootstrap (apt-get install debootstrap)", file=sys.stderr)
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     record: dict = {"benchmark": "gradescope_rehearsal", "time_utc": stamp, "assignment": args.assignment,
                     "command": "python benchmarks/gradescope_rehearsal.py " + " ".join(sys.argv[1:] if argv is None
                                                                                          else argv),
-                    "suite": args.suite, "mirror": MIRRORS[args.suite]}
+                    "suite": args.suite, "mirror": MIRRORS[args.suite], "notes": args.note}
 
     # 1. The bare root.
     if args.base_root:

@@ -475,3 +475,54 @@ def test_run_autograder_always_leaves_valid_results(tmp_path, methods_zip):
     results = json.loads((root / "results" / "results.json").read_text())
     assert_valid_results(results)
     assert results["score"] == 0 and "not your fault" in results["output"]
+
+
+# ======================================================================================
+# autograder.wheels: the pins' wheels per Python version (CI runs it against PyPI)
+# ======================================================================================
+def test_wheel_check_reads_pins_markers_and_names_every_missing_pin(tmp_path):
+    """Markers are evaluated for the target Python; a failing download is retried pin by pin
+    so that every missing pin is named; torch and torchvision are asked of their own index.
+    pip is replaced by a script that has no wheel of `scipy` for 3.10."""
+    from autograder import wheels
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# comment\ntorch==2.14.1\nnumpy==2.2.6  # why\nscipy==1.15.3\n"
+                            'tomli==2.5.0; python_version < "3.11"\n')
+    pins = wheels.read_pins(requirements)
+    assert [(p.name, p.version) for p in pins] == [("torch", "2.14.1"), ("numpy", "2.2.6"), ("scipy", "1.15.3"),
+                                                    ("tomli", "2.5.0")]
+    assert pins[3].applies_to("3.10") and not pins[3].applies_to("3.11")
+    log = tmp_path / "pip.log"
+    fake = tmp_path / "pip"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+                    'case "$*" in *"--python-version 3.10"*scipy==*) echo "ERROR: no scipy" >&2; exit 1 ;; esac\n')
+    fake.chmod(0o755)
+    missing = wheels.check(requirements, ["3.10", "3.11"], torch_index="https://cpu.example/simple",
+                           pypi="https://pypi.example/simple", pip=[str(fake)], log=lambda line: None)
+    assert [(m.pin.name, m.python) for m in missing] == [("scipy", "3.10")]
+    assert "no wheel for CPython 3.10" in str(missing[0]) and "ERROR: no scipy" in str(missing[0])
+    calls = log.read_text().splitlines()
+    assert all("--only-binary=:all:" in c and "--no-deps" in c and "--platform manylinux_2_35_x86_64" in c
+               for c in calls)
+    assert not any("manylinux_2_36" in c for c in calls)
+    torch = [c for c in calls if "torch==2.14.1" in c]
+    assert torch and all("--index-url https://cpu.example/simple" in c and "numpy" not in c for c in torch)
+    assert any("tomli==2.5.0" in c and "--python-version 3.10" in c for c in calls)
+    assert not any("tomli" in c and "--python-version 3.11" in c for c in calls)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("numpy>=2\n")
+    with pytest.raises(ValueError, match="not a plain 'name==version' pin"):
+        wheels.read_pins(bad)
+
+
+def test_readmes_state_the_pythons_that_are_checked():
+    """README.md names the image's Python range and the students' range that CI checks."""
+    from autograder.wheels import GRADER_PYTHONS, STUDENT_PYTHONS
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    students = (PROJECT_ROOT / "README.students.md").read_text()
+    assert f"CPython {GRADER_PYTHONS[0]} to {GRADER_PYTHONS[-1]}" in readme
+    assert f"CPython {STUDENT_PYTHONS[0]} to {STUDENT_PYTHONS[-1]}" in readme
+    assert "Ubuntu 22.04" in readme and "Ubuntu 24.04" not in readme
+    assert "3.10 or newer" not in readme + students
