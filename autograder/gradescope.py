@@ -12,7 +12,8 @@ writes ``dist/<assignment>-autograder.zip``, laid out as Gradescope's specificat
 ``/autograder/source``:
 
     setup.sh, run_autograder         from autograder/gradescope_files/ (assignment filled in)
-    requirements.txt                 the pinned versions setup.sh installs
+    requirements-grader.txt          the pins setup.sh installs (autograder/requirements-grader.txt:
+                                     wheels for CPython 3.10 to 3.13, `autograder.wheels`)
     helpers/                         the package the reference and the students' code import
     autograder/                      the grader, its graded suite, course.toml (the rubric)
     solutions/<assignment>.ipynb     the reference (only this assignment's)
@@ -24,6 +25,14 @@ when Gradescope builds the image, so grading never downloads. ``--test-split`` e
 copy instead: a prepared ``.pt`` file (``python -m autograder.checkpoint_grading prepare``)
 or any source `helpers.data.load_cifar10` reads (e.g. ``../shared/data/cifar10-jpeg``).
 The zip is reproducible: the same inputs give the same bytes (fixed timestamps and order).
+
+Beside the zip, ``<assignment>-autograder-docker/`` holds a ``Dockerfile`` for Gradescope's
+"Manual Docker configuration" and ``source/``, the zip's files: the image it builds (from
+``gradescope/autograder-base``) runs the same ``setup.sh``, so it has the same contents and
+passes the same checks. ``setup.sh`` installs into ``/opt/ssl-lab/venv`` (`IMAGE_VENV`) with
+the image's ``python3`` (CPython 3.10 to 3.13: Ubuntu 22.04, Gradescope's default base image,
+has 3.10) and, as its last step, runs ``python -m autograder check-sandbox``, so an image
+where the sandbox cannot isolate a submission fails to build.
 
 Running (``run_autograder`` calls ``python -m autograder.gradescope run``, as root):
 
@@ -69,6 +78,10 @@ DEFAULT_ROOT = Path("/autograder")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 _PACKAGE_SUFFIXES = {".py", ".toml", ".ini", ".json"}
+#: The grading image's virtual environment: outside /root and /autograder, owned by root,
+#: readable by the sandbox user. setup.sh creates it, run_autograder runs its python.
+IMAGE_VENV = "/opt/ssl-lab/venv"
+GRADER_REQUIREMENTS = Path(__file__).resolve().with_name("requirements-grader.txt")
 
 
 class BuildError(ValueError):
@@ -100,10 +113,12 @@ def _package_files(root: Path, package: str) -> list[tuple[Path, str]]:
 
 def _template(name: str, assignment: str, needs_test_split: bool) -> bytes:
     from autograder.sandbox import SANDBOX_USER
+    from autograder.wheels import GRADER_PYTHONS
 
     text = (FILES / name).read_text()
     for key, value in (("@ASSIGNMENT@", assignment), ("@NEEDS_TEST_SPLIT@", "1" if needs_test_split else "0"),
-                       ("@SANDBOX_USER@", SANDBOX_USER)):
+                       ("@SANDBOX_USER@", SANDBOX_USER), ("@VENV@", IMAGE_VENV),
+                       ("@PYTHONS@", " ".join(GRADER_PYTHONS))):
         text = text.replace(key, value)
     leftover = [part.split("@")[0] for part in text.split("@")[1::2] if part.isupper()]
     if leftover:
@@ -148,7 +163,8 @@ def _embedded_test_split(test_split: Path, rubric, workdir: Path) -> tuple[Path,
 
 
 def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_split: str | os.PathLike | None = None,
-              course_config: str | os.PathLike | None = None, project_root: str | os.PathLike | None = None) -> Path:
+              course_config: str | os.PathLike | None = None, project_root: str | os.PathLike | None = None,
+              grader_requirements: str | os.PathLike | None = None) -> Path:
     """Write ``<output>/<assignment>-autograder.zip`` (see the module docstring).
 
     Args:
@@ -158,6 +174,9 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
             embed as ``data/cifar10-test.pt`` (default: ``setup.sh`` downloads it).
         course_config: a ``course.toml`` to ship instead of ``autograder/course.toml``.
         project_root: the project to pack (default: this one).
+        grader_requirements: the requirements file to ship as ``requirements-grader.txt``
+            (default: ``autograder/requirements-grader.txt``; the build rehearsal swaps the
+            torch pins for the CPU build it has on disk).
 
     Returns:
         The path of the zip.
@@ -182,7 +201,7 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
     except CourseConfigError as error:
         raise BuildError(str(error)) from None
     notebook = root / "solutions" / spec.notebook
-    requirements = root / "requirements.txt"
+    requirements = Path(grader_requirements) if grader_requirements else root / "autograder" / GRADER_REQUIREMENTS.name
     for needed in (notebook, requirements):
         if not needed.is_file():
             raise BuildError(f"{needed} is missing: the zip needs it")
@@ -191,12 +210,14 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{assignment}-autograder.zip"
     with tempfile.TemporaryDirectory() as workdir:
+        from autograder.wheels import GRADER_PYTHONS
+
         build_info = {"assignment": assignment, "notebook": spec.notebook, "built_with": "python -m autograder gradescope",
-                      "git_commit": _git_commit(root), "python_requirement": ">=3.10"}
+                      "git_commit": _git_commit(root), "pythons": list(GRADER_PYTHONS), "venv": IMAGE_VENV}
         members: list[tuple[Path | bytes, str, int]] = [
             (_template("setup.sh", assignment, needs_test_split), "setup.sh", 0o755),
             (_template("run_autograder", assignment, needs_test_split), "run_autograder", 0o755),
-            (requirements, "requirements.txt", 0o644),
+            (requirements, "requirements-grader.txt", 0o644),
             (notebook, f"solutions/{spec.notebook}", 0o644),
         ]
         members += [(path, name, 0o644) for path, name in _package_files(root, "helpers")]
@@ -230,6 +251,66 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
     return target
 
 
+DOCKERFILE = """\
+# Gradescope "Manual Docker configuration" for the SSL Lab autograder of {assignment}.
+# Generated by `python -m autograder gradescope` beside {zip_name}: source/ holds exactly the
+# zip's files, and the build runs the same setup.sh, with the same checks, as a zip upload
+# (it fails when the sandbox cannot isolate a submission on the image). From this folder:
+#     docker build -t YOUR_DOCKERHUB_USER/ssl-lab-{assignment}:1 .
+#     docker push YOUR_DOCKERHUB_USER/ssl-lab-{assignment}:1
+# then name that image on the assignment's Configure Autograder page (Manual Docker
+# configuration). Gradescope requires an image built on one of its base images; the tag
+# `latest` is its default base image (Ubuntu 22.04), another tag can be chosen with
+# `--build-arg TAG=...`. setup.sh accepts any base image whose python3 is CPython {pythons}.
+ARG BASE_REPO=gradescope/autograder-base
+ARG TAG=latest
+FROM ${{BASE_REPO}}:${{TAG}}
+
+ADD source /autograder/source
+RUN cp /autograder/source/run_autograder /autograder/run_autograder \\
+    && chmod 755 /autograder/run_autograder /autograder/source/setup.sh
+RUN apt-get update \\
+    && bash /autograder/source/setup.sh \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
+
+# The base image defines CMD and ENTRYPOINT (Gradescope's harness); they are not redefined here.
+"""
+
+
+def write_docker_context(archive: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
+    """Write ``<assignment>-autograder-docker/`` beside `archive`: ``Dockerfile`` and ``source/``.
+
+    ``source/`` is the zip's content, with its permission bits, so the image holds what a zip
+    upload would; the Dockerfile (`DOCKERFILE`) runs the same ``setup.sh``. An existing
+    folder of that name is replaced.
+
+    Returns:
+        The folder.
+    """
+    import shutil
+
+    from autograder.wheels import GRADER_PYTHONS
+
+    archive = Path(archive)
+    with zipfile.ZipFile(archive) as opened:
+        assignment = json.loads(opened.read("BUILD.json"))["assignment"]
+        folder = Path(output) if output else archive.with_name(f"{assignment}-autograder-docker")
+        if folder.exists():
+            shutil.rmtree(folder)
+        source = folder / "source"
+        source.mkdir(parents=True)
+        for info in opened.infolist():
+            target = source / info.filename
+            if info.is_dir() or not target.resolve().is_relative_to(source.resolve()):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(opened.read(info))
+            target.chmod((info.external_attr >> 16) & 0o777 or 0o644)
+    pythons = f"{GRADER_PYTHONS[0]} to {GRADER_PYTHONS[-1]}"
+    (folder / "Dockerfile").write_text(DOCKERFILE.format(assignment=assignment, zip_name=archive.name, pythons=pythons))
+    return folder
+
+
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m autograder gradescope`` (for `autograder.cli`)."""
     parser.add_argument("--assignment", required=True,
@@ -252,13 +333,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     with zipfile.ZipFile(path) as archive:
         info = json.loads(archive.read("BUILD.json"))
     size = path.stat().st_size / 2**20
+    docker = write_docker_context(path)
     print(f"wrote {path} ({size:.1f} MiB)")
+    print(f"wrote {docker}/Dockerfile and {docker.name}/source/ (Manual Docker configuration: the same files)")
     split = info.get("test_split")
     if split:
         print("test split: " + (f"embedded ({split['images']:,} images from {split['source']})" if split["embedded"]
                                 else "downloaded by setup.sh when Gradescope builds the image"))
-    print("Upload it in the assignment's 'Configure Autograder' page (base image: Ubuntu 24.04); see README.md, "
-          "'For instructors'.")
+    print("Upload the zip on the assignment's 'Configure Autograder' page (base image: Ubuntu 22.04, the default); "
+          "see README.md, 'For instructors'.")
     return 0
 
 
@@ -366,8 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
-__all__ = ["BuildError", "add_build_arguments", "build_zip", "cmd_build", "lock_down", "main", "run",
-           "validate_results"]
+__all__ = ["BuildError", "IMAGE_VENV", "add_build_arguments", "build_zip", "cmd_build", "lock_down", "main", "run",
+           "validate_results", "write_docker_context"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -30,7 +30,7 @@ from helpers.checkpoint import save_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(RESULTS_SCHEMA.read_text())
-REQUIREMENTS = (PROJECT_ROOT / "requirements.txt").read_text()
+REQUIREMENTS = (PROJECT_ROOT / "autograder" / "requirements-grader.txt").read_text()
 UNIT_POINTS = 22  # simclr_homework's unit tests (autograder/tests/test_simclr_homework.py)
 SPLIT_IMAGES = 200
 
@@ -153,7 +153,7 @@ def test_zip_layout(assignment, homework_zip, methods_zip, small_course):
         names = set(infos)
         for script in ("setup.sh", "run_autograder"):
             assert (infos[script].external_attr >> 16) & 0o777 == 0o755, script
-        assert {"requirements.txt", "BUILD.json", "autograder/course.toml", "autograder/__main__.py",
+        assert {"requirements-grader.txt", "BUILD.json", "autograder/course.toml", "autograder/__main__.py",
                 "autograder/tests/test_checkpoint.py", "helpers/checkpoint.py",
                 f"solutions/{assignment}.ipynb"} <= names
         assert not [n for n in names if n.startswith(("tests/", "notebooks/", ".git", "dist/", ".venv"))]
@@ -162,7 +162,8 @@ def test_zip_layout(assignment, homework_zip, methods_zip, small_course):
         info = json.loads(opened.read("BUILD.json"))
         setup = opened.read("setup.sh").decode()
         run = opened.read("run_autograder").decode()
-        assert opened.read("requirements.txt").decode() == REQUIREMENTS
+        assert opened.read("requirements-grader.txt").decode() == REQUIREMENTS
+        assert "requirements.txt" not in names  # the students' pins need Python 3.11+: not the image's
         if assignment == "simclr_homework":
             assert "data/cifar10-test.pt" in names
             assert opened.read("autograder/course.toml") == small_course.read_bytes()
@@ -172,10 +173,33 @@ def test_zip_layout(assignment, homework_zip, methods_zip, small_course):
             assert not [n for n in names if n.startswith("data/")]
             assert 'NEEDS_TEST_SPLIT="0"' in setup and "test_split" not in info
     assert info["assignment"] == assignment
-    assert "@" not in setup.replace("$@", "") and f'--assignment "{assignment}"' in run
-    assert "https://download.pytorch.org/whl/cpu" in setup and "requirements.txt" in setup
+    assert "@" not in setup.replace("$@", "").replace("[@]", "") and f'--assignment "{assignment}"' in run
+    assert "https://download.pytorch.org/whl/cpu" in setup and "requirements-grader.txt" in setup
+    assert 'VENV="${SSL_LAB_VENV:-/opt/ssl-lab/venv}"' in setup and 'PYTHONS="3.10 3.11 3.12 3.13"' in setup
+    assert "/opt/ssl-lab/venv/bin/python" in run and info["pythons"] == ["3.10", "3.11", "3.12", "3.13"]
+    # The sandbox check is setup.sh's last command.
+    commands = [line for line in setup.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[-2].startswith('"$PY" -m autograder check-sandbox ||') and commands[-1] == 'echo "== set-up done"'
     for script in (setup, run):
         subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_docker_context_holds_the_zip_and_runs_its_setup(methods_zip, tmp_path):
+    """Beside the zip: a Dockerfile on Gradescope's base image that copies run_autograder to
+    /autograder and runs the same setup.sh, and source/ with exactly the zip's files and modes."""
+    folder = gradescope.write_docker_context(methods_zip, tmp_path / "docker")
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "ARG BASE_REPO=gradescope/autograder-base" in dockerfile and "FROM ${BASE_REPO}:${TAG}" in dockerfile
+    assert "ADD source /autograder/source" in dockerfile
+    assert "cp /autograder/source/run_autograder /autograder/run_autograder" in dockerfile
+    assert "bash /autograder/source/setup.sh" in dockerfile and "CMD" not in dockerfile.replace("CMD and", "")
+    with zipfile.ZipFile(methods_zip) as opened:
+        for info in opened.infolist():
+            path = folder / "source" / info.filename
+            assert path.read_bytes() == opened.read(info), info.filename
+            assert stat.S_IMODE(path.stat().st_mode) == (info.external_attr >> 16) & 0o777, info.filename
+        assert sorted(p.relative_to(folder / "source").as_posix() for p in (folder / "source").rglob("*")
+                      if p.is_file()) == sorted(opened.namelist())
 
 
 def test_build_is_reproducible(methods_zip, tmp_path):
@@ -206,6 +230,8 @@ def test_cli_builds_the_zip(tmp_path, capsys):
 
     assert cli.main(["gradescope", "--assignment", "ssl_methods", "--output", str(tmp_path / "a")]) == 0
     assert (tmp_path / "a" / "ssl_methods-autograder.zip").is_file()
+    assert (tmp_path / "a" / "ssl_methods-autograder-docker" / "Dockerfile").is_file()
+    assert "Ubuntu 22.04" in capsys.readouterr().out
     assert gradescope.main(["build", "--assignment", "ssl_methods", "--output", str(tmp_path / "b")]) == 0
     assert "wrote" in capsys.readouterr().out
     assert cli.main(["gradescope", "--assignment", "homework", "--output", str(tmp_path / "c")]) == 64
@@ -243,44 +269,106 @@ def _fake(bin_dir: Path, name: str, log: Path, body: str = "exit 0") -> None:
     path.chmod(0o755)
 
 
-def test_setup_sh_installs_cpu_torch_first_creates_the_user_and_checks_the_split(homework_zip, tmp_path):
-    """setup.sh, run with apt-get, useradd, id and the venv's pip replaced by recorders: it
-    installs the CPU build of torch and torchvision at the pinned versions from PyTorch's CPU
-    index before the rest of requirements.txt, creates the sandbox user, verifies the
-    embedded test split with the real grader code, and leaves the source private to root."""
-    root = unpack(homework_zip, tmp_path / "autograder")
-    bin_dir, log, venv = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "venv"
+def _run_setup(root: Path, tmp_path: Path, *, python_version: str | None = None, failing: str | None = None,
+               env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run <root>/source/setup.sh with apt-get, useradd, id, chown, runuser and the venv's
+    python replaced by recorders. python3 is the real interpreter (or reports
+    `python_version`); "-m venv DIR" makes a recording venv python that passes only
+    `-m autograder.checkpoint_grading` on to the real one; a venv call whose arguments
+    contain `failing` exits 1. Returns the result and the recorded calls."""
+    bin_dir, log, venv = tmp_path / "bin", tmp_path / "calls.log", tmp_path / "opt" / "ssl-lab" / "venv"
     bin_dir.mkdir()
-    for name in ("apt-get", "useradd"):
+    for name in ("apt-get", "useradd", "chown", "runuser"):
         _fake(bin_dir, name, log)
+    if python_version:  # and no other supported pythonX.Y on the PATH
+        for other in ("3.10", "3.11", "3.12", "3.13"):
+            _fake(bin_dir, f"python{other}", log, "exit 127")
     _fake(bin_dir, "id", log, "exit 1")  # the sandbox user does not exist yet
-    # python3: the version check runs for real; "-m venv DIR" makes a recording venv python
-    # that passes only `-m autograder...` on to the real interpreter (no pip, no network).
     recorder = tmp_path / "venv-python"
+    fail = f'case "$*" in *"{failing}"*) exit 1 ;; esac\n' if failing else ""
     recorder.write_text(FAKE_COMMAND.format(name="venv-python", log=log, body=(
+        fail + 'if [ "$1" = "-" ]; then cat > /dev/null; exit 0; fi\n'
         'if [ "$1 $2" = "-m autograder.checkpoint_grading" ]; then exec "' + sys.executable + '" "$@"; fi\nexit 0')))
     recorder.chmod(0o755)
-    _fake(bin_dir, "python3", log, (
-        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin" && cp "' + str(recorder) + '" "$3/bin/python"; '
+    version = (f'if [ "$1" = "-c" ]; then case "$2" in *version_info*) echo {python_version}; exit 0 ;; esac; fi\n'
+               if python_version else "")
+    _fake(bin_dir, "python3", log, version + (
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$4/bin" && cp "' + str(recorder) + '" "$4/bin/python"; '
         'exit 0; fi\nexec "' + sys.executable + '" "$@"'))
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SSL_LAB_GRADESCOPE_ROOT": str(root),
-           "SSL_LAB_VENV": str(venv)}
-    result = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=env, capture_output=True, text=True,
-                            timeout=300)
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SSL_LAB_GRADESCOPE_ROOT": str(root),
+                   "SSL_LAB_VENV": str(venv), **(env or {})}
+    result = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=environment, capture_output=True,
+                            text=True, timeout=300)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_setup_sh_installs_cpu_torch_first_creates_the_user_and_ends_with_the_sandbox_check(homework_zip, tmp_path):
+    """setup.sh: the pinned pip, then the CPU build of torch and torchvision at the pinned
+    versions from PyTorch's CPU index, then requirements-grader.txt as wheels only, pip check
+    and an import check; the sandbox user; the venv root-owned and checked as that user; the
+    embedded test split verified with the real grader code; the source private to root; and
+    `python -m autograder check-sandbox` last."""
+    root = unpack(homework_zip, tmp_path / "autograder")
+    result, calls = _run_setup(root, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    calls = log.read_text().splitlines()
-    pip = [i for i, c in enumerate(calls) if "-m pip install" in c]
+    pip = [i for i, c in enumerate(calls) if "-m pip" in c and " install " in c]
     cpu = [i for i in pip if "--index-url https://download.pytorch.org/whl/cpu" in calls[i]]
-    rest = [i for i in pip if f"-r {root}/source/requirements.txt" in calls[i]]
-    assert len(cpu) == 1 and len(rest) == 1 and cpu[0] < rest[0], calls
+    rest = [i for i in pip if f"-r {root}/source/requirements-grader.txt" in calls[i]]
+    assert len(pip) == 3 and pinned("pip") in calls[pip[0]] and cpu == [pip[1]] and rest == [pip[2]], calls
     assert pinned("torch") in calls[cpu[0]] and pinned("torchvision") in calls[cpu[0]]
+    assert all("--only-binary=:all:" in calls[i] for i in pip)
+    check = [i for i, c in enumerate(calls) if c.endswith("-m pip --disable-pip-version-check --no-cache-dir "
+                                                          "--no-input check")]
+    assert check and check[0] > rest[0]
     assert any(c.startswith("apt-get install") and "python3-venv" in c for c in calls)
-    assert any(c.startswith("useradd") and c.endswith("sslgrader") for c in calls)
+    assert any(c.startswith("useradd --system --no-create-home --shell /usr/sbin/nologin --user-group sslgrader")
+               for c in calls)
+    assert any(c.startswith("chown -R root:root") for c in calls)
+    assert any(c.startswith("runuser -u sslgrader -- ") for c in calls)
     assert any("-m autograder.checkpoint_grading check" in c for c in calls)
     assert not any("checkpoint_grading prepare" in c for c in calls)  # the split was embedded
-    assert "test split: 200 images" in result.stdout
+    assert calls[-1].startswith("venv-python -m autograder check-sandbox"), calls[-3:]
+    assert "test split: 200 images" in result.stdout and "== set-up done" in result.stdout
     assert stat.S_IMODE((root / "source").stat().st_mode) & 0o077 == 0
     assert stat.S_IMODE((root / "source" / "data" / "cifar10-test.pt").stat().st_mode) & 0o077 == 0
+
+
+def test_setup_sh_takes_torch_from_a_local_wheel_folder(methods_zip, tmp_path):
+    """With SSL_LAB_TORCH_WHEELS, torch and torchvision come from that folder only (no index)."""
+    root = unpack(methods_zip, tmp_path / "autograder")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    result, calls = _run_setup(root, tmp_path, env={"SSL_LAB_TORCH_WHEELS": str(wheels)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    torch = [c for c in calls if pinned("torch") in c and " install " in c and "-r " not in c]
+    assert len(torch) == 1 and f"--no-index --find-links {wheels} --no-deps" in torch[0]
+    assert not any("download.pytorch.org" in c for c in calls)
+
+
+@pytest.mark.parametrize("python_version", ["3.8", "3.14"])
+def test_setup_sh_refuses_a_python_without_wheels_before_installing_anything(methods_zip, tmp_path, python_version):
+    """An image whose python3 is not CPython 3.10 to 3.13 fails the build at once, saying which
+    versions work and which base image to choose; no virtual environment is made."""
+    root = unpack(methods_zip, tmp_path / "autograder")
+    result, calls = _run_setup(root, tmp_path, python_version=python_version)
+    assert result.returncode == 1
+    assert "SSL Lab set-up FAILED" in result.stderr and "CPython 3.10 3.11 3.12 3.13 only" in result.stderr
+    assert "Ubuntu 22.04" in result.stderr
+    assert not any("-m venv" in c or "pip" in c for c in calls)
+
+
+@pytest.mark.parametrize("failing, message", [
+    ("-r ", "could not install requirements-grader.txt as wheels"),
+    ("download.pytorch.org", f"could not install {pinned('torch')} {pinned('torchvision')}"),
+    ("check-sandbox", "the sandbox cannot isolate a submission on this image"),
+])
+def test_setup_sh_fails_the_build_when_a_step_fails(methods_zip, tmp_path, failing, message):
+    """A failed install, or a sandbox that cannot isolate a submission, fails the image build
+    with a message naming the step, never a submission later."""
+    root = unpack(methods_zip, tmp_path / "autograder")
+    result, _ = _run_setup(root, tmp_path, failing=failing)
+    assert result.returncode == 1 and "== set-up done" not in result.stdout
+    assert f"SSL Lab set-up FAILED: {message}" in result.stderr, result.stderr[-1000:]
 
 
 # ======================================================================================
@@ -387,3 +475,54 @@ def test_run_autograder_always_leaves_valid_results(tmp_path, methods_zip):
     results = json.loads((root / "results" / "results.json").read_text())
     assert_valid_results(results)
     assert results["score"] == 0 and "not your fault" in results["output"]
+
+
+# ======================================================================================
+# autograder.wheels: the pins' wheels per Python version (CI runs it against PyPI)
+# ======================================================================================
+def test_wheel_check_reads_pins_markers_and_names_every_missing_pin(tmp_path):
+    """Markers are evaluated for the target Python; a failing download is retried pin by pin
+    so that every missing pin is named; torch and torchvision are asked of their own index.
+    pip is replaced by a script that has no wheel of `scipy` for 3.10."""
+    from autograder import wheels
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# comment\ntorch==2.14.1\nnumpy==2.2.6  # why\nscipy==1.15.3\n"
+                            'tomli==2.5.0; python_version < "3.11"\n')
+    pins = wheels.read_pins(requirements)
+    assert [(p.name, p.version) for p in pins] == [("torch", "2.14.1"), ("numpy", "2.2.6"), ("scipy", "1.15.3"),
+                                                    ("tomli", "2.5.0")]
+    assert pins[3].applies_to("3.10") and not pins[3].applies_to("3.11")
+    log = tmp_path / "pip.log"
+    fake = tmp_path / "pip"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+                    'case "$*" in *"--python-version 3.10"*scipy==*) echo "ERROR: no scipy" >&2; exit 1 ;; esac\n')
+    fake.chmod(0o755)
+    missing = wheels.check(requirements, ["3.10", "3.11"], torch_index="https://cpu.example/simple",
+                           pypi="https://pypi.example/simple", pip=[str(fake)], log=lambda line: None)
+    assert [(m.pin.name, m.python) for m in missing] == [("scipy", "3.10")]
+    assert "no wheel for CPython 3.10" in str(missing[0]) and "ERROR: no scipy" in str(missing[0])
+    calls = log.read_text().splitlines()
+    assert all("--only-binary=:all:" in c and "--no-deps" in c and "--platform manylinux_2_35_x86_64" in c
+               for c in calls)
+    assert not any("manylinux_2_36" in c for c in calls)
+    torch = [c for c in calls if "torch==2.14.1" in c]
+    assert torch and all("--index-url https://cpu.example/simple" in c and "numpy" not in c for c in torch)
+    assert any("tomli==2.5.0" in c and "--python-version 3.10" in c for c in calls)
+    assert not any("tomli" in c and "--python-version 3.11" in c for c in calls)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("numpy>=2\n")
+    with pytest.raises(ValueError, match="not a plain 'name==version' pin"):
+        wheels.read_pins(bad)
+
+
+def test_readmes_state_the_pythons_that_are_checked():
+    """README.md names the image's Python range and the students' range that CI checks."""
+    from autograder.wheels import GRADER_PYTHONS, STUDENT_PYTHONS
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    students = (PROJECT_ROOT / "README.students.md").read_text()
+    assert f"CPython {GRADER_PYTHONS[0]} to {GRADER_PYTHONS[-1]}" in readme
+    assert f"CPython {STUDENT_PYTHONS[0]} to {STUDENT_PYTHONS[-1]}" in readme
+    assert "Ubuntu 22.04" in readme and "Ubuntu 24.04" not in readme
+    assert "3.10 or newer" not in readme + students
