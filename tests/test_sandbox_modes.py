@@ -124,7 +124,7 @@ def graded(mode, tmp_path_factory) -> dict:
 def test_the_mode_asked_for_is_the_mode_that_ran(graded, mode):
     for sample in ("forge", "attacks", "reference"):
         results, process, _ = graded[sample]
-        assert process.returncode == 0, process.stderr[-2000:]
+        assert process.returncode == 0, (process.stderr[-2000:], results["extra_data"].get("grader_errors"))
         extra = results["extra_data"]
         assert extra["sandbox"] == mode[0]
         assert extra["sandbox_applied"].startswith("confinement: uid ") and "uid 0," not in extra["sandbox_applied"]
@@ -138,7 +138,7 @@ def test_rewriting_the_harness_forges_nothing(graded, sample):
     """An untouched notebook whose load-time code replaces every harness operation by one that
     returns records built from the grader's inputs (or none) earns nothing."""
     results, process, _ = graded[sample]
-    assert process.returncode == 0
+    assert process.returncode == 0, results["extra_data"].get("grader_errors")
     assert results["score"] == 0, [(t["name"], t["output"][:200]) for t in results["tests"] if t["score"]]
     assert "grader_errors" not in results["extra_data"]
     assert any("could not read" in t["output"] for t in results["tests"]), results["tests"][0]["output"]

@@ -53,7 +53,7 @@ step 1 "Python from the image's packages"
 export DEBIAN_FRONTEND=noninteractive
 command -v apt-get >/dev/null || fail "this image has no apt-get: use an Ubuntu base image (Ubuntu 22.04, Gradescope's default)"
 apt-get update || fail "apt-get update failed"
-apt-get install -y --no-install-recommends python3 python3-venv ca-certificates util-linux passwd \
+apt-get install -y --no-install-recommends python3 python3-venv ca-certificates util-linux passwd libseccomp2 \
     || fail "apt-get could not install python3 and python3-venv"
 # The image's python3 if its version is supported, else a supported pythonX.Y on the PATH
 # (Gradescope's base-image variants may add one); newest first.
@@ -106,7 +106,7 @@ import torch
 
 assert torch.version.cuda is None, f"torch {torch.__version__} is not the CPU build"
 for name in ("torch", "torchvision", "numpy", "scipy", "sklearn", "matplotlib", "PIL", "IPython", "tqdm", "pytest",
-             "pytest_timeout", "jsonschema", "psutil"):
+             "pytest_timeout", "jsonschema", "psutil", "pyseccomp", "landlock"):
     module = importlib.import_module(name)
     print(f"{name} {getattr(module, '__version__', '')}")
 PY

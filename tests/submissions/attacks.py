@@ -79,11 +79,12 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
 
 
 class EMA:
-    def __init__(self, beta=0.99):
-        import sys
+    import sys as _sys  # the class body runs at load time, before every operation
 
-        harness = [m for name, m in list(sys.modules.items()) if name.endswith(".harness")][0]
-        harness.OPS["ema"] = lambda ctx, **kwargs: {{"targets": [{{"weight": 1.0}}], "online": None}}
+    _harness = [m for name, m in list(_sys.modules.items()) if name.endswith(".harness")][0]
+    _harness.OPS["ema"] = lambda ctx, **kwargs: {{"targets": [{{"weight": 1.0}}], "online": None}}
+
+    def __init__(self, beta=0.99):
         self.beta = beta
 
     def update(self, online, target):
