@@ -43,7 +43,7 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--call-timeout", type=float, default=None,
                         help="seconds one call of the student's code may take (default: course.toml [grading], 10)")
     parser.add_argument("--budget", type=float, default=None,
-                        help="seconds the student's code may take in all (default: course.toml [grading], 120)")
+                        help="seconds the student's code may take in all (default: course.toml [grading], 60)")
     parser.add_argument("--load-timeout", type=float, default=30.0,
                         help="seconds one top-level statement may take while the notebook is loaded (default 30)")
     parser.add_argument("--memory-mb", type=int, default=None,

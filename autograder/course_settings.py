@@ -24,7 +24,7 @@ class CourseConfigError(ValueError):
 
 
 #: The ``[grading]`` table: limits of running one submission's code (see course.toml).
-GRADING_DEFAULTS = {"budget_seconds": 120.0, "call_seconds": 10.0}
+GRADING_DEFAULTS = {"budget_seconds": 60.0, "call_seconds": 10.0}
 
 
 def grading_settings_from_mapping(table: Any, where: str = "[grading]") -> dict[str, float]:

@@ -147,7 +147,7 @@ class Limits:
     file_mb: int = 64
     tmp_mb: int = 256
     processes: int = 512
-    budget_s: float = 120.0
+    budget_s: float = 60.0
     load_total: float = 60.0
 
 

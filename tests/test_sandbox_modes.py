@@ -106,7 +106,7 @@ def graded(mode, tmp_path_factory) -> dict:
         "slow": attack_notebook(solution, [SLOW]),
         "reference": json.loads(solution.read_text()),
     }
-    graded = {}
+    graded = {"mounts_before": _mounts()}
     for sample, notebook in notebooks.items():
         folder = root / sample
         folder.mkdir()
@@ -117,7 +117,13 @@ def graded(mode, tmp_path_factory) -> dict:
         graded[sample] = _grade(python, folder, name, *extra)
     time.sleep(0.5)
     graded["marker"] = marker
+    graded["mounts_after"] = _mounts()
     return graded
+
+
+def _mounts() -> list[str]:
+    """The host's mount points (the sandbox's mounts live in its own namespace)."""
+    return sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
 
 
 @needs_root
@@ -239,3 +245,8 @@ def test_uid_mode_refuses_an_interpreter_the_sandbox_user_cannot_read(tmp_path):
     assert process.returncode == 2
     assert "cannot run" in results["output"] and "not your fault" in results["output"]
     assert not marker.exists()
+
+
+@needs_root
+def test_no_mount_is_added_to_the_host(graded):
+    assert graded["mounts_after"] == graded["mounts_before"]
