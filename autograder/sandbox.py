@@ -982,20 +982,24 @@ class Worker:
 
     def _load(self) -> None:
         payload = {**self.statements, "skip": sorted(self.load_report.skipped)}
+        order = iter([s["index"] for s in self.statements["statements"] if s["index"] not in self.load_report.skipped])
         current: list[int | None] = [None]
         last: list[int | None] = [None]
         errors: dict[str, str] = {}
 
         def on_frame(header: dict, value: Any) -> bool:
+            # Statements load in the order sent: a frame out of that order was written by the
+            # statement now loading (to blame another one, or to look busy), which is blamed.
             kind = header.get("kind")
             if kind == "loading":
-                index = header.get("index")
-                if index not in self.names or index in self.load_report.skipped:
-                    raise BadAnswer("the worker reported loading a statement that does not exist")
-                current[0] = last[0] = index
+                if current[0] is not None or header.get("index") != next(order, None):
+                    raise BadAnswer("the worker reported loading statements out of order")
+                current[0] = last[0] = header.get("index")
                 return False
             if kind == "loaded":
                 index = header.get("index")
+                if index != current[0]:
+                    raise BadAnswer("the worker reported loading statements out of order")
                 statement = self.names.get(index, {})
                 for name in statement.get("names", []):
                     if header.get("ok"):

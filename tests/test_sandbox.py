@@ -308,3 +308,145 @@ def test_closing_kills_every_sandbox_process():
     gone, alive = psutil.wait_procs(processes, timeout=5)
     assert not alive
     assert not zygote.workdir.exists()
+
+
+# ======================================================================================
+# Limits that a submission cannot stretch (issue classes: progress frames, callback time,
+# budget, state between calls, a dead zygote)
+# ======================================================================================
+EXTRA_SOURCE = '''
+import os
+import time
+
+def remember(value):
+    global REMEMBERED
+    REMEMBERED = value
+    return value
+
+def recall():
+    return REMEMBERED
+
+def ask_many(count):
+    import gc
+    child = next(o for o in gc.get_objects() if type(o).__name__ == "Child" and hasattr(o, "callback"))
+    for _ in range(count):
+        child.callback("loss", {})
+    return count
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+class Spinner:
+    import gc as _gc
+    _child = next(o for o in _gc.get_objects() if type(o).__name__ == "Child" and hasattr(o, "send"))
+    while True:  # keeps telling the grader it is still loading
+        _child.send({"kind": "loading", "seq": _child.seq, "index": 5})
+        time.sleep(0.2)
+'''
+
+
+def extra_statements():
+    import ast
+
+    body = ast.parse(EXTRA_SOURCE).body
+    result = []
+    for node_index, node in enumerate(body):
+        names = tuple(a.asname or a.name for a in node.names) if isinstance(node, ast.Import) else (node.name,)
+        result.append(Statement(index=node_index, cell=0, label="cell 9", cell_source=EXTRA_SOURCE, node=node_index,
+                                lineno=node.lineno, names=names))
+    return statements_payload(result)
+
+
+@pytest.fixture()
+def strict_worker():
+    isolation = sandbox.detect_isolation()
+    limits = sandbox.Limits(call_timeout=2, load_timeout=1.5, load_total=4, memory_mb=512, budget_s=12)
+    zygote = sandbox.Zygote(isolation, limits, preload=("torch",))
+    worker = sandbox.Worker(zygote, extra_statements(), limits,
+                            restart_zygote=lambda: sandbox.Zygote(isolation, limits, preload=("torch",)))
+    yield worker
+    worker.close()
+    worker.zygote.close()
+    zygote.close()
+
+
+def test_progress_frames_cannot_keep_a_statement_loading(strict_worker):
+    import time
+
+    started = time.monotonic()
+    assert call(strict_worker, "nap", 0) == 0
+    assert time.monotonic() - started < 20
+    assert "Spinner" in strict_worker.load_report.errors
+
+
+def test_every_call_gets_a_fresh_worker(strict_worker):
+    assert call(strict_worker, "remember", 42) == 42
+    with pytest.raises(sandbox.CodeRaised, match="NameError"):
+        call(strict_worker, "recall")
+
+
+def test_time_spent_answering_callbacks_counts(strict_worker):
+    import time
+
+    def slow_answer(_):
+        time.sleep(0.5)
+        return {}
+
+    assert call(strict_worker, "nap", 0) == 0  # started and loaded (the Spinner skipped)
+    used = strict_worker.budget.used
+    with pytest.raises(sandbox.CallTimedOut):
+        strict_worker.run("call", {"fn": "ask_many", "args": [20], "kwargs": {}}, callbacks={"loss": slow_answer})
+    assert strict_worker.budget.used - used < 2 + 1.5  # 20 answers of 0.5 s would be 10 s
+
+
+def test_the_budget_ends_slow_calls_and_then_every_call(strict_worker):
+    import time
+
+    for _ in range(8):
+        try:
+            call(strict_worker, "nap", 1.9)
+        except sandbox.BudgetExhausted:
+            break
+    else:
+        pytest.fail("the budget never ran out")
+    started = time.monotonic()
+    with pytest.raises(sandbox.BudgetExhausted, match="time budget"):
+        call(strict_worker, "nap", 0)
+    assert time.monotonic() - started < 1
+    assert strict_worker.budget.used <= 12 + 2.5
+
+
+def test_a_dead_zygote_is_replaced_for_the_next_call(strict_worker):
+    assert call(strict_worker, "nap", 0) == 0
+    old = strict_worker.zygote
+    old.process.kill()
+    old.process.wait()
+    try:  # a call that meets the dying zygote fails, as the submission's fault (never the grader's)
+        call(strict_worker, "nap", 0)
+    except sandbox.SubmissionFault:
+        pass
+    assert call(strict_worker, "nap", 0) == 0
+    assert strict_worker.zygote is not old
+
+
+def test_the_probe_refuses_a_worker_that_can_read_a_secret(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("answer")
+    tmp_path.chmod(0o755)
+    secret.chmod(0o644)
+    isolation = sandbox.Isolation("unconfined") if os.geteuid() else sandbox.detect_isolation()
+    limits = sandbox.Limits(call_timeout=3, memory_mb=256)
+    zygote = sandbox.Zygote(isolation, limits, preload=("torch",))
+    try:
+        # A path the worker can read on purpose (its own package) stands in for a leaked secret.
+        own = str(zygote.workdir / "pkg")
+        worker = sandbox.Worker(zygote, statements(), limits, secrets={"read": [str(secret), own], "write": []})
+        if isolation.mode == "unconfined":
+            assert call(worker, "add", torch.ones(1), torch.ones(1)).item() == 2
+        else:
+            with pytest.raises(sandbox.SandboxError, match=f"could read {own}"):
+                call(worker, "add", torch.ones(1), torch.ones(1))
+        worker.close()
+    finally:
+        zygote.close()
