@@ -566,13 +566,6 @@ def resolve_test_split(rubric: CheckpointRubric | None = None, project_root: str
 # ======================================================================================
 # Finding and loading the checkpoint
 # ======================================================================================
-def _walk(folder: Path, depth: int) -> Iterator[Path]:
-    """Files, links, pipes and devices under `folder` down to `depth` levels
-    (`autograder.safe_files.list_entries`: no link followed, a bounded number of entries)."""
-    for entry in safe_files.list_entries(folder, depth).entries:
-        yield entry.path
-
-
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -600,7 +593,13 @@ def locate_checkpoint(submission_dir: str | os.PathLike, file_name: str = "simcl
             raise CheckpointError(f"{file_name} in your submission is a symbolic link; upload the checkpoint "
                                   f"file itself (links are not followed).")
         return top, ""
-    files = list(_walk(root, _SEARCH_DEPTH))
+    listing = safe_files.list_entries(root, _SEARCH_DEPTH)
+    files = [entry.path for entry in listing.entries]
+    unfollowed = ""
+    if listing.links():
+        unfollowed = (" Symbolic links in a submission are not followed ("
+                      + ", ".join(entry.relative for entry in listing.links()[:_SHOWN])
+                      + "): upload the files themselves.")
     exact = [p for p in files if p.name == file_name]
     if len(exact) == 1:
         if exact[0].is_symlink():
@@ -623,10 +622,11 @@ def locate_checkpoint(submission_dir: str | os.PathLike, file_name: str = "simcl
         return_hint = (f"If {first} is your fine-tuned classifier, rename it to {file_name} (exactly this name, "
                        f"lower case) and resubmit")
         raise CheckpointError(f"No file named {file_name} in your submission. Files that look like checkpoints: "
-                              f"{listed}. {return_hint}; otherwise save the classifier with {save}.")
+                              f"{listed}. {return_hint}; otherwise save the classifier with {save}.{unfollowed}")
     present = ", ".join(_relative(p, root) for p in files[:_SHOWN]) or "nothing"
     raise CheckpointError(f"No file named {file_name} in your submission (it contains: {present}). Upload the "
-                          f"fine-tuned classifier that your notebook saves with {save}, together with the notebook.")
+                          f"fine-tuned classifier that your notebook saves with {save}, together with the notebook."
+                          f"{unfollowed}")
 
 
 def check_zip_expansion(path: str | os.PathLike, max_bytes: int) -> None:
