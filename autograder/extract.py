@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder import safe_files
-
 #: Contract (DESIGN.md, "Graded tasks"): task id -> the names its graded cell defines.
 TASK_NAMES: dict[str, tuple[str, ...]] = {
     "extract_features": ("extract_features_and_labels",),
@@ -175,6 +173,8 @@ def read_notebook(path: str | Path) -> dict:
         NotebookError: a link, pipe, device or folder; too large, too deep, not JSON, not
             an nbformat-4 notebook.
     """
+    from . import safe_files  # here: the sandbox's copy of this module (WORKER_MODULES) has no safe_files
+
     path = Path(path)
     try:
         data = safe_files.read_regular(path, MAX_NOTEBOOK_BYTES, what="notebook",

@@ -303,3 +303,19 @@ def test_statements_and_cells_past_the_caps_are_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(extract, "MAX_CELLS", 1)
     extracted = extract.extract(path)
     assert extracted.task_cell("nt_xent") is None and any("only the first 1" in w for w in extracted.warnings)
+
+
+def test_extract_imports_alone_as_in_the_workers_package(tmp_path):
+    """The sandbox copies extract.py into a package of its own (sandbox.WORKER_MODULES):
+    it must import there without the rest of the autograder."""
+    import shutil
+    import subprocess
+    import sys
+
+    package = tmp_path / "worker_copy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(PROJECT_ROOT / "autograder" / "extract.py", package / "extract.py")
+    done = subprocess.run([sys.executable, "-I", "-c", "import worker_copy.extract"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
