@@ -316,6 +316,7 @@ def test_extract_imports_alone_as_in_the_workers_package(tmp_path):
     package.mkdir()
     (package / "__init__.py").write_text("")
     shutil.copy(PROJECT_ROOT / "autograder" / "extract.py", package / "extract.py")
-    done = subprocess.run([sys.executable, "-I", "-c", "import worker_copy.extract"], cwd=tmp_path,
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import worker_copy.extract"
+    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
