@@ -7,14 +7,17 @@ its verdict into Gradescope results.
 
 1. **Find** the file in the submission folder (`locate_checkpoint`): the exact name at the
    top level, else the exact name one or two folders down (a zipped folder), else a clear
-   "wrong name" message that lists the files that look like checkpoints. Symbolic links are
-   refused (they could point at the grader's own files).
-2. **Load** it with `helpers.checkpoint.load_classifier` (``torch.load(weights_only=True)``,
-   strict keys and shapes, finite values, 10 classes, size cap), after one more guard of
-   our own: a torch zip file whose members would inflate past the size cap (a "zip bomb":
-   a few KB of DEFLATE that ``torch.load`` would expand to gigabytes) is refused before
-   ``torch.load`` sees it. Every problem is a `CheckpointError` whose message is shown to
-   the student; nothing in the file ever runs.
+   "wrong name" message that lists the files that look like checkpoints. The folder is
+   listed without following links (`autograder.safe_files`); symbolic links are refused
+   (they could point at the grader's own files).
+2. **Load** it: opened as a regular file only (no link followed, no named pipe waited on,
+   no device opened: `autograder.safe_files.open_regular`), then read from that open file
+   by `helpers.checkpoint.load_classifier` (``torch.load(weights_only=True)``, strict keys
+   and shapes, finite values, 10 classes, size cap), which first refuses a torch zip file
+   whose members would inflate past the size cap (a "zip bomb": a few KB of DEFLATE that
+   ``torch.load`` would expand to gigabytes) before ``torch.load`` sees it. Every problem
+   is a `CheckpointError` whose message is shown to the student; nothing in the file ever
+   runs.
 3. **Evaluate** (`evaluate_classifier`) on the full test split, no augmentation, under
    ``torch.inference_mode``, in batches, on the GPU when there is one and else the CPU. The
    uint8 split stays as it is (30 MB); each batch is converted to float on its own, so the
@@ -69,11 +72,9 @@ import hashlib
 import json
 import math
 import os
-import stat
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -82,9 +83,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from autograder import course_settings
+from autograder import course_settings, safe_files
 from autograder.results import VISIBILITIES, GraderError
-from helpers.checkpoint import CheckpointError, load_classifier
+from helpers.checkpoint import MAX_ZIP_MEMBERS, CheckpointError, load_classifier
+from helpers.checkpoint import check_zip_expansion as _check_zip_expansion
 from helpers.data import CIFAR10_CLASSES, DataSourceError, load_cifar10
 from helpers.models import LinearClassifier
 
@@ -108,8 +110,6 @@ BAKED_TEST_SPLIT = Path("data") / "cifar10-test.pt"
 TEST_SPLIT_FORMAT = "ssl-lab-cifar10-test-split"
 TEST_SPLIT_VERSION = 1
 IMAGE_SHAPE = (32, 32, 3)
-#: At most this many members in a checkpoint's zip (a ResNet-18 checkpoint has about 130).
-MAX_ZIP_MEMBERS = 4096
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar", ".pkl", ".pickle", ".zip")
 _SEARCH_DEPTH = 3  # folders below the submission root searched for the checkpoint
 _SHOWN = 5
@@ -572,28 +572,6 @@ def resolve_test_split(rubric: CheckpointRubric | None = None, project_root: str
 # ======================================================================================
 # Finding and loading the checkpoint
 # ======================================================================================
-def _walk(folder: Path, depth: int) -> Iterator[Path]:
-    """Regular files under `folder` down to `depth` levels, never following symlinks,
-    skipping hidden entries and ``__MACOSX``."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith(".") or entry.name == "__MACOSX":
-            continue
-        try:
-            if entry.is_symlink():
-                yield Path(entry.path)  # reported (and refused) by the caller
-            elif entry.is_dir(follow_symlinks=False):
-                if depth > 1:
-                    yield from _walk(Path(entry.path), depth - 1)
-            elif entry.is_file(follow_symlinks=False):
-                yield Path(entry.path)
-        except OSError:
-            continue
-
-
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -621,7 +599,13 @@ def locate_checkpoint(submission_dir: str | os.PathLike, file_name: str = "simcl
             raise CheckpointError(f"{file_name} in your submission is a symbolic link; upload the checkpoint "
                                   f"file itself (links are not followed).")
         return top, ""
-    files = list(_walk(root, _SEARCH_DEPTH))
+    listing = safe_files.list_entries(root, _SEARCH_DEPTH)
+    files = [entry.path for entry in listing.entries]
+    unfollowed = ""
+    if listing.links():
+        unfollowed = (" Symbolic links in a submission are not followed ("
+                      + ", ".join(entry.relative for entry in listing.links()[:_SHOWN])
+                      + "): upload the files themselves.")
     exact = [p for p in files if p.name == file_name]
     if len(exact) == 1:
         if exact[0].is_symlink():
@@ -644,19 +628,16 @@ def locate_checkpoint(submission_dir: str | os.PathLike, file_name: str = "simcl
         return_hint = (f"If {first} is your fine-tuned classifier, rename it to {file_name} (exactly this name, "
                        f"lower case) and resubmit")
         raise CheckpointError(f"No file named {file_name} in your submission. Files that look like checkpoints: "
-                              f"{listed}. {return_hint}; otherwise save the classifier with {save}.")
+                              f"{listed}. {return_hint}; otherwise save the classifier with {save}.{unfollowed}")
     present = ", ".join(_relative(p, root) for p in files[:_SHOWN]) or "nothing"
     raise CheckpointError(f"No file named {file_name} in your submission (it contains: {present}). Upload the "
-                          f"fine-tuned classifier that your notebook saves with {save}, together with the notebook.")
+                          f"fine-tuned classifier that your notebook saves with {save}, together with the notebook."
+                          f"{unfollowed}")
 
 
 def check_zip_expansion(path: str | os.PathLike, max_bytes: int) -> None:
-    """Refuse a torch zip checkpoint whose members would inflate past `max_bytes`.
-
-    ``torch.save`` stores members uncompressed, but ``torch.load`` also reads DEFLATE
-    members: a 40 KB file can hold 40 MB of zeros (measured), so the file-size cap alone
-    would let a small upload exhaust the grader's memory. The central directory declares
-    every member's uncompressed size; nothing is decompressed here.
+    """`helpers.checkpoint.check_zip_expansion` on a submitted file, opened as
+    `load_submitted_classifier` opens it (a file that cannot be opened is left to it).
 
     Raises:
         CheckpointError: the declared total exceeds `max_bytes`, or there are more than
@@ -664,22 +645,11 @@ def check_zip_expansion(path: str | os.PathLike, max_bytes: int) -> None:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PK\x03\x04":
-                return  # not a zip: the legacy format reads at most the file itself
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return  # load_classifier reports an unreadable or damaged file with its own message
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise CheckpointError(f"{path.name} is a zip of {len(members):,} files; a classifier checkpoint has about "
-                              f"130. Save it with helpers.save_classifier(classifier, path).")
-    declared = sum(member.file_size for member in members)
-    if declared > max_bytes:
-        raise CheckpointError(
-            f"{path.name} would expand to {declared:,} bytes when loaded ({declared / 2**20:,.0f} MiB), more than "
-            f"the limit of {max_bytes / 2**20:.0f} MiB, so it was not loaded. A ResNet-18 classifier saved with "
-            f"helpers.save_classifier is about 45 MB.")
+        fd = safe_files.open_regular(path, what="checkpoint")
+    except safe_files.SubmittedFileError:
+        return
+    with os.fdopen(fd, "rb") as file:
+        _check_zip_expansion(file, max_bytes, name=path.name)
 
 
 def _student_message(error: Exception, submission_dir: Path) -> str:
@@ -691,14 +661,20 @@ def _student_message(error: Exception, submission_dir: Path) -> str:
 
 
 def load_submitted_classifier(path: Path, rubric: CheckpointRubric, device: torch.device) -> LinearClassifier:
-    """`check_zip_expansion`, then `helpers.checkpoint.load_classifier` (see the module docstring)."""
+    """Open the submitted file as a regular file only (`autograder.safe_files.open_regular`:
+    no link followed, no pipe waited on, no device opened), then
+    `helpers.checkpoint.load_classifier` on that open file (size cap, zip-expansion guard,
+    weights-only loading; see the module docstring)."""
     try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        mode = 0
-    if stat.S_ISREG(mode):
-        check_zip_expansion(path, rubric.max_checkpoint_bytes)
-    return load_classifier(path, map_location=device, max_bytes=rubric.max_checkpoint_bytes, expected_classes=10)
+        fd = safe_files.open_regular(path, what="checkpoint")
+    except safe_files.SubmittedFileError as error:
+        if error.kind in ("missing", "folder"):  # load_classifier's messages say what to do
+            return load_classifier(path, map_location=device, max_bytes=rubric.max_checkpoint_bytes,
+                                   expected_classes=10)
+        raise CheckpointError(str(error)) from None
+    with os.fdopen(fd, "rb") as file:
+        return load_classifier(path, map_location=device, max_bytes=rubric.max_checkpoint_bytes, expected_classes=10,
+                               file=file)
 
 
 # ======================================================================================

@@ -6,8 +6,9 @@ A checkpoint is one file written by `torch.save`, holding only plain data:
      "mean": [m_r, m_g, m_b], "std": [s_r, s_g, s_b],
      "state_dict": {name: CPU float32 tensor}}     # the keys of helpers.models.LinearClassifier
 
-`load_classifier` reads it with `torch.load(..., weights_only=True)`, which only rebuilds
-tensors and containers of plain values: a file that references any other Python object
+`load_classifier` opens the file once (a regular file of at most `MAX_CHECKPOINT_BYTES`;
+a zip whose members would inflate past that is refused unread) and reads it with
+`torch.load(..., weights_only=True)`, which only rebuilds tensors and containers of plain values: a file that references any other Python object
 (a pickled model class, `os.system`, ...) is refused before anything in it runs. The
 state_dict is then checked (keys, shapes, dtypes, finite values, number of classes) and
 loaded strictly into a fresh `LinearClassifier`. Every problem is a `CheckpointError` whose
@@ -38,13 +39,14 @@ import os
 import pickle
 import pickletools
 import re
+import stat
 import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -57,6 +59,8 @@ CHECKPOINT_FORMAT = "ssl-lab-classifier"
 CHECKPOINT_VERSION = 1
 #: Largest checkpoint `load_classifier` reads (a ResNet-18 classifier is about 45 MiB).
 MAX_CHECKPOINT_BYTES = 200 * 2**20
+#: At most this many members in a checkpoint's zip (a ResNet-18 checkpoint has about 130).
+MAX_ZIP_MEMBERS = 4096
 
 # Keys of a training-checkpoint dict under which a classifier state_dict is looked for.
 _STATE_DICT_ENTRIES = ("state_dict", "model_state_dict", "model")
@@ -166,13 +170,18 @@ def load_classifier(
     map_location: Any = "cpu",
     max_bytes: int = MAX_CHECKPOINT_BYTES,
     expected_classes: int | None = 10,
+    *,
+    file: BinaryIO | None = None,
 ) -> LinearClassifier:
     """Load a classifier checkpoint safely and check it thoroughly.
 
-    The file is read with `torch.load(path, map_location=map_location, weights_only=True)`
-    (never full unpickling, so no code in the file can run), its state_dict is checked, and
-    loaded with a strict `load_state_dict` into a new `LinearClassifier`. See the module
-    docstring for the layouts accepted besides `save_classifier`'s own.
+    The file is opened once (without blocking, so a named pipe is refused rather than
+    waited on), must be a regular file of at most `max_bytes` bytes, and, when it is a zip,
+    must not declare members that would inflate past `max_bytes` (a "zip bomb"). It is read
+    with `torch.load(file, map_location=map_location, weights_only=True)` (never full
+    unpickling, so no code in the file can run), its state_dict is checked, and loaded with
+    a strict `load_state_dict` into a new `LinearClassifier`. See the module docstring for
+    the layouts accepted besides `save_classifier`'s own.
 
     Args:
         path: the checkpoint file, e.g. "submission/simclr_lin_best.pt".
@@ -181,6 +190,9 @@ def load_classifier(
         max_bytes: larger files are refused before any byte of them is read.
         expected_classes: the number of classes the classifier must have (10 for
             CIFAR-10); None accepts any.
+        file: the checkpoint already opened for binary reading (the autograder opens a
+            submitted file itself, without following links); `path` then only names it in
+            messages. It is read from its start and not closed.
 
     Returns:
         The classifier, in eval mode. It maps raw images `(B, 3, 32, 32)` float in [0, 1] to
@@ -188,15 +200,19 @@ def load_classifier(
 
     Raises:
         CheckpointError: for every problem with the file: missing (with similarly named
-            files in the same folder), a folder, empty, too large, truncated or corrupted,
-            not a PyTorch checkpoint, containing code or objects that weights-only loading
+            files in the same folder), a folder, not a regular file, empty, too large,
+            a zip that would inflate past `max_bytes`, truncated or corrupted, not a PyTorch checkpoint, containing code or objects that weights-only loading
             refuses, a wrong layout, missing / unexpected keys, wrong shapes, dtypes or
             number of classes, NaN or infinite values.
     """
     path = Path(path).expanduser()
     _check_map_location(map_location)
-    _stat_checkpoint(path, max_bytes)  # before any byte is read
-    obj = _torch_load(path, map_location)
+    if file is None:
+        _stat_checkpoint(path, max_bytes)  # before any byte is read
+        with _open_checkpoint(path) as opened:
+            obj = _load_opened(opened, path, map_location, max_bytes)
+    else:
+        obj = _load_opened(file, path, map_location, max_bytes)
     raw_state, metadata = _find_state_dict(obj, path)
     where = f"Checkpoint {path}"
     fix = f"Re-create the file: {_SAVE_CALL}"
@@ -254,18 +270,82 @@ def _stat_checkpoint(path: Path, max_bytes: int) -> None:
         )
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} is not a regular file; pass the path of the .pt file.")
-    if info.st_size == 0:
+    _check_size(path, info.st_size, max_bytes)
+
+
+def _check_size(path: Path, size: int, max_bytes: int) -> None:
+    if size == 0:
         raise CheckpointError(
             f"Checkpoint {path} is empty (0 bytes): the save was interrupted or the upload failed. "
             f"Save it again with {_SAVE_CALL} and check that its size is about 45 MB."
         )
-    if info.st_size > max_bytes:
+    if size > max_bytes:
         raise CheckpointError(
-            f"Checkpoint {path} is {_size(info.st_size)}, larger than the limit of "
+            f"Checkpoint {path} is {_size(size)}, larger than the limit of "
             f"{_size(max_bytes)}, so it was not read. A ResNet-18 classifier saved with "
             f"helpers.save_classifier is about 45 MB: save only the classifier, not the optimiser "
             f"state or a whole training run."
         )
+
+
+def _open_checkpoint(path: Path) -> BinaryIO:
+    """Open `path` for reading without blocking on a named pipe (`_load_opened` checks the rest)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise CheckpointError(f"Cannot read checkpoint {path}: {error.strerror or error}.") from None
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _load_opened(file: BinaryIO, path: Path, map_location: Any, max_bytes: int) -> Any:
+    """Check an opened checkpoint (a regular file, its size, its zip members), then load it."""
+    try:
+        info = os.fstat(file.fileno())
+    except (OSError, AttributeError, ValueError) as error:
+        raise CheckpointError(f"Cannot read checkpoint {path}: {error}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"Checkpoint {path} is not a regular file; pass the path of the .pt file.")
+    _check_size(path, info.st_size, max_bytes)
+    check_zip_expansion(file, max_bytes, name=path.name)
+    return _torch_load(file, path, map_location)
+
+
+def check_zip_expansion(file: BinaryIO, max_bytes: int, name: str = "the checkpoint") -> None:
+    """Refuse a torch zip checkpoint whose members would inflate past `max_bytes`.
+
+    ``torch.save`` stores members uncompressed, but ``torch.load`` also reads DEFLATE
+    members: a 40 KB file can hold 40 MB of zeros, so the file-size cap alone would let a
+    small file exhaust the memory of whoever loads it. The central directory declares every
+    member's uncompressed size; nothing is decompressed here. `file` is read from its start
+    and left at its start.
+
+    Raises:
+        CheckpointError: the declared total exceeds `max_bytes`, or there are more than
+            `MAX_ZIP_MEMBERS` members.
+    """
+    try:
+        file.seek(0)
+        if file.read(4) != b"PK\x03\x04":
+            return  # not a zip: the legacy format reads at most the file itself
+        file.seek(0)
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return  # torch.load's failure is reported with its own message
+    finally:
+        file.seek(0)
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise CheckpointError(f"{name} is a zip of {len(members):,} files; a classifier checkpoint has about "
+                              f"130. Save it with {_SAVE_CALL}.")
+    declared = sum(member.file_size for member in members)
+    if declared > max_bytes:
+        raise CheckpointError(
+            f"{name} would expand to {declared:,} bytes when loaded ({declared / 2**20:,.0f} MiB), more than "
+            f"the limit of {max_bytes / 2**20:.0f} MiB, so it was not loaded. A ResNet-18 classifier saved with "
+            f"helpers.save_classifier is about 45 MB.")
 
 
 def _size(num_bytes: int) -> str:
@@ -413,42 +493,56 @@ def _pickle_globals(head: bytes) -> tuple[int, list[str]]:
     return protocol, [n for n in names if not n.startswith(_SAFE_GLOBAL_PREFIXES)]
 
 
-def _zip_pickle_protocol(path: Path) -> int | None:
+def _zip_pickle_protocol(file: BinaryIO) -> int | None:
     """The pickle protocol of the data.pkl record of a torch zip file (None if unreadable)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        file.seek(0)
+        with zipfile.ZipFile(file) as archive:
             record = next(name for name in archive.namelist() if name.endswith("data.pkl"))
-            with archive.open(record) as file:
-                head = file.read(2)
+            with archive.open(record) as member:
+                head = member.read(2)
     except Exception:
         return None
     return head[1] if len(head) == 2 and head[0] == 0x80 else None
 
 
-def _torch_load(path: Path, map_location: Any) -> Any:
-    """`torch.load(weights_only=True)` with every failure turned into a CheckpointError."""
+def _zip_names(file: BinaryIO) -> list[str] | None:
+    """The member names of a zip file (None if it is not a readable zip)."""
     try:
-        with path.open("rb") as file:
-            head = file.read(1 << 20)  # for diagnostics only
+        file.seek(0)
+        with zipfile.ZipFile(file) as archive:
+            return archive.namelist()
+    except Exception:
+        return None
+
+
+def _torch_load(file: BinaryIO, path: Path, map_location: Any) -> Any:
+    """`torch.load(file, weights_only=True)` with every failure turned into a CheckpointError
+    (`path` names the file in messages)."""
+    try:
+        file.seek(0)
+        head = file.read(1 << 20)  # for diagnostics only
+        file.seek(0)
     except OSError as error:
         raise CheckpointError(f"Cannot read checkpoint {path}: {error.strerror or error}.") from None
     is_zip = head.startswith(b"PK\x03\x04")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         message = str(error)
         if "Weights only load failed" in message and "Unsupported operand" not in message:
             raise _forbidden(path, re.findall(r"GLOBAL ([\w.]+)", message)) from None
         if is_zip:  # a torch zip whose pickle weights_only cannot parse
             try:
-                names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+                file.seek(0)
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(file)
             except Exception:
                 names = []
             if names:
                 raise _forbidden(path, names) from None
-            if _zip_pickle_protocol(path) in (None, 0, 1, 2, 3):
+            if _zip_pickle_protocol(file) in (None, 0, 1, 2, 3):
                 raise _corrupt(path, error) from None
             raise CheckpointError(
                 f"Checkpoint {path} was written with a pickle protocol that safe loading cannot "
@@ -467,12 +561,8 @@ def _torch_load(path: Path, map_location: Any) -> Any:
         raise CheckpointError(f"Checkpoint {path} needs more memory to load than is available.") from None
     except Exception as error:  # RuntimeError, EOFError, KeyError, ... from a damaged file
         if is_zip:
-            if not zipfile.is_zipfile(path):
-                raise _corrupt(path, error) from None
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    names = archive.namelist()
-            except Exception:
+            names = _zip_names(file)
+            if names is None:
                 raise _corrupt(path, error) from None
             if not any(name.endswith("data.pkl") for name in names):
                 raise CheckpointError(

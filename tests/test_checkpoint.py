@@ -659,3 +659,44 @@ def test_zero_std_buffer(weightless, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_map_location_without_a_gpu(saved):
     assert "no CUDA GPU" in load_error(saved, map_location="cuda")
+
+
+# ----------------------------------------------------------------------------- opening safely
+def _deflated(source: Path, target: Path) -> Path:
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    return target
+
+
+def test_load_refuses_a_zip_that_would_inflate_past_the_cap(tmp_path, monkeypatch):
+    """A few KB of DEFLATE that torch.load would expand to 32 MiB is refused by
+    load_classifier itself, before torch.load sees it."""
+    plain = write(tmp_path / "plain.pt", {"w": torch.zeros(8 * 2**20)})
+    bomb = _deflated(plain, tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 200_000
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", no_loading)
+    message = load_error(bomb, max_bytes=16 * 2**20)
+    assert "would expand to" in message and "more than the limit of 16 MiB" in message
+
+
+@pytest.mark.timeout(20)
+def test_load_refuses_a_named_pipe_without_waiting_on_it(tmp_path):
+    pipe = tmp_path / "simclr_lin_best.pt"
+    os.mkfifo(pipe)
+    assert "not a regular file" in load_error(pipe)
+
+
+def test_load_reads_from_an_open_file_and_path_only_names_it(weightless, tmp_path):
+    """With `file=`, nothing is read through `path` (the autograder opened the file itself)."""
+    path = write(tmp_path / "real.pt", wrapper(weightless))
+    with open(path, "rb") as file:
+        model = load_classifier(tmp_path / "nowhere" / "named.pt", file=file)
+    assert isinstance(model, LinearClassifier)
+    with open(write(tmp_path / "bad.pt", {"x": 1}), "rb") as file, pytest.raises(CheckpointError) as info:
+        load_classifier(tmp_path / "named.pt", file=file)
+    assert "named.pt" in str(info.value)

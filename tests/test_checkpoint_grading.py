@@ -32,8 +32,8 @@ from autograder.assignments import ASSIGNMENTS
 from autograder.checkpoint_grading import (CheckpointRubric, CourseConfigError, TestSplitUnavailable,
                                            calibration_classifier, calibration_test_split, check_zip_expansion,
                                            evaluate_classifier, fold_batchnorm, format_percent, grade_checkpoint,
-                                           load_course_config, locate_checkpoint, resolve_test_split,
-                                           save_test_split, score_accuracy)
+                                           load_course_config, load_submitted_classifier, locate_checkpoint,
+                                           resolve_test_split, save_test_split, score_accuracy)
 from autograder.results import ResultsPlugin, build_results
 from helpers.checkpoint import CheckpointError, save_classifier
 from helpers.models import LinearClassifier
@@ -693,3 +693,42 @@ def test_random_classifier_on_the_real_test_split_scores_about_chance(cifar_sour
     message = grade.full_credit_message()
     assert f"of 10,000 CIFAR-10 test images" in message and str(cifar_source.resolve()) in message
     assert "chance level" in message and "earns 0 of 10 points" in message
+
+
+# ======================================================================================
+# What the submission folder holds besides regular files
+# ======================================================================================
+@pytest.mark.timeout(60)
+def test_a_nested_named_pipe_is_refused_by_name_without_blocking(tmp_path):
+    """A pipe named like the checkpoint in a sub-folder is found and refused as a pipe
+    (it was silently skipped, and the student told there was no checkpoint)."""
+    (tmp_path / "hw5").mkdir()
+    os.mkfifo(tmp_path / "hw5" / "simclr_lin_best.pt")
+    path, _ = locate_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match=r"simclr_lin_best.pt in your submission is a named pipe"):
+        load_submitted_classifier(path, load_course_config(), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("target", ["link to a file", "link to /dev/zero"])
+def test_loading_never_follows_a_link_even_when_handed_one(tmp_path, weightless, target):
+    """load_submitted_classifier opens without following links, whatever path it is given."""
+    real = tmp_path / "real.pt"
+    torch.save({"format": "ssl-lab-classifier", "version": 1, "num_classes": 10, "mean": list(CIFAR_MEAN),
+                "std": list(CIFAR_STD), "state_dict": weightless}, real)
+    link = tmp_path / "simclr_lin_best.pt"
+    link.symlink_to(real if target == "link to a file" else Path("/dev/zero"))
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        load_submitted_classifier(link, load_course_config(), torch.device("cpu"))
+
+
+def test_a_linked_sub_folder_is_not_followed_and_the_message_says_so(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "simclr_lin_best.pt").write_bytes(b"x")
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "hw5").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(CheckpointError) as info:
+        locate_checkpoint(submission)
+    assert "No file named simclr_lin_best.pt" in str(info.value)
+    assert "Symbolic links in a submission are not followed (hw5)" in str(info.value)

@@ -166,3 +166,157 @@ def test_find_notebook_reports_what_it_found(tmp_path):
     (tmp_path / "other.ipynb").write_text("{}")
     assignment, path, note = find_notebook(tmp_path, "ssl_methods")
     assert path is None and "no notebook named ssl_methods.ipynb" in note and "other.ipynb" in note
+
+
+# --------------------------------------------------------------------------------------
+# Hostile notebooks: size, nesting, super-linear text, caps
+# --------------------------------------------------------------------------------------
+def code_notebook(tmp_path: Path, *sources: str) -> Path:
+    return notebook(tmp_path, *[(source, None) for source in sources])
+
+
+def test_a_notebook_over_the_size_cap_is_not_read(tmp_path):
+    path = tmp_path / "ssl_methods.ipynb"
+    with open(path, "wb") as handle:
+        handle.truncate(extract.MAX_NOTEBOOK_BYTES + 1)  # sparse: nothing is written
+    assert extract.MAX_NOTEBOOK_BYTES <= 32 * 2**20  # survives a 2 GB container (json.loads of 32 MB: < 1 GB)
+    with pytest.raises(extract.NotebookError, match="clear the cell outputs"):
+        extract.extract(path)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested more than"),
+    ('{"cells": ' + "{\"a\": " * 5_000 + "1" + "}" * 5_000 + "}", "nested more than"),
+    ('{"cells": [' + "[]," * 300_000 + "[]]}", "too many values"),
+    ('{"cells": [' + "0," * 2_100_000 + "0]}", "too many values"),
+])
+def test_deep_or_huge_json_is_a_clear_error_not_a_crash(tmp_path, content, message):
+    """json.loads would raise RecursionError (the grader died with no results.json) or build
+    hundreds of MB of lists; both are refused by a linear scan before it runs."""
+    path = tmp_path / "ssl_methods.ipynb"
+    path.write_text(content)
+    with pytest.raises(extract.NotebookError, match=message):
+        extract.extract(path)
+
+
+def test_json_scan_ignores_brackets_and_commas_inside_strings():
+    text = json.dumps({"cells": [{"source": "[" * 1000 + "," * 3_000_000 + '\\"{'}]}).encode()
+    assert extract.json_shape_problem(text) is None
+    assert extract.json_shape_problem(b'["unterminated [[[[') is None  # json.loads reports it
+
+
+# The regular expressions extraction used before its scans were made linear (the oracle for
+# short lines, where they are fast).
+_OLD_HELP_LINE = __import__("re").compile(r"^\s*[\w.]+\s*\?\??\s*$|^\s*\?\??[\w.]+\s*$")
+_OLD_MAGIC_ASSIGN = __import__("re").compile(r"^\s*[\w.,\s]+=\s*[%!]")
+_OLD_NAMES = __import__("re").compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)", flags=__import__("re").M)
+
+
+def _lines():
+    pieces = ["", " ", "  ", "\t", "a", "f", "obj.attr", "x,y", "é", "_", "1", "?", "??", "???", "=", "==", "%", "!",
+              "%timeit", "!ls", "(", "x ", " ?", "a b", "\r", ".", ","]
+    for first in pieces:
+        for second in pieces:
+            for third in ["", "?", " ", "%", "=", "!", "x", "??"]:
+                yield first + second + third
+
+
+def test_linear_ipython_scans_agree_with_the_old_expressions():
+    for line in _lines():
+        assert extract._is_help_line(line) == bool(_OLD_HELP_LINE.match(line)), repr(line)
+        assert extract._is_magic_assign(line) == bool(_OLD_MAGIC_ASSIGN.match(line)), repr(line)
+    source = "def f(x):\nclass  C_1(B):\nasync   def g():\n  def inner():\ndefine = 1\ndef 1x():\nclass\tD: pass\n"
+    assert extract._regex_names(source) == tuple(_OLD_NAMES.findall(source)) == ("f", "C_1", "g", "D")
+    # the old expression's \s+ also ran across line ends ("class\nasync" named "async"); the scan does not
+    assert extract._regex_names("class\nasync def\ndef h():\n") == ("h",)
+
+
+@pytest.mark.timeout(20)
+def test_stripping_is_linear_on_long_lines():
+    """70,000 spaces took the old expression about 60 s per pass; every shape of long line
+    now takes one linear scan."""
+    for line in [" " * 70_000, " " * 70_000 + "x", "a" * 70_000 + " ?x", ", " * 35_000 + "= 1",
+                 "a " * 35_000 + "=", "?" + "a" * 70_000 + " b", "." * 70_000 + "?"]:
+        assert extract.strip_ipython(line + "\nx = 1\n").endswith("x = 1\n")
+
+
+@pytest.mark.timeout(20)
+def test_thousands_of_statements_in_one_cell_are_parsed_once(tmp_path):
+    """2,500 statements in one cell took 165 s when the cell was re-parsed per statement."""
+    count = 2500
+    source = "import math\n" + "".join(f"def f{i}():\n    return {i}\n" for i in range(count))
+    extracted = extract.extract(code_notebook(tmp_path, source))
+    assert len(extracted.statements) == count + 1
+    assert extract.imported_modules(extracted.statements) == {"math"}
+    payload = extract.statements_payload(extracted.statements)
+    namespace: dict = {}
+    for statement in payload["statements"]:  # as the worker compiles them
+        code = extract.compile_node(payload["cells"][statement["label"]], statement["node"], statement["label"],
+                                    statement["flags"])
+        exec(code, namespace)  # noqa: S102 - this test's own notebook
+    assert namespace[f"f{count - 1}"]() == count - 1
+    assert run(extracted)["f7"]() == 7
+
+
+def test_tracebacks_keep_the_cells_line_numbers(tmp_path):
+    source = "%matplotlib inline\r\nimport math; x = 1\r\n\r\n@staticmethod\r\ndef broken():\r\n    return 1 / 0\r\n"
+    extracted = extract.extract(code_notebook(tmp_path, source))
+    statement = extracted.statements[-1]
+    assert statement.names == ("broken",) and statement.lineno == 4
+    namespace: dict = {}
+    code = extract.compile_node(statement.cell_source, statement.node, statement.label, statement.future_flags)
+    exec(code, namespace)  # noqa: S102
+    with pytest.raises(ZeroDivisionError) as info:
+        namespace["broken"].__func__()
+    assert info.traceback[-1].lineno + 1 == 6  # pytest's line numbers are 0-based
+    assert info.traceback[-1].path == "<cell 1>"
+
+
+@pytest.mark.parametrize("source, cap, value", [
+    ("x = " + "1" * 60 + "\n", "MAX_LINE_CHARS", 50),
+    ("def f():\n    return 1\n" * 10, "MAX_CELL_CHARS", 100),
+    ("import math\n" * 30, "MAX_CELL_STATEMENTS", 20),
+])
+def test_a_cell_over_a_cap_costs_only_its_own_tasks(tmp_path, monkeypatch, source, cap, value):
+    monkeypatch.setattr(extract, cap, value)
+    path = notebook(tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return 1\n" + source, "nt_xent"),
+                    ("def barlow_loss(z1, z2, alpha, eps=1e-5):\n    return 2\n", "barlow_loss"))
+    extracted = extract.extract(path)
+    assert "was not graded" in extracted.task_problem("nt_xent")
+    assert any("was not graded" in w for w in extracted.warnings)
+    assert extracted.task_problem("barlow_loss") is None
+    assert run(extracted)["barlow_loss"](0, 0, 0.1) == 2 and "nt_xent" not in run(extracted)
+    assert extracted.task_cell("nt_xent").names[0] == "nt_xent"
+
+
+def test_statements_and_cells_past_the_caps_are_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(extract, "MAX_STATEMENTS", 3)
+    path = notebook(tmp_path, ("def a():\n    pass\ndef b():\n    pass\n", None),
+                    ("def nt_xent(z1, z2):\n    pass\ndef c():\n    pass\n", "nt_xent"),
+                    ("def barlow_loss(z1, z2):\n    pass\n", "barlow_loss"))
+    extracted = extract.extract(path)
+    assert [s.names for s in extracted.statements] == [("a",), ("b",)]
+    assert "more than 3 definitions" in extracted.task_problem("nt_xent")
+    assert "more than 3 definitions" in extracted.task_problem("barlow_loss")
+    assert sum("more than 3 definitions" in w for w in extracted.warnings) == 1
+    monkeypatch.setattr(extract, "MAX_CELLS", 1)
+    extracted = extract.extract(path)
+    assert extracted.task_cell("nt_xent") is None and any("only the first 1" in w for w in extracted.warnings)
+
+
+def test_extract_imports_alone_as_in_the_workers_package(tmp_path):
+    """The sandbox copies extract.py into a package of its own (sandbox.WORKER_MODULES):
+    it must import there without the rest of the autograder."""
+    import shutil
+    import subprocess
+    import sys
+
+    package = tmp_path / "worker_copy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(PROJECT_ROOT / "autograder" / "extract.py", package / "extract.py")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import worker_copy.extract"
+    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
