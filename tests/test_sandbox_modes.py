@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -250,3 +251,44 @@ def test_uid_mode_refuses_an_interpreter_the_sandbox_user_cannot_read(tmp_path):
 @needs_root
 def test_no_mount_is_added_to_the_host(graded):
     assert graded["mounts_after"] == graded["mounts_before"]
+
+
+@needs_root
+def test_run_autograder_in_a_container_that_cannot_unshare(tmp_path):
+    """Gradescope's container, simulated: run_autograder under a filter that refuses unshare
+    (Docker's default profile), with the interpreter installed where the sandbox user can read
+    it (setup.sh's /opt/ssl-lab/venv). The grader picks uid mode, says so, grades the
+    reference in full and contains an attack; nothing is left behind."""
+    from autograder.gradescope import build_zip
+    from test_gradescope import assert_valid_results, finish, run_autograder, unpack
+
+    python, why = readable_python()
+    if python is None:
+        pytest.fail(f"cannot prepare uid mode here: {why}")
+    wrapper = tmp_path / "python-without-unshare"
+    wrapper.write_text(f"#!{python}\n" + NO_UNSHARE.replace("os.execv(sys.argv[1], sys.argv[1:])",
+                                                            f"os.execv({python!r}, [{python!r}, *sys.argv[1:]])"))
+    wrapper.chmod(0o755)
+    archive = build_zip("ssl_methods", tmp_path / "dist")
+    roots = {}
+    for name in ("reference", "attack"):
+        roots[name] = unpack(archive, tmp_path / name)
+    shutil.copy(PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", roots["reference"] / "submission")
+    values = {"marker": str(tmp_path), "secret": str(roots["reference"] / "submission" / "ssl_methods.ipynb"),
+              "root": str(roots["attack"] / "source")}
+    attack = replace_task(json.loads((PROJECT_ROOT / "solutions" / "ssl_methods.ipynb").read_text()),
+                          "simclr_forward", SURROUNDINGS, **values)
+    (roots["attack"] / "submission" / "ssl_methods.ipynb").write_text(json.dumps(attack))
+    results = {name: finish(run_autograder(root, python=str(wrapper)), root) for name, root in roots.items()}
+    for result in results.values():
+        assert_valid_results(result)
+    assert results["reference"]["score"] == 34, results["reference"]["output"][-2000:]
+    assert results["attack"]["score"] == 34, results["attack"]["output"][-2000:]
+    output = "\n".join(t["output"] for t in results["attack"]["tests"] if "simclr_forward" in t["tags"])
+    assert "uid 999" in output or "uid 0 " not in output
+    for forbidden in ("PTRACED", "READ ", "SOCKET AF_INET", "UNSHARED", "MOUNTED", "BEGIN SOLUTION"):
+        assert forbidden not in output, (forbidden, output)
+    log = (tmp_path / "reference.log").read_text() + (tmp_path / "attack.log").read_text()
+    assert "separate user sslgrader, no namespaces" in log or "uid" in json.dumps(results["reference"])
+    for leftover in LEFTOVERS:
+        assert not Path(leftover).exists(), leftover
