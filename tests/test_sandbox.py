@@ -337,6 +337,10 @@ def nap(seconds):
     time.sleep(seconds)
     return seconds
 
+def huge():
+    import torch
+    return torch.ones(9_000_000)  # 36 MB: over the cap on one answer
+
 class Spinner:
     import gc as _gc
     _child = next(o for o in _gc.get_objects() if type(o).__name__ == "Child" and hasattr(o, "send"))
@@ -450,3 +454,9 @@ def test_the_probe_refuses_a_worker_that_can_read_a_secret(tmp_path):
         worker.close()
     finally:
         zygote.close()
+
+
+def test_an_answer_over_the_cap_is_refused_before_it_is_read_whole(strict_worker):
+    with pytest.raises(sandbox.BadAnswer, match="could not be read"):
+        call(strict_worker, "huge")
+    assert call(strict_worker, "nap", 0) == 0
