@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from benchmarks import gpu_session as gpu_session_module
 from benchmarks import make_results_page as page
 from benchmarks import time_to_accuracy as tta
 from benchmarks.linear_probe import fit_logistic_regression, linear_probe
@@ -559,3 +563,142 @@ def test_checkpoint_eval_measures_the_childs_own_peak_memory():
     assert large["exit"] == 0 and 150 <= large["peak_rss_mb"] < 250
     failing = checkpoint_eval._run(sys.executable, "-m", "json.tool", ["/nonexistent.json"], env={})
     assert failing["exit"] != 0 and failing["peak_rss_mb"] > 0  # measured also when the module fails
+
+
+# ======================================================================================
+# The prepared GPU session (benchmarks/gpu_session.py) and its CPU dry run
+# ======================================================================================
+def gpu_session(tmp: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The dry run as DEVELOPERS.md runs the real one: the script, its own process, --out."""
+    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "gpu_session.py"), "--dry-run",
+               "--out", str(tmp / "out"), "--state-dir", str(tmp / "state"), "--data-root", str(tmp / "data"), *extra]
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "SSL_LAB_CIFAR10", "SSL_LAB_SMOKE")}
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def dry_session(tmp_path_factory):
+    """Two calls: the first with too little time for every step (it leaves some for the next
+    call), the second finishing the session."""
+    tmp = tmp_path_factory.mktemp("gpu_session")
+    first = gpu_session(tmp, "--minutes", "0.45")
+    first_files = sorted(p.name for p in (tmp / "out").iterdir())
+    first_record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    (tmp / "out").rename(tmp / "out-first")  # the device tool empties $OUT before each call
+    second = gpu_session(tmp, "--minutes", "8")
+    record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    return {"tmp": tmp, "first": first, "first_files": first_files, "first_record": first_record,
+            "second": second, "record": record}
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_runs_every_step(dry_session):
+    """The CPU dry run of the GPU session: every step ran through the real code, the record says
+    it was a smoke run and holds each step's result; nothing claims a GPU."""
+    second, record = dry_session["second"], dry_session["record"]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "GPU SESSION: finished" in second.stdout
+    assert record["benchmark"] == "gpu_session" and record["smoke"] is True and record["device"] == "cpu"
+    assert record["finished"] is True
+    assert {name: step["status"] for name, step in record["steps"].items()} == {
+        name: "done" for name, _, _ in gpu_session_module.STEPS}
+    matmul = record["environment"]["matmul"]
+    assert matmul and all(row["tflops"] > 0 for row in matmul)
+    paths = {row["key"]: row for row in record["training_paths"]}
+    assert set(paths) == {"simclr-bf16", "byol-fp16", "barlow-bf16-compile"}
+    for row in paths.values():
+        assert row["status"] == "done", row.get("error")
+        assert row["images_per_second"] > 0 and row["finite_loss"] and len(row["loss_per_epoch"]) == row["epochs"]
+        assert "peak_memory_gib" not in row  # no GPU figure from a CPU
+    tests = record["steps"]["cuda_tests"]
+    assert "tests/test_augment.py::test_cuda_matches_cpu_and_never_synchronises" in tests["selected"]
+    assert "tests/test_train.py::test_fit_never_synchronises_between_steps_on_cuda" in tests["selected"]
+    if not torch.cuda.is_available():
+        assert tests["counts"]["skipped"] == len(tests["tests"]) > 0
+    assert record["steps"]["time_to_accuracy"]["record"].startswith("time_to_accuracy-simclr-2ep-")
+    assert record["steps"]["seed_pipeline"]["record"].startswith("seed_pipeline-simclr-")
+
+
+@pytest.mark.slow
+def test_gpu_session_continues_in_a_second_call(dry_session):
+    """A call that runs out of time leaves steps for the next, which does only those."""
+    first, record = dry_session["first"], dry_session["record"]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "GPU SESSION: unfinished -- still to run:" in first.stdout
+    assert dry_session["first_record"]["finished"] is False
+    assert len(record["calls"]) == 2
+    ran_first = {s["step"] for s in record["calls"][0]["steps"] if s["status"] == "done"}
+    ran_second = {s["step"] for s in record["calls"][1]["steps"]}
+    assert not ran_first & ran_second  # nothing finished is run again
+    assert ran_first | ran_second == {name for name, _, _ in gpu_session_module.STEPS}
+
+
+@pytest.mark.slow
+def test_gpu_session_output_fits_the_device_tool(dry_session):
+    """What comes back from a device call: at most 8 files, each under 16 MiB, named in letters,
+    digits, '.', '_' and '-', no folders; the benchmark records are valid smoke records."""
+    out = dry_session["tmp"] / "out"
+    files = sorted(out.iterdir())
+    assert 4 <= len(files) <= 8
+    for path in files:
+        assert path.is_file() and re.fullmatch(r"[A-Za-z0-9._-]+", path.name), path.name
+        assert path.stat().st_size < 16 * 2**20
+    for path in out.glob("*.json"):
+        assert json.loads(path.read_text())["smoke"] is True
+    tta_record = json.loads(next(out.glob("time_to_accuracy-*.json")).read_text())
+    jsonschema.validate(tta_record, TIME_TO_ACCURACY_SCHEMA)
+    jsonschema.validate(json.loads(next(out.glob("seed_pipeline-*.json")).read_text()), SEED_PIPELINE_SCHEMA)
+    assert (out / next(out.glob("gpu_session-*.log")).name).read_text().count("=== gpu_session call") == 2
+    assert set(dry_session["first_files"]) <= {p.name for p in files} | {
+        n for n in dry_session["first_files"] if n.startswith("gpu_session-")}
+
+
+@pytest.mark.slow
+def test_gpu_session_call_after_the_end_runs_nothing(dry_session):
+    """A third call on a finished session trains nothing and publishes the same records again."""
+    tmp = dry_session["tmp"]
+    third = gpu_session(tmp, "--minutes", "8", timeout=120)
+    assert third.returncode == 0 and "GPU SESSION: finished" in third.stdout
+    record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    assert record["calls"][-1]["steps"] == []
+    assert record["training_paths"] == dry_session["record"]["training_paths"]
+
+
+def test_cuda_only_tests_are_found_by_their_skip_marker(tmp_path):
+    """Tests skipped without CUDA are selected (function, class, method, whole module); tests
+    skipped *with* CUDA, or for other reasons, are not."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_a.py").write_text(
+        "import pytest, torch\n"
+        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')\n"
+        "def test_gpu(): pass\n"
+        "@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')\n"
+        "def test_no_gpu(): pass\n"
+        "@pytest.mark.skipif(sys.platform == 'win32', reason='posix')\n"
+        "def test_posix(): pass\n"
+        "@pytest.mark.parametrize('x', [1])\n"
+        "@pytest.mark.skipif(not (torch.cuda.is_available()), reason='gpu')\n"
+        "def test_gpu_parametrized(x): pass\n"
+        "class TestThings:\n"
+        "    @pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
+        "    def test_method(self): pass\n"
+        "    def test_plain(self): pass\n"
+        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
+        "class TestGpuClass:\n"
+        "    def test_x(self): pass\n")
+    (tests / "test_b.py").write_text(
+        "import pytest, torch\n"
+        "pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')]\n"
+        "def test_anything(): pass\n")
+    (tests / "helper.py").write_text("def test_not_a_test_file(): pass\n")
+    assert gpu_session_module.cuda_only_tests(tests) == [
+        "tests/test_a.py::test_gpu", "tests/test_a.py::test_gpu_parametrized", "tests/test_a.py::TestThings::test_method",
+        "tests/test_a.py::TestGpuClass", "tests/test_b.py"]
+
+
+def test_cuda_only_tests_of_the_project_include_the_no_sync_checks():
+    found = gpu_session_module.cuda_only_tests()
+    assert "tests/test_augment.py::test_cuda_matches_cpu_and_never_synchronises" in found
+    assert "tests/test_train.py::test_fit_never_synchronises_between_steps_on_cuda" in found
+    assert not any("without_cuda" in test for test in found)
