@@ -450,7 +450,7 @@ def test_results_page_tables_come_from_the_records(tmp_path):
     })
     text = page.render_page(page.load_records(folder))
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 100 | 9.5 | 4.25 | 83.1 % | 85.7 % | 1 |" in text
-    assert "BYOL" not in text.split("## Speed-up")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
+    assert "BYOL" not in text.split("## Recipes")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 2 | 90.00 | 4.50 | 20.0× | 50.00 | 4.00 | 12.5× |" in text
     assert "| Some CPU | 512 | 2 | 1,234 | 4,321 | 3.50× |" in text or "| Some CPU | 512 | 2 | 1,235 | 4,321 | 3.50× |" in text
     assert "## Grading time" in text
@@ -464,8 +464,9 @@ def test_results_page_without_gpu_records_says_so(tmp_path):
     folder = write_records(tmp_path / "results", {"time_to_accuracy-simclr-1ep-cpu-smoke.json":
                                                   {**gpu_record(), "smoke": True}})
     text = page.render_page(page.load_records(folder))
-    assert text.count("No GPU record yet") == 2
-    assert "--max-minutes 9" in text and "| SimCLR |" not in text
+    assert text.count("No GPU record yet") == 2 and "No GPU session record yet" in text
+    measured = text.split("## Recipes")[0] + text.split("## GPU session")[1]  # all but the recipes and public results
+    assert "--max-minutes 9" in text and "| SimCLR |" not in measured
     assert page.render_page(page.load_records(tmp_path / "missing")) == text  # no folder = no records
 
 
@@ -478,7 +479,8 @@ def test_results_page_is_deterministic(tmp_path):
     reordered = list(page.load_records(tmp_path / "a"))[::-1]
     assert page.render_page(reordered) == first
     assert page.render_page(page.load_records(write_records(tmp_path / "b", dict(reversed(records.items()))))) == first
-    rows = [line for line in first.splitlines() if line.startswith("| SimCLR") or line.startswith("| BYOL")
+    measured = first.split("## Recipes")[0]
+    rows = [line for line in measured.splitlines() if line.startswith("| SimCLR") or line.startswith("| BYOL")
             or line.startswith("| Barlow")]
     assert [row.split(" | ")[0] for row in rows] == ["| SimCLR", "| BYOL", "| Barlow Twins"]
 
@@ -702,3 +704,39 @@ def test_cuda_only_tests_of_the_project_include_the_no_sync_checks():
     assert "tests/test_augment.py::test_cuda_matches_cpu_and_never_synchronises" in found
     assert "tests/test_train.py::test_fit_never_synchronises_between_steps_on_cuda" in found
     assert not any("without_cuda" in test for test in found)
+
+
+def test_results_page_lists_the_recipes_and_attributed_public_results():
+    """The recipes table comes from helpers.recipes; every public result names its source (a
+    URL at a fixed commit) and is marked as not measured here."""
+    from helpers.recipes import PUBLIC_RESULTS, RECIPES
+
+    text = page.render_page([])
+    section = text.split("## Recipes and what to expect")[1].split("\n## ")[0]
+    for recipe in RECIPES.values():
+        assert f"| {page.METHOD_NAMES[recipe.method]} | {recipe.epochs} | {recipe.batch_size} | " in section
+    assert "published results, not measured here" in section
+    for result in PUBLIC_RESULTS:
+        assert re.fullmatch(r"https://github\.com/[^/]+/[^/]+/blob/[0-9a-f]{40}/\S+", result.url), result.url
+        assert f"{100 * result.accuracy:.1f} %" in section and result.url in section
+
+
+def test_results_page_shows_a_gpu_session_record():
+    """A GPU session record: device line, tests, one row per precision path with its error."""
+    record = {"benchmark": "gpu_session", "smoke": False, "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3",
+              "torch_version": "2.11.0+cu130", "command": "python3 benchmarks/gpu_session.py --source .cifar",
+              "environment": {"cuda_version": "13.0", "nvidia_smi": {"driver_version": "580.159.04"},
+                              "matmul": [{"dtype": "bfloat16", "tflops": 790.4}]},
+              "steps": {"cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}}},
+              "training_paths": [
+                  {"method": "simclr", "amp": "bf16", "compile": False, "batch_size": 512, "status": "done",
+                   "first_epoch_seconds": 6.5, "steady_epoch_seconds": 3.25, "images_per_second": 15360.0,
+                   "peak_memory_gib": 5.5},
+                  {"method": "byol", "amp": "fp16", "compile": True, "batch_size": 512, "status": "error",
+                   "error": "Traceback ...\nRuntimeError: boom"}]}
+    text = page.render_page([("gpu_session-nvidia-h100.json", record)])
+    assert "**NVIDIA H100 80GB HBM3** (driver 580.159.04, torch 2.11.0+cu130, CUDA 13.0); bfloat16 790 TFLOP/s." in text
+    assert "CUDA-only tests: 3 passed, 0 failed, 0 errors, 0 skipped." in text
+    assert "| SimCLR | bf16 | off | 512 | 6.50 | 3.25 | 15,360 | 5.50 GiB | done |" in text
+    assert "| BYOL | fp16 | on | 512 | – | – | – | – | error: RuntimeError: boom |" in text
+    assert "No GPU session record yet" not in text
