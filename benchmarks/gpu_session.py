@@ -355,9 +355,9 @@ def run_one_path(reference, data, method: str, amp: str, compiled: bool, epochs:
 
 
 def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, device, augment):
-    """The fit call of one path: the recipe's batch size, learning rate and warmup (its schedule
-    as in a 100-epoch run, so the first epochs train as they would there), no monitor and no
-    checkpoint: only the step, the data path and the precision are timed."""
+    """The fit call of one path: the recipe's batch size and learning rate with a linear warmup
+    over the timed epochs (as the recipe's first epochs have), no monitor and no checkpoint:
+    only the step, the data path and the precision are timed."""
     from helpers.train import fit
 
     return fit(run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],

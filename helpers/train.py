@@ -55,8 +55,12 @@ Data paths:
   generator, seeded per epoch). Losses returned as tensors are summed on the device and read
   once per epoch; the progress bar shows a running mean copied to the host without waiting
   for the GPU. Nothing in fit's own per-step code synchronises with the device (the step may:
-  the notebooks' steps return ``loss.item()``, as their task contract says; fp16 loss
-  scaling checks the gradients once per step, as `torch.amp.GradScaler` does).
+  the notebooks' steps return ``loss.item()``, as their task contract says), except fp16
+  loss scaling: `DynamicLossScaler` reads whether the gradients overflowed once per step to
+  skip that step, as `torch.amp.GradScaler` does with optimisers that cannot skip on the
+  device. (The fused optimisers' on-device skip leaves the momentum buffers uninitialised when
+  the very first step overflows -- torch 2.14's ``_fused_sgd`` allocates them with
+  ``empty_like`` -- so it is not used.) bf16 needs no scaling.
 - **per image** (the CPU default, and whenever `augment` is a per-image transform such as
   `helpers.data.TwoViewTransform`): a `DataLoader` over `helpers.data.CIFAR10Tensors`,
   shuffled by a generator seeded per epoch.
