@@ -459,7 +459,7 @@ def _script_step(args, script: str, extra: list[str], deadline: float) -> dict[s
     unfinished = re.findall(r"STATUS: unfinished -- (\d+) of (\d+) epochs", output)
     if unfinished:
         result["epochs_done"], result["epochs"] = (int(v) for v in unfinished[-1])
-    record = re.findall(r"record written(?: again)? to (\S+\.json)", output)
+    record = re.findall(r"record (?:written (?:again )?to )?(\S+\.json)", output)
     if record:
         result["record"] = Path(record[-1]).name
     if status != "done":

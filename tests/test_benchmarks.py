@@ -619,6 +619,7 @@ def test_gpu_session_dry_run_runs_every_step(dry_session):
         assert tests["counts"]["skipped"] == len(tests["tests"]) > 0
     assert record["steps"]["time_to_accuracy"]["record"].startswith("time_to_accuracy-simclr-2ep-")
     assert record["steps"]["seed_pipeline"]["record"].startswith("seed_pipeline-simclr-")
+    assert record["steps"]["train_overheads"]["record"].startswith("train_overheads-")
 
 
 @pytest.mark.slow
