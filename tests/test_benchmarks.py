@@ -583,7 +583,7 @@ def dry_session(tmp_path_factory):
     """Two calls: the first with too little time for every step (it leaves some for the next
     call), the second finishing the session."""
     tmp = tmp_path_factory.mktemp("gpu_session")
-    first = gpu_session(tmp, "--minutes", "0.45")
+    first = gpu_session(tmp, "--minutes", "0.35")
     first_files = sorted(p.name for p in (tmp / "out").iterdir())
     first_record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
     (tmp / "out").rename(tmp / "out-first")  # the device tool empties $OUT before each call
