@@ -466,13 +466,28 @@ def _script_step(args, script: str, extra: list[str], deadline: float) -> dict[s
     return result
 
 
+_EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)  loss (\S+)(?:.*?  k-NN ([\d.]+) %)?.*?  ([\d.]+) s$", re.MULTILINE)
+
+
+def epoch_lines(output: str) -> list[dict[str, Any]]:
+    """fit's per-epoch summary lines in `output` (epoch, loss, k-NN % when measured, seconds)."""
+    return [{"epoch": int(m[1]), "epochs": int(m[2]), "loss": float(m[3]),
+             "knn_percent": float(m[4]) if m[4] else None, "seconds": float(m[5])}
+            for m in _EPOCH_LINE.finditer(output)]
+
+
 def step_time_to_accuracy(args, deadline: float) -> dict[str, Any]:
+    """`time_to_accuracy.py --method simclr` within what is left of the call. Its per-epoch lines
+    are kept in the session record too, so a run that never finishes (the machine went back
+    before the last epoch) still tells how far it got, how fast and at what k-NN accuracy."""
     minutes = max(0.5, (deadline - time.time() - 10.0) / 60.0)
     extra = ["--method", "simclr", "--max-minutes", f"{minutes:.2f}", "--no-progress",
              "--run-dir", str(Path(args.state_dir) / "time_to_accuracy-simclr")]
     extra += ["--smoke", "--epochs", "2"] if args.dry_run else ["--checkpoint-minutes", "1"]
     extra += ["--source", args.source] if args.source else []
-    return _script_step(args, "time_to_accuracy.py", extra, deadline)
+    result = _script_step(args, "time_to_accuracy.py", extra, deadline)
+    result["epoch_lines"] = epoch_lines(Path(args.state_dir, "child.log").read_text(errors="replace"))
+    return result
 
 
 def step_seed_pipeline(args, deadline: float) -> dict[str, Any]:
@@ -644,6 +659,8 @@ def run_session(args) -> dict[str, Any]:
         seconds = time.time() - step_started
         result["seconds"] = round(previous.get("seconds", 0.0) + seconds, 2)
         result["attempts"] = previous.get("attempts", 0) + 1
+        if "epoch_lines" in result:  # accumulated over the calls (a resumed run prints only its own epochs)
+            result["epoch_lines"] = previous.get("epoch_lines", []) + result["epoch_lines"]
         if result["status"] == "error" and not args.dry_run:
             result["status_note"] = "an error is final: the next call does not retry this step (--fresh does)"
         state["steps"][name] = result

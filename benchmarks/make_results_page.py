@@ -277,6 +277,14 @@ def _gpu_session_section(records: list[tuple[str, dict]]) -> list[str]:
                   f"{counts.get('error', 0)} errors, {counts.get('skipped', 0)} skipped. Steps: "
                   + ", ".join(f"{step} {value.get('status', '–')}" for step, value in steps.items()
                               if isinstance(value, dict)) + ".", ""]
+        tta = steps.get("time_to_accuracy") if isinstance(steps.get("time_to_accuracy"), dict) else {}
+        seen = [e for e in tta.get("epoch_lines", []) if isinstance(e, dict)]
+        if seen and tta.get("status") != "done":  # a finished run has its own record and table row
+            knn = [e for e in seen if e.get("knn_percent") is not None]
+            lines += [f"SimCLR time to accuracy {tta.get('status', '–')}: {len(seen)} epochs of {seen[-1].get('epochs')} "
+                      f"trained, median {_num(sorted(e['seconds'] for e in seen)[len(seen) // 2], 2)} s per epoch"
+                      + (f", k-NN {knn[-1]['knn_percent']:.1f} % after epoch {knn[-1]['epoch']}" if knn else "") + ".",
+                      ""]
         rows = []
         for p in r.get("training_paths", []):
             error = p.get("error", "")

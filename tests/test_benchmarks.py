@@ -618,6 +618,8 @@ def test_gpu_session_dry_run_runs_every_step(dry_session):
     if not torch.cuda.is_available():
         assert tests["counts"]["skipped"] == len(tests["tests"]) > 0
     assert record["steps"]["time_to_accuracy"]["record"].startswith("time_to_accuracy-simclr-2ep-")
+    lines = record["steps"]["time_to_accuracy"]["epoch_lines"]
+    assert [line["epoch"] for line in lines] == [1, 2] and all(line["knn_percent"] is not None for line in lines)
     assert record["steps"]["seed_pipeline"]["record"].startswith("seed_pipeline-simclr-")
     assert record["steps"]["train_overheads"]["record"].startswith("train_overheads-")
 
@@ -728,7 +730,11 @@ def test_results_page_shows_a_gpu_session_record():
               "torch_version": "2.11.0+cu130", "command": "python3 benchmarks/gpu_session.py --source .cifar",
               "environment": {"cuda_version": "13.0", "nvidia_smi": {"driver_version": "580.159.04"},
                               "matmul": [{"dtype": "bfloat16", "tflops": 790.4}]},
-              "steps": {"cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}}},
+              "steps": {"cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}},
+                        "time_to_accuracy": {"status": "partial", "epoch_lines": [
+                            {"epoch": 1, "epochs": 100, "loss": 6.0, "knn_percent": None, "seconds": 9.0},
+                            {"epoch": 2, "epochs": 100, "loss": 5.5, "knn_percent": None, "seconds": 4.0},
+                            {"epoch": 3, "epochs": 100, "loss": 5.4, "knn_percent": 41.5, "seconds": 5.0}]}},
               "training_paths": [
                   {"method": "simclr", "amp": "bf16", "compile": False, "batch_size": 512, "status": "done",
                    "first_epoch_seconds": 6.5, "steady_epoch_seconds": 3.25, "images_per_second": 15360.0,
@@ -741,3 +747,15 @@ def test_results_page_shows_a_gpu_session_record():
     assert "| SimCLR | bf16 | off | 512 | 6.50 | 3.25 | 15,360 | 5.50 GiB | done |" in text
     assert "| BYOL | fp16 | on | 512 | – | – | – | – | error: RuntimeError: boom |" in text
     assert "No GPU session record yet" not in text
+    assert "SimCLR time to accuracy partial: 3 epochs of 100 trained, median 5.00 s per epoch, k-NN 41.5 % after epoch 3." in text
+
+
+def test_gpu_session_reads_fits_epoch_lines():
+    """The per-epoch lines fit prints (k-NN only in the epochs that measured it) are parsed."""
+    output = ("Resuming from x: 3 of 100 epochs done.\n"
+              "epoch 4/100  loss 5.1234  lr 0.12  3.9 s\n"
+              "epoch 5/100  loss 5.0011  k-NN 61.3 %  knn_seconds 1.2  lr 0.12  5.2 s\n"
+              "STATUS: unfinished -- 5 of 100 epochs in x; run the same command again.\n")
+    assert gpu_session_module.epoch_lines(output) == [
+        {"epoch": 4, "epochs": 100, "loss": 5.1234, "knn_percent": None, "seconds": 3.9},
+        {"epoch": 5, "epochs": 100, "loss": 5.0011, "knn_percent": 61.3, "seconds": 5.2}]
