@@ -471,7 +471,9 @@ class _RunClock:
         return extra
 
     def _next_epoch_fits(self, epoch: int, now: float) -> bool:
-        train_estimate = max(self.train_seconds)
+        # A run's first epoch carries its warm-up (CUDA context, cuDNN plans, the split copied
+        # to the device): once there are others, the slowest of those is the estimate.
+        train_estimate = max(self.train_seconds[1:] or self.train_seconds)
         monitor_estimate = max(self.monitor.calls) if self.monitor.calls else 0.5 * train_estimate
         following = epoch + 1
         needed = train_estimate

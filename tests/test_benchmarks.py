@@ -199,6 +199,17 @@ def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
     assert clock._next_epoch_fits(9, now=53.0) is True and clock._next_epoch_fits(9, now=54.5) is False
 
 
+def test_budget_estimate_leaves_out_the_warm_up_epoch():
+    """The first epoch of a run (warm-up included) is not the estimate once others exist."""
+    monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
+    clock = tta._RunClock(started=0.0, command="", device_name="", epochs=100, knn_every=5, budget_seconds=100.0,
+                          monitor=monitor, hooks=[], say=lambda *a, **k: None)
+    clock.train_seconds = [30.0, 10.0, 12.0]  # epoch 4 (no k-NN) needs 1.05 * 12 + 2 = 14.6 s
+    assert clock._next_epoch_fits(3, now=85.0) is True and clock._next_epoch_fits(3, now=86.0) is False
+    clock.train_seconds = [30.0]  # only the first: 1.05 * 30 + 2 = 33.5 s
+    assert clock._next_epoch_fits(1, now=66.0) is True and clock._next_epoch_fits(1, now=67.0) is False
+
+
 # ======================================================================================
 # Smoke runs of the benchmark (the solution notebook's models and steps, on the CPU)
 # ======================================================================================
