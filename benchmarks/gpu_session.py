@@ -37,8 +37,8 @@ git-ignored), so a second call must run on the same machine.
 Usage (from the project root; DEVELOPERS.md has the device tool's command lines)::
 
     python3 benchmarks/gpu_session.py --source .cifar --out "$OUT" --minutes 8.5
-    python3 benchmarks/gpu_session.py --source .cifar --out "$OUT" --minutes 4      # the second call
-    python benchmarks/gpu_session.py --dry-run --out /tmp/gpu-dry                   # CPU, tiny, ~1 min
+    python3 benchmarks/gpu_session.py --source .cifar --out "$OUT" --minutes 3      # the second call
+    python benchmarks/gpu_session.py --dry-run --out /tmp/gpu-dry                   # CPU, tiny, 1-2 min
 
 ``--dry-run`` runs every step on the CPU with tiny data (the synthetic stand-in unless
 ``--source`` is given; 8x8 images, a handful of steps, one configuration per method) through
