@@ -16,6 +16,14 @@ Tables, each only when it has rows:
   (``grade_time-*.json``) and **checkpoint evaluation** (``checkpoint_eval-*.json``), written
   by other scripts; these may be CPU measurements and are shown whatever the device.
 
+- **recipes** (`helpers.recipes`: this bundle's settings) and **what to expect**
+  (`helpers.recipes.PUBLIC_RESULTS`: published results of similar recipes, with their sources;
+  not measurements of this bundle);
+- **GPU session** (``gpu_session-*.json``, `gpu_session.py`): device, driver, matrix-product
+  throughput, CUDA-only tests, and seconds per epoch of each method in each precision path;
+- **training overheads** (``train_overheads-*.json``, `train_overheads.py`): optimiser step
+  implementations and checkpoint writes.
+
 Smoke records (``"smoke": true``) never appear.
 
 Usage (from the project root)::
@@ -34,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:  # run as a script: make `helpers` importable
+    sys.path.insert(0, str(PROJECT_ROOT))
 DEFAULT_RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 DEFAULT_OUTPUT = PROJECT_ROOT / "benchmarks" / "README.md"
 METHOD_ORDER = {"simclr": 0, "byol": 1, "barlow": 2}
@@ -129,12 +139,18 @@ def _method_key(item: tuple[str, Mapping[str, Any]]) -> tuple:
 # Sections
 # ======================================================================================
 MEASURE_ON_GPU = """\
-How to measure (on a machine with a CUDA GPU, from the project root; each command stops
-cleanly within `--max-minutes` and continues where it stopped when run again, so repeat it
-until it prints `STATUS: finished`):
+How to measure: on a lent GPU machine, run the prepared session `benchmarks/gpu_session.py`
+first; [DEVELOPERS.md](../DEVELOPERS.md) gives the device tool's command lines. It measures
+SimCLR to the end of its recipe, every precision path and the seeds' pipeline within about
+15 minutes of device time and writes the records this page is made from. On any other
+machine with a CUDA GPU, from the project root (each command stops cleanly within
+`--max-minutes` and continues where it stopped when run again, so repeat it until it prints
+`STATUS: finished`):
 
 ```
 cp -r ../shared/data/cifar10-jpeg .cifar        # or any CIFAR-10 copy, see data/README.md
+python benchmarks/gpu_session.py --source .cifar --out gpu-records --minutes 60
+cp gpu-records/*.json benchmarks/results/
 python benchmarks/time_to_accuracy.py --method simclr --source .cifar --max-minutes 9
 python benchmarks/time_to_accuracy.py --method byol   --source .cifar --max-minutes 9
 python benchmarks/time_to_accuracy.py --method barlow --source .cifar --max-minutes 9
@@ -201,6 +217,112 @@ def _seed_section(records: list[tuple[str, dict]]) -> list[str]:
                      "seed train s", "fast train s", "train speed-up"], rows)
     lines += _reproduce(rows_src)
     return lines
+
+
+def _recipes_section() -> list[str]:
+    """The bundle's recipes and the published results of similar ones (helpers.recipes)."""
+    from helpers.recipes import PUBLIC_RESULTS, RECIPES
+
+    lines = ["## Recipes and what to expect", "",
+             "The recipes of `helpers.recipes` that the notebooks and `time_to_accuracy.py` train with",
+             "(ResNet-18 with the CIFAR stem, SGD with momentum, linear warmup then cosine):", ""]
+    rows = []
+    for method, recipe in RECIPES.items():
+        special = {"simclr": lambda r: f"τ = {r.temperature}",
+                   "byol": lambda r: f"EMA β {r.ema_beta} → 1 (cosine)" if r.ema_cosine else f"EMA β {r.ema_beta}",
+                   "barlow": lambda r: f"λ = {r.alpha}"}[method](recipe)
+        rows.append([METHOD_NAMES[method], _num(recipe.epochs), _num(recipe.batch_size),
+                     f"{recipe.base_lr:g} × batch/256 = {recipe.lr:g}", f"{recipe.momentum:g}",
+                     f"{recipe.weight_decay:g}", _num(recipe.warmup_epochs),
+                     f"512-{recipe.proj_hidden_dim}-{recipe.proj_dim}", special, _num(recipe.knn_every)])
+    lines += _table(["method", "epochs", "batch", "lr", "momentum", "weight decay", "warmup epochs", "projector",
+                     "method's own", "k-NN every"], rows)
+    lines += ["", "**What to expect on a GPU: published results, not measured here.** Until this page has GPU",
+              "records of its own, these results of similar recipes on CIFAR-10 (ResNet-18 with the CIFAR",
+              "stem) are the reference. Their classifiers differ from ours (k-NN with k = 10 or k = 200 at",
+              "the best epoch, linear readouts trained differently), and so do details of their recipes.", ""]
+    rows = []
+    for result in sorted(PUBLIC_RESULTS, key=lambda r: (METHOD_ORDER[r.method], r.epochs, r.source, -r.accuracy)):
+        time_text = (f"{result.minutes:g} min" if result.minutes is not None else
+                     f"{result.seconds_per_epoch:g} s / epoch" if result.seconds_per_epoch is not None else "–")
+        rows.append([METHOD_NAMES[result.method], _num(result.epochs), _num(result.batch_size), result.metric,
+                     _pct(result.accuracy), time_text, result.hardware or "not named",
+                     f"[{result.source}]({result.url})", result.differences])
+    lines += _table(["method", "epochs", "batch", "accuracy measured as", "accuracy", "time", "GPU", "source",
+                     "differs from ours"], rows)
+    return lines
+
+
+def _gpu_session_section(records: list[tuple[str, dict]]) -> list[str]:
+    lines = ["## GPU session", "",
+             "`benchmarks/gpu_session.py`, the prepared run on a lent GPU: the device, its matrix-product",
+             "throughput (8192³, median of 10), the CUDA-only tests, and each method's step through `fit` on the",
+             "full training split for a few epochs in each precision path (the recipes' batch size, fused SGD,",
+             "channels_last; no monitor, no checkpoint). *First* is the first epoch (warm-up, and compilation",
+             "with compile); *s / epoch* and *images/s* are the last epoch's; *peak* is the most GPU memory",
+             "allocated (the uint8 training split included).", ""]
+    if not records:
+        return lines + ["**No GPU session record yet.**"]
+    for name, r in sorted(records, key=lambda item: item[0]):
+        env = r.get("environment") if isinstance(r.get("environment"), dict) else {}
+        smi = env.get("nvidia_smi") if isinstance(env.get("nvidia_smi"), dict) else {}
+        matmul = ", ".join(f"{m.get('dtype')} {m['tflops']:.0f} TFLOP/s" for m in env.get("matmul", [])
+                           if isinstance(m, dict) and isinstance(m.get("tflops"), (int, float)))
+        steps = r.get("steps") if isinstance(r.get("steps"), dict) else {}
+        tests = steps.get("cuda_tests", {}) if isinstance(steps.get("cuda_tests"), dict) else {}
+        counts = tests.get("counts") if isinstance(tests.get("counts"), dict) else {}
+        lines += [f"**{r.get('device_name', '–')}** (driver {smi.get('driver_version', '–')}, torch "
+                  f"{r.get('torch_version', '–')}, CUDA {env.get('cuda_version', '–')}); {matmul or 'no matrix product'}.",
+                  f"CUDA-only tests: {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
+                  f"{counts.get('error', 0)} errors, {counts.get('skipped', 0)} skipped. Steps: "
+                  + ", ".join(f"{step} {value.get('status', '–')}" for step, value in steps.items()
+                              if isinstance(value, dict)) + ".", ""]
+        tta = steps.get("time_to_accuracy") if isinstance(steps.get("time_to_accuracy"), dict) else {}
+        seen = [e for e in tta.get("epoch_lines", []) if isinstance(e, dict)]
+        if seen and tta.get("status") != "done":  # a finished run has its own record and table row
+            knn = [e for e in seen if e.get("knn_percent") is not None]
+            lines += [f"SimCLR time to accuracy {tta.get('status', '–')}: {len(seen)} epochs of {seen[-1].get('epochs')} "
+                      f"trained, median {_num(sorted(e['seconds'] for e in seen)[len(seen) // 2], 2)} s per epoch"
+                      + (f", k-NN {knn[-1]['knn_percent']:.1f} % after epoch {knn[-1]['epoch']}" if knn else "") + ".",
+                      ""]
+        rows = []
+        for p in r.get("training_paths", []):
+            error = p.get("error", "")
+            error = error.strip().splitlines()[-1][:120] if isinstance(error, str) and error.strip() else ""
+            rows.append([METHOD_NAMES.get(p.get("method"), str(p.get("method"))), p.get("amp", "–"),
+                         "on" if p.get("compile") else "off", _num(p.get("batch_size")),
+                         _num(p.get("first_epoch_seconds"), 2), _num(p.get("steady_epoch_seconds"), 2),
+                         _num(p.get("images_per_second"), 0),
+                         "–" if p.get("peak_memory_gib") is None else f"{p['peak_memory_gib']:.2f} GiB",
+                         p.get("status", "–") + (f": {error}" if error else "")])
+        if rows:
+            lines += _table(["method", "precision", "compile", "batch", "first epoch s", "s / epoch", "images/s",
+                             "peak", "status"], rows)
+        lines += _reproduce([(name, r)], "DEVELOPERS.md has the device tool's command lines")
+        lines.append("")
+    return lines[:-1]
+
+
+def _train_overheads_section(records: list[tuple[str, dict]]) -> list[str]:
+    lines = ["## Training overheads", "",
+             "`benchmarks/train_overheads.py`: one SGD step (momentum, weight decay) over the parameters of the",
+             "solution notebook's SimCLR model in torch's three implementations, and writing `fit`'s training",
+             "checkpoint (model, optimiser, history, RNG states; atomic write with fsync) -- what",
+             "`checkpoint_minutes` saves for each epoch it does not checkpoint. Medians of the repeats.", ""]
+    rows = []
+    for _, r in sorted(records, key=lambda item: item[0]):
+        steps = {s.get("implementation"): s for s in r.get("sgd_step", []) if isinstance(s, dict)}
+        ckpt = r.get("checkpoint_write") if isinstance(r.get("checkpoint_write"), dict) else {}
+
+        def ms(name):
+            row = steps.get(name, {})
+            return _num(row.get("median_ms"), 2) if "median_ms" in row else ("error" if row else "–")
+
+        rows.append([r.get("device_name", "–"), r.get("torch_version", "–"), ms("for-loop"), ms("foreach"), ms("fused"),
+                     _num(ckpt.get("median_s"), 3), _num(ckpt.get("size_mb"), 1), _num(r.get("load_average_1min"), 2)])
+    lines += _table(["device", "torch", "SGD for-loop ms", "SGD foreach ms", "SGD fused ms", "checkpoint write s",
+                     "checkpoint MB", "load (1 min)"], rows)
+    return lines + _reproduce(sorted(records, key=lambda item: item[0]))
 
 
 def _augment_section(records: list[tuple[str, dict]]) -> list[str]:
@@ -322,7 +444,11 @@ def render_page(records: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         groups.setdefault(_kind(name, record), []).append((name, record))
     lines = [HEADER, ""]
     lines += _time_to_accuracy_section(groups.pop("time_to_accuracy", []))
+    lines += [""] + _recipes_section()
+    lines += [""] + _gpu_session_section(groups.pop("gpu_session", []))
     lines += [""] + _seed_section(groups.pop("seed_pipeline", []))
+    if groups.get("train_overheads"):
+        lines += [""] + _train_overheads_section(groups.pop("train_overheads"))
     if groups.get("augment_throughput"):
         lines += [""] + _augment_section(groups.pop("augment_throughput"))
     if groups.get("grade_time"):

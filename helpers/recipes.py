@@ -161,3 +161,69 @@ BYOL = BYOLRecipe()
 BARLOW_TWINS = BarlowTwinsRecipe()
 RECIPES = {"simclr": SIMCLR, "byol": BYOL, "barlow": BARLOW_TWINS}
 LINEAR_EVAL = FinetuneRecipe()
+
+
+@dataclass(frozen=True)
+class PublicResult:
+    """A CIFAR-10 result that others published for a recipe close to ours -- what to expect
+    until this bundle's own GPU records exist (`benchmarks/README.md` shows both). Not measured
+    here; every field is read off the source at `url`.
+
+    Attributes:
+        method: "simclr", "byol" or "barlow".
+        source: who published it (a repository).
+        url: the page, at the commit that was read.
+        batch_size: images per step.
+        epochs: pre-training epochs (ResNet-18 with the CIFAR stem in every row).
+        metric: how the accuracy was measured (the classifiers differ between sources).
+        accuracy: CIFAR-10 test accuracy in [0, 1].
+        minutes: wall-clock pre-training time as published, or None.
+        seconds_per_epoch: as published, or None.
+        hardware: the GPU (and loader workers) named by the source, or None when it names none.
+        differences: how the source's recipe differs from this bundle's.
+    """
+
+    method: str
+    source: str
+    url: str
+    batch_size: int
+    epochs: int
+    metric: str
+    accuracy: float
+    minutes: float | None = None
+    seconds_per_epoch: float | None = None
+    hardware: str | None = None
+    differences: str = ""
+
+
+_DKOBAK = "https://github.com/dkobak/simclr-cifar10/blob/62504dece44b4b91fc708a5754a82a495732bafc/README.md"
+_LIGHTLY = ("https://github.com/lightly-ai/lightly/blob/0243660ba10afc408e3f79541df537d8a2e24eb5/"
+            "docs/source/getting_started/benchmarks.rst")
+_LIGHTLY_SETUP = "best epoch's k-NN (k=200); no Gaussian blur; their heads and schedules"
+_DKOBAK_SETUP = "SGD lr 0.06 x batch/256 without warmup, head 512-1024-128, grayscale p 0.1"
+
+#: Published CIFAR-10 results with ResNet-18 (see `PublicResult`), SimCLR, BYOL, Barlow Twins.
+PUBLIC_RESULTS = (
+    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 100,
+                 "linear readout on precomputed features (Adam)", 0.856, minutes=20.0,
+                 hardware="A100, 16 loader workers", differences=_DKOBAK_SETUP),
+    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 100,
+                 "k-NN (k=10, cosine)", 0.832, minutes=20.0,
+                 hardware="A100, 16 loader workers", differences=_DKOBAK_SETUP),
+    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 1000,
+                 "linear readout on precomputed features (Adam)", 0.917, seconds_per_epoch=11.9,
+                 hardware="A100, 16 loader workers",
+                 differences="SGD lr 0.03 x batch/256, head 512-1024-128, grayscale p 0.1"),
+    PublicResult("simclr", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.848, minutes=87.1,
+                 differences=_LIGHTLY_SETUP),
+    PublicResult("byol", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.868, minutes=108.3,
+                 differences=_LIGHTLY_SETUP),
+    PublicResult("barlow", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.819, minutes=153.3,
+                 differences=_LIGHTLY_SETUP),
+    PublicResult("simclr", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.879, minutes=331.1,
+                 differences=_LIGHTLY_SETUP),
+    PublicResult("byol", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.910, minutes=400.9,
+                 differences=_LIGHTLY_SETUP),
+    PublicResult("barlow", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.859, minutes=517.5,
+                 differences=_LIGHTLY_SETUP),
+)

@@ -53,7 +53,14 @@ Data paths:
   every epoch is a permutation drawn from a generator seeded with (seed, epoch); each batch is
   gathered there and augmented there by `helpers.augment.BatchTwoViewAugment` (its own
   generator, seeded per epoch). Losses returned as tensors are summed on the device and read
-  once per epoch (plus a few times for the progress bar), never once per step.
+  once per epoch; the progress bar shows a running mean copied to the host without waiting
+  for the GPU. Nothing in fit's own per-step code synchronises with the device (the step may:
+  the notebooks' steps return ``loss.item()``, as their task contract says), except fp16
+  loss scaling: `DynamicLossScaler` reads whether the gradients overflowed once per step to
+  skip that step, as `torch.amp.GradScaler` does with optimisers that cannot skip on the
+  device. (The fused optimisers' on-device skip leaves the momentum buffers uninitialised when
+  the very first step overflows -- torch 2.14's ``_fused_sgd`` allocates them with
+  ``empty_like`` -- so it is not used.) bf16 needs no scaling.
 - **per image** (the CPU default, and whenever `augment` is a per-image transform such as
   `helpers.data.TwoViewTransform`): a `DataLoader` over `helpers.data.CIFAR10Tensors`,
   shuffled by a generator seeded per epoch.
@@ -65,7 +72,9 @@ state at its start, which the checkpoint holds exactly, so an interrupted and re
 ends in the same state as an uninterrupted one -- bit for bit on the CPU (with the same
 number of threads); on a GPU up to cuDNN's non-deterministic kernels.
 
-The checkpoint (``checkpoint=path``, written atomically after every epoch, loadable with
+The checkpoint (``checkpoint=path``, written atomically after every epoch -- or, with
+``checkpoint_minutes=M``, after the first epoch that ends M minutes after the last write, after
+the last epoch and whenever ``stop_after_epoch`` ends a run early -- loadable with
 ``torch.load(weights_only=True)``) holds the model, the optimiser, `extra_state`, the loss
 scaler, the base learning rates, the history, the number of finished epochs, the run's
 configuration and the global RNG states (restored on loading, so the cells after `fit`
@@ -742,9 +751,13 @@ class _Mean:
 
     def __init__(self) -> None:
         self.host = 0.0
+        self.count = 0
         self.device_sum: torch.Tensor | None = None
+        self._copy: tuple[torch.Tensor, int, Any] | None = None  # (pinned buffer, count, CUDA event)
+        self._last: tuple[float, int] | None = None
 
     def add(self, value) -> None:
+        self.count += 1
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 raise ValueError(f"the step must return a scalar loss, got a tensor of shape {tuple(value.shape)}")
@@ -755,6 +768,29 @@ class _Mean:
 
     def total(self) -> float:
         return self.host + (float(self.device_sum.item()) if self.device_sum is not None else 0.0)
+
+    def latest(self) -> tuple[float, int] | None:
+        """(sum, count) as of an earlier call, without waiting for the device: for a progress bar.
+
+        On CUDA each call starts a non-blocking copy of the running sum into pinned host memory
+        and returns the last copy that has already arrived (None before the first one). Off
+        CUDA, or for Python floats, the current values.
+        """
+        if self.device_sum is None or self.device_sum.device.type != "cuda":
+            return self.total(), self.count
+        ready = None
+        if self._copy is not None and self._copy[2].query():
+            ready = (self.host + float(self._copy[0]), self._copy[1])
+            self._copy = None
+        if self._copy is None:
+            buffer = torch.empty((), dtype=torch.float32, pin_memory=True)
+            buffer.copy_(self.device_sum, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self._copy = (buffer, self.count, event)
+        if ready is not None:
+            self._last = ready
+        return self._last
 
 
 def fit(
@@ -774,6 +810,7 @@ def fit(
     monitor: Callable[[torch.nn.Module], float] | None = None,
     monitor_every: int = 1,
     checkpoint: str | os.PathLike | None = None,
+    checkpoint_minutes: float = 0.0,
     resume: bool = True,
     extra_state: Mapping[str, Any] | None = None,
     device: torch.device | str | None = None,
@@ -785,6 +822,7 @@ def fit(
     num_workers: int | str = "auto",
     drop_last: bool | None = None,
     on_epoch_end: Callable[[int, History], Mapping[str, float] | None] | None = None,
+    stop_after_epoch: Callable[[int, History], bool] | None = None,
     progress: bool = True,
     verbose: bool = True,
 ) -> History:
@@ -817,7 +855,13 @@ def fit(
         monitor: ``monitor(model) -> float``, e.g. a `helpers.probes.KNNMonitor`; run every
             `monitor_every` epochs and after the last one.
         monitor_every: see `monitor`.
-        checkpoint: path of the training checkpoint, written atomically after every epoch.
+        checkpoint: path of the training checkpoint, written atomically after every epoch (see
+            `checkpoint_minutes`).
+        checkpoint_minutes: 0 (default): write the checkpoint after every epoch. Greater: after
+            an epoch only when at least this many minutes passed since the last write (or the
+            start), and always after the last epoch and when `stop_after_epoch` stops the run.
+            Writing ResNet-18's state takes a fraction of a second, which matters when epochs
+            last a few seconds on a fast GPU; a crash then loses at most this many minutes.
         resume: continue from `checkpoint` when it exists. If it already covers `epochs`, fit
             loads it and returns its history without training. False: start over and overwrite.
         extra_state: name -> object with ``state_dict()``/``load_state_dict()`` to checkpoint
@@ -837,11 +881,17 @@ def fit(
         on_epoch_end: ``on_epoch_end(epoch, history)`` after each epoch (1-based `epoch`;
             `history` already holds that epoch's loss/monitor); a returned dict of numbers is
             recorded in ``history.extra``, before the checkpoint is written.
+        stop_after_epoch: ``stop_after_epoch(epoch, history) -> bool`` after each epoch (after
+            `on_epoch_end`); True ends training there: the checkpoint of that epoch is written
+            (whatever `checkpoint_minutes` says) and the history returned, shorter than
+            `epochs`. A later call with the same checkpoint continues from it. Used to stop
+            within a time budget.
         progress: show a tqdm bar per epoch.
         verbose: print one summary line per epoch (and what fit decided).
 
     Returns:
-        The `History` of all finished epochs (including those of a resumed checkpoint).
+        The `History` of all finished epochs (including those of a resumed checkpoint); fewer
+        than `epochs` only when `stop_after_epoch` stopped the run.
 
     Raises:
         TrainingCheckpointError: the checkpoint is unreadable or from a different run
@@ -854,6 +904,8 @@ def fit(
         raise ValueError(f"schedule must be 'cosine', 'constant' or 'none', got {schedule!r}")
     if epochs < 1 or batch_size < 1 or monitor_every < 1 or warmup_epochs < 0:
         raise ValueError("need epochs >= 1, batch_size >= 1, monitor_every >= 1 and warmup_epochs >= 0")
+    if not checkpoint_minutes >= 0:
+        raise ValueError(f"checkpoint_minutes must be >= 0 (0: after every epoch), got {checkpoint_minutes}")
     images = torch.as_tensor(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
         raise ValueError(
@@ -1002,7 +1054,22 @@ def fit(
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
+    def write_checkpoint(finished_epochs: int) -> None:
+        _save_atomically(
+            {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": config,
+                "finished_epochs": finished_epochs, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "extra_state": {name: obj.state_dict() for name, obj in extra_state.items()},
+                "loss_scaler": scaler.state_dict() if scaler is not None else None,
+                "base_lrs": base_lrs, "history": history.to_dict(), "rng": _rng_state(),
+            },
+            checkpoint_path,
+        )
+
     epoch = start_epoch
+    saved_epochs = start_epoch  # epochs the checkpoint file holds
+    last_write = time.perf_counter()
     try:
         with scaling:
             for epoch in range(start_epoch, epochs):
@@ -1037,7 +1104,9 @@ def fit(
                         seen += a.shape[0]
                         bar.update(1)
                         if progress and ((i + 1) % postfix_every == 0 or i + 1 == steps_per_epoch):
-                            bar.set_postfix(loss=f"{losses.total() / (i + 1):.4f}", refresh=False)
+                            running = losses.latest()  # a copy finished earlier: never waits for the GPU
+                            if running is not None:
+                                bar.set_postfix(loss=f"{running[0] / running[1]:.4f}", refresh=False)
                 finally:
                     bar.close()
                 mean_loss = losses.total() / steps_per_epoch
@@ -1065,21 +1134,19 @@ def fit(
                 if not math.isfinite(mean_loss):
                     say(f"  Warning: the loss is {mean_loss}; training has diverged. Lower the learning rate "
                         "(or check the loss function) and start again with resume=False.")
-                if checkpoint_path is not None:
-                    _save_atomically(
-                        {
-                            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": config,
-                            "finished_epochs": epoch + 1, "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "extra_state": {name: obj.state_dict() for name, obj in extra_state.items()},
-                            "loss_scaler": scaler.state_dict() if scaler is not None else None,
-                            "base_lrs": base_lrs, "history": history.to_dict(), "rng": _rng_state(),
-                        },
-                        checkpoint_path,
-                    )
+                stop = bool(stop_after_epoch(epoch + 1, history)) if stop_after_epoch is not None else False
+                if checkpoint_path is not None and (
+                    stop or epoch + 1 == epochs or time.perf_counter() - last_write >= 60.0 * checkpoint_minutes
+                ):
+                    write_checkpoint(epoch + 1)
+                    saved_epochs, last_write = epoch + 1, time.perf_counter()
+                if stop and epoch + 1 < epochs:
+                    where = f"; {checkpoint_path} holds it" if checkpoint_path is not None else ""
+                    say(f"Stopped after epoch {epoch + 1} of {epochs} (stop_after_epoch){where}.")
+                    break
     except KeyboardInterrupt:
         if checkpoint_path is not None:
-            where = f"{checkpoint_path} holds {len(history)} finished epochs"
+            where = f"{checkpoint_path} holds {saved_epochs} finished epochs"
         else:
             where = "no checkpoint= was given"
         say(f"Interrupted in epoch {epoch + 1}; {where}. Run the cell again to "

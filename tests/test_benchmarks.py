@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from benchmarks import gpu_session as gpu_session_module
 from benchmarks import make_results_page as page
 from benchmarks import time_to_accuracy as tta
 from benchmarks.linear_probe import fit_logistic_regression, linear_probe
@@ -193,6 +197,17 @@ def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
     assert clock._next_epoch_fits(4, now=72.0) is True and clock._next_epoch_fits(4, now=73.5) is False
     # The last epoch also needs the final evaluation: 1.05 * (20 + 4 + 2 * 4 + 10) + 2 = 46.1 s.
     assert clock._next_epoch_fits(9, now=53.0) is True and clock._next_epoch_fits(9, now=54.5) is False
+
+
+def test_budget_estimate_leaves_out_the_warm_up_epoch():
+    """The first epoch of a run (warm-up included) is not the estimate once others exist."""
+    monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
+    clock = tta._RunClock(started=0.0, command="", device_name="", epochs=100, knn_every=5, budget_seconds=100.0,
+                          monitor=monitor, hooks=[], say=lambda *a, **k: None)
+    clock.train_seconds = [30.0, 10.0, 12.0]  # epoch 4 (no k-NN) needs 1.05 * 12 + 2 = 14.6 s
+    assert clock._next_epoch_fits(3, now=85.0) is True and clock._next_epoch_fits(3, now=86.0) is False
+    clock.train_seconds = [30.0]  # only the first: 1.05 * 30 + 2 = 33.5 s
+    assert clock._next_epoch_fits(1, now=66.0) is True and clock._next_epoch_fits(1, now=67.0) is False
 
 
 # ======================================================================================
@@ -446,7 +461,7 @@ def test_results_page_tables_come_from_the_records(tmp_path):
     })
     text = page.render_page(page.load_records(folder))
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 100 | 9.5 | 4.25 | 83.1 % | 85.7 % | 1 |" in text
-    assert "BYOL" not in text.split("## Speed-up")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
+    assert "BYOL" not in text.split("## Recipes")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 2 | 90.00 | 4.50 | 20.0× | 50.00 | 4.00 | 12.5× |" in text
     assert "| Some CPU | 512 | 2 | 1,234 | 4,321 | 3.50× |" in text or "| Some CPU | 512 | 2 | 1,235 | 4,321 | 3.50× |" in text
     assert "## Grading time" in text
@@ -460,8 +475,9 @@ def test_results_page_without_gpu_records_says_so(tmp_path):
     folder = write_records(tmp_path / "results", {"time_to_accuracy-simclr-1ep-cpu-smoke.json":
                                                   {**gpu_record(), "smoke": True}})
     text = page.render_page(page.load_records(folder))
-    assert text.count("No GPU record yet") == 2
-    assert "--max-minutes 9" in text and "| SimCLR |" not in text
+    assert text.count("No GPU record yet") == 2 and "No GPU session record yet" in text
+    measured = text.split("## Recipes")[0] + text.split("## GPU session")[1]  # all but the recipes and public results
+    assert "--max-minutes 9" in text and "| SimCLR |" not in measured
     assert page.render_page(page.load_records(tmp_path / "missing")) == text  # no folder = no records
 
 
@@ -474,7 +490,8 @@ def test_results_page_is_deterministic(tmp_path):
     reordered = list(page.load_records(tmp_path / "a"))[::-1]
     assert page.render_page(reordered) == first
     assert page.render_page(page.load_records(write_records(tmp_path / "b", dict(reversed(records.items()))))) == first
-    rows = [line for line in first.splitlines() if line.startswith("| SimCLR") or line.startswith("| BYOL")
+    measured = first.split("## Recipes")[0]
+    rows = [line for line in measured.splitlines() if line.startswith("| SimCLR") or line.startswith("| BYOL")
             or line.startswith("| Barlow")]
     assert [row.split(" | ")[0] for row in rows] == ["| SimCLR", "| BYOL", "| Barlow Twins"]
 
@@ -559,3 +576,197 @@ def test_checkpoint_eval_measures_the_childs_own_peak_memory():
     assert large["exit"] == 0 and 150 <= large["peak_rss_mb"] < 250
     failing = checkpoint_eval._run(sys.executable, "-m", "json.tool", ["/nonexistent.json"], env={})
     assert failing["exit"] != 0 and failing["peak_rss_mb"] > 0  # measured also when the module fails
+
+
+# ======================================================================================
+# The prepared GPU session (benchmarks/gpu_session.py) and its CPU dry run
+# ======================================================================================
+def gpu_session(tmp: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The dry run as DEVELOPERS.md runs the real one: the script, its own process, --out."""
+    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "gpu_session.py"), "--dry-run",
+               "--out", str(tmp / "out"), "--state-dir", str(tmp / "state"), "--data-root", str(tmp / "data"), *extra]
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "SSL_LAB_CIFAR10", "SSL_LAB_SMOKE")}
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def dry_session(tmp_path_factory):
+    """Two calls: the first with too little time for every step (it leaves some for the next
+    call), the second finishing the session."""
+    tmp = tmp_path_factory.mktemp("gpu_session")
+    first = gpu_session(tmp, "--minutes", "0.35")
+    first_files = sorted(p.name for p in (tmp / "out").iterdir())
+    first_record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    (tmp / "out").rename(tmp / "out-first")  # the device tool empties $OUT before each call
+    second = gpu_session(tmp, "--minutes", "8")
+    record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    return {"tmp": tmp, "first": first, "first_files": first_files, "first_record": first_record,
+            "second": second, "record": record}
+
+
+@pytest.mark.slow
+def test_gpu_session_dry_run_runs_every_step(dry_session):
+    """The CPU dry run of the GPU session: every step ran through the real code, the record says
+    it was a smoke run and holds each step's result; nothing claims a GPU."""
+    second, record = dry_session["second"], dry_session["record"]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "GPU SESSION: finished" in second.stdout
+    assert record["benchmark"] == "gpu_session" and record["smoke"] is True and record["device"] == "cpu"
+    assert record["finished"] is True
+    assert {name: step["status"] for name, step in record["steps"].items()} == {
+        name: "done" for name, _, _ in gpu_session_module.STEPS}
+    matmul = record["environment"]["matmul"]
+    assert matmul and all(row["tflops"] > 0 for row in matmul)
+    paths = {row["key"]: row for row in record["training_paths"]}
+    assert set(paths) == {"simclr-bf16", "byol-fp16", "barlow-bf16-compile"}
+    for row in paths.values():
+        assert row["status"] == "done", row.get("error")
+        assert row["images_per_second"] > 0 and row["finite_loss"] and len(row["loss_per_epoch"]) == row["epochs"]
+        assert "peak_memory_gib" not in row  # no GPU figure from a CPU
+    tests = record["steps"]["cuda_tests"]
+    assert "tests/test_augment.py::test_cuda_matches_cpu_and_never_synchronises" in tests["selected"]
+    assert "tests/test_train.py::test_fit_never_synchronises_between_steps_on_cuda" in tests["selected"]
+    if not torch.cuda.is_available():
+        assert tests["counts"]["skipped"] == len(tests["tests"]) > 0
+    assert record["steps"]["time_to_accuracy"]["record"].startswith("time_to_accuracy-simclr-2ep-")
+    lines = record["steps"]["time_to_accuracy"]["epoch_lines"]
+    assert [line["epoch"] for line in lines] == [1, 2] and all(line["knn_percent"] is not None for line in lines)
+    assert record["steps"]["seed_pipeline"]["record"].startswith("seed_pipeline-simclr-")
+    assert record["steps"]["train_overheads"]["record"].startswith("train_overheads-")
+
+
+@pytest.mark.slow
+def test_gpu_session_continues_in_a_second_call(dry_session):
+    """A call that runs out of time leaves steps for the next, which does only those."""
+    first, record = dry_session["first"], dry_session["record"]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "GPU SESSION: unfinished -- still to run:" in first.stdout
+    assert dry_session["first_record"]["finished"] is False
+    assert len(record["calls"]) == 2
+    ran_first = {s["step"] for s in record["calls"][0]["steps"] if s["status"] == "done"}
+    ran_second = {s["step"] for s in record["calls"][1]["steps"]}
+    assert not ran_first & ran_second  # nothing finished is run again
+    assert ran_first | ran_second == {name for name, _, _ in gpu_session_module.STEPS}
+
+
+@pytest.mark.slow
+def test_gpu_session_output_fits_the_device_tool(dry_session):
+    """What comes back from a device call: at most 8 files, each under 16 MiB, named in letters,
+    digits, '.', '_' and '-', no folders; the benchmark records are valid smoke records."""
+    out = dry_session["tmp"] / "out"
+    files = sorted(out.iterdir())
+    assert 4 <= len(files) <= 8
+    for path in files:
+        assert path.is_file() and re.fullmatch(r"[A-Za-z0-9._-]+", path.name), path.name
+        assert path.stat().st_size < 16 * 2**20
+    for path in out.glob("*.json"):
+        assert json.loads(path.read_text())["smoke"] is True
+    tta_record = json.loads(next(out.glob("time_to_accuracy-*.json")).read_text())
+    jsonschema.validate(tta_record, TIME_TO_ACCURACY_SCHEMA)
+    jsonschema.validate(json.loads(next(out.glob("seed_pipeline-*.json")).read_text()), SEED_PIPELINE_SCHEMA)
+    assert (out / next(out.glob("gpu_session-*.log")).name).read_text().count("=== gpu_session call") == 2
+    assert set(dry_session["first_files"]) <= {p.name for p in files} | {
+        n for n in dry_session["first_files"] if n.startswith("gpu_session-")}
+
+
+@pytest.mark.slow
+def test_gpu_session_call_after_the_end_runs_nothing(dry_session):
+    """A third call on a finished session trains nothing and publishes the same records again."""
+    tmp = dry_session["tmp"]
+    third = gpu_session(tmp, "--minutes", "8", timeout=120)
+    assert third.returncode == 0 and "GPU SESSION: finished" in third.stdout
+    record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
+    assert record["calls"][-1]["steps"] == []
+    assert record["training_paths"] == dry_session["record"]["training_paths"]
+
+
+def test_cuda_only_tests_are_found_by_their_skip_marker(tmp_path):
+    """Tests skipped without CUDA are selected (function, class, method, whole module); tests
+    skipped *with* CUDA, or for other reasons, are not."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_a.py").write_text(
+        "import pytest, torch\n"
+        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')\n"
+        "def test_gpu(): pass\n"
+        "@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')\n"
+        "def test_no_gpu(): pass\n"
+        "@pytest.mark.skipif(sys.platform == 'win32', reason='posix')\n"
+        "def test_posix(): pass\n"
+        "@pytest.mark.parametrize('x', [1])\n"
+        "@pytest.mark.skipif(not (torch.cuda.is_available()), reason='gpu')\n"
+        "def test_gpu_parametrized(x): pass\n"
+        "class TestThings:\n"
+        "    @pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
+        "    def test_method(self): pass\n"
+        "    def test_plain(self): pass\n"
+        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
+        "class TestGpuClass:\n"
+        "    def test_x(self): pass\n")
+    (tests / "test_b.py").write_text(
+        "import pytest, torch\n"
+        "pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')]\n"
+        "def test_anything(): pass\n")
+    (tests / "helper.py").write_text("def test_not_a_test_file(): pass\n")
+    assert gpu_session_module.cuda_only_tests(tests) == [
+        "tests/test_a.py::test_gpu", "tests/test_a.py::test_gpu_parametrized", "tests/test_a.py::TestThings::test_method",
+        "tests/test_a.py::TestGpuClass", "tests/test_b.py"]
+
+
+def test_cuda_only_tests_of_the_project_include_the_no_sync_checks():
+    found = gpu_session_module.cuda_only_tests()
+    assert "tests/test_augment.py::test_cuda_matches_cpu_and_never_synchronises" in found
+    assert "tests/test_train.py::test_fit_never_synchronises_between_steps_on_cuda" in found
+    assert not any("without_cuda" in test for test in found)
+
+
+def test_results_page_lists_the_recipes_and_attributed_public_results():
+    """The recipes table comes from helpers.recipes; every public result names its source (a
+    URL at a fixed commit) and is marked as not measured here."""
+    from helpers.recipes import PUBLIC_RESULTS, RECIPES
+
+    text = page.render_page([])
+    section = text.split("## Recipes and what to expect")[1].split("\n## ")[0]
+    for recipe in RECIPES.values():
+        assert f"| {page.METHOD_NAMES[recipe.method]} | {recipe.epochs} | {recipe.batch_size} | " in section
+    assert "published results, not measured here" in section
+    for result in PUBLIC_RESULTS:
+        assert re.fullmatch(r"https://github\.com/[^/]+/[^/]+/blob/[0-9a-f]{40}/\S+", result.url), result.url
+        assert f"{100 * result.accuracy:.1f} %" in section and result.url in section
+
+
+def test_results_page_shows_a_gpu_session_record():
+    """A GPU session record: device line, tests, one row per precision path with its error."""
+    record = {"benchmark": "gpu_session", "smoke": False, "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3",
+              "torch_version": "2.11.0+cu130", "command": "python3 benchmarks/gpu_session.py --source .cifar",
+              "environment": {"cuda_version": "13.0", "nvidia_smi": {"driver_version": "580.159.04"},
+                              "matmul": [{"dtype": "bfloat16", "tflops": 790.4}]},
+              "steps": {"cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}},
+                        "time_to_accuracy": {"status": "partial", "epoch_lines": [
+                            {"epoch": 1, "epochs": 100, "loss": 6.0, "knn_percent": None, "seconds": 9.0},
+                            {"epoch": 2, "epochs": 100, "loss": 5.5, "knn_percent": None, "seconds": 4.0},
+                            {"epoch": 3, "epochs": 100, "loss": 5.4, "knn_percent": 41.5, "seconds": 5.0}]}},
+              "training_paths": [
+                  {"method": "simclr", "amp": "bf16", "compile": False, "batch_size": 512, "status": "done",
+                   "first_epoch_seconds": 6.5, "steady_epoch_seconds": 3.25, "images_per_second": 15360.0,
+                   "peak_memory_gib": 5.5},
+                  {"method": "byol", "amp": "fp16", "compile": True, "batch_size": 512, "status": "error",
+                   "error": "Traceback ...\nRuntimeError: boom"}]}
+    text = page.render_page([("gpu_session-nvidia-h100.json", record)])
+    assert "**NVIDIA H100 80GB HBM3** (driver 580.159.04, torch 2.11.0+cu130, CUDA 13.0); bfloat16 790 TFLOP/s." in text
+    assert "CUDA-only tests: 3 passed, 0 failed, 0 errors, 0 skipped." in text
+    assert "| SimCLR | bf16 | off | 512 | 6.50 | 3.25 | 15,360 | 5.50 GiB | done |" in text
+    assert "| BYOL | fp16 | on | 512 | – | – | – | – | error: RuntimeError: boom |" in text
+    assert "No GPU session record yet" not in text
+    assert "SimCLR time to accuracy partial: 3 epochs of 100 trained, median 5.00 s per epoch, k-NN 41.5 % after epoch 3." in text
+
+
+def test_gpu_session_reads_fits_epoch_lines():
+    """The per-epoch lines fit prints (k-NN only in the epochs that measured it) are parsed."""
+    output = ("Resuming from x: 3 of 100 epochs done.\n"
+              "epoch 4/100  loss 5.1234  lr 0.12  3.9 s\n"
+              "epoch 5/100  loss 5.0011  k-NN 61.3 %  knn_seconds 1.2  lr 0.12  5.2 s\n"
+              "STATUS: unfinished -- 5 of 100 epochs in x; run the same command again.\n")
+    assert gpu_session_module.epoch_lines(output) == [
+        {"epoch": 4, "epochs": 100, "loss": 5.1234, "knn_percent": None, "seconds": 3.9},
+        {"epoch": 5, "epochs": 100, "loss": 5.0011, "knn_percent": 61.3, "seconds": 5.2}]

@@ -809,3 +809,150 @@ def test_fit_fp16_runs_with_a_loss_scaler_and_checkpoints_it(job, tmp_path):
     assert scaler_state["scale"] > 0 and scaler_state["growth_tracker"] + scaler_state["skipped_steps"] > 0
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert "step" not in vars(optimizer)
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoints every N minutes, stopping after an epoch
+# --------------------------------------------------------------------------------------
+
+
+def recorded_writes(monkeypatch):
+    """The finished_epochs of every checkpoint fit writes (the files are still written)."""
+    import helpers.train as train
+
+    writes, real_save = [], train._save_atomically
+
+    def save(payload, path):
+        writes.append(payload["finished_epochs"])
+        real_save(payload, path)
+
+    monkeypatch.setattr(train, "_save_atomically", save)
+    return writes
+
+
+def test_checkpoint_minutes_writes_after_the_interval_and_at_the_end(job, tmp_path, monkeypatch):
+    """checkpoint_minutes=1/60 (1 s): epoch 1 lasts over 1 s (a slow step), epochs 2 and 3 a few
+    milliseconds: the checkpoint is written after epochs 1 and 4 (the last) only."""
+    writes = recorded_writes(monkeypatch)
+    slow = [True]
+
+    def sleepy_epoch(epoch, history):
+        slow[0] = False  # only epoch 1 sleeps (below)
+
+    model, target, optimizer, step = job.build()
+    images, labels = job.data()
+
+    def wrapped(x1, x2):
+        if slow[0]:
+            time.sleep(0.3)  # 4 steps: 1.2 s
+        return step(x1, x2)
+
+    history = fit(wrapped, model, optimizer, images, labels, epochs=4, batch_size=16, augment=job.NoisyViews(),
+                  checkpoint=tmp_path / "run.pt", checkpoint_minutes=1 / 60, extra_state={"target": target},
+                  on_epoch_end=sleepy_epoch, progress=False, smoke=False)
+    assert len(history) == 4
+    assert writes == [1, 4]
+    assert torch.load(tmp_path / "run.pt", weights_only=True)["finished_epochs"] == 4
+
+
+def test_checkpoint_minutes_zero_writes_after_every_epoch(job, tmp_path, monkeypatch):
+    writes = recorded_writes(monkeypatch)
+    job.run(tmp_path / "run.pt", epochs=3, checkpoint_minutes=0)
+    assert writes == [1, 2, 3]
+
+
+def test_interrupted_run_with_a_long_interval_resumes_from_the_last_write(job, uninterrupted, tmp_path, capsys):
+    """A long interval: nothing is written before the interruption in epoch 3, so the rerun
+    trains all 4 epochs -- and still ends in the uninterrupted run's state."""
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        job.run(path, epochs=4, interrupt_at_epoch=3, checkpoint_minutes=60)
+    assert not path.exists()
+    assert "holds 0 finished epochs" in capsys.readouterr().out
+    model, target, optimizer, history, calls = job.run(path, epochs=4, checkpoint_minutes=60)
+    assert calls == 4 * job.STEPS_PER_EPOCH
+    assert_same_state(model, target, optimizer, *uninterrupted[:3])
+
+
+def test_stop_after_epoch_writes_that_epoch_and_a_rerun_continues(job, uninterrupted, tmp_path, monkeypatch, capsys):
+    """stop_after_epoch returns True after epoch 2: fit writes epoch 2's checkpoint (although the
+    interval is an hour) and returns 2 epochs; the same call again trains epochs 3-4 and ends
+    bit for bit where an uninterrupted run ends."""
+    writes = recorded_writes(monkeypatch)
+    path = tmp_path / "run.pt"
+    asked = []
+
+    def stop(epoch, history):
+        asked.append((epoch, len(history)))
+        return epoch == 2
+
+    *_, history, calls = job.run(path, epochs=4, checkpoint_minutes=60, stop_after_epoch=stop)
+    assert len(history) == 2 and calls == 2 * job.STEPS_PER_EPOCH
+    assert asked == [(1, 1), (2, 2)]
+    assert writes == [2]
+    assert "Stopped after epoch 2 of 4" in capsys.readouterr().out
+    model, target, optimizer, history, calls = job.run(path, epochs=4, checkpoint_minutes=60)
+    assert calls == 2 * job.STEPS_PER_EPOCH and writes == [2, 4]
+    assert_same_state(model, target, optimizer, *uninterrupted[:3])
+    assert history.loss == uninterrupted[3].loss
+
+
+def test_stop_after_the_last_epoch_is_a_finished_run(job, tmp_path):
+    *_, history, _ = job.run(tmp_path / "run.pt", epochs=2, stop_after_epoch=lambda epoch, history: True)
+    assert len(history) == 1  # stopped after epoch 1 of 2
+    *_, history, calls = job.run(tmp_path / "run.pt", epochs=2, stop_after_epoch=lambda epoch, history: True)
+    assert len(history) == 2 and calls == job.STEPS_PER_EPOCH
+
+
+def test_negative_checkpoint_minutes_is_refused(job):
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        job.run(None, epochs=1, checkpoint_minutes=-1)
+
+
+def test_progress_bar_mean_needs_no_device_read():
+    """_Mean.latest off CUDA is the current (sum, count); total() adds floats and tensors."""
+    from helpers.train import _Mean
+
+    mean = _Mean()
+    mean.add(1.0)
+    mean.add(torch.tensor(2.0))
+    mean.add(torch.tensor([3.0]))
+    assert mean.latest() == (6.0, 3)
+    assert mean.total() == 6.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", ["bf16", "off"])
+def test_fit_never_synchronises_between_steps_on_cuda(amp):
+    """On CUDA, with a step that returns its loss as a tensor: nothing fit does between two steps
+    of an epoch (learning rate, loss sum, progress bar, batch gather, batched augmentation,
+    channels_last copy) waits for the GPU -- checked with torch's sync debug mode set to
+    "error" from the end of each step to the start of the next, the epoch's last step excepted."""
+    from helpers.augment import BatchTwoViewAugment
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 16)).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
+    images = torch.randint(0, 256, (256, 32, 32, 3), dtype=torch.uint8)
+    steps_per_epoch, counter = 256 // 32, [0]
+
+    def step(x1, x2):
+        torch.cuda.set_sync_debug_mode("default")
+        z1, z2 = F.normalize(model(x1), dim=1), F.normalize(model(x2), dim=1)
+        loss = (2 - 2 * (z1 * z2).sum(dim=1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        counter[0] += 1
+        if counter[0] % steps_per_epoch:  # not the epoch's last step: fit's own code runs next
+            torch.cuda.set_sync_debug_mode("error")
+        return loss.detach()
+
+    try:
+        history = fit(step, model, optimizer, images, epochs=2, batch_size=32, augment=BatchTwoViewAugment(),
+                      amp=amp, progress=True, smoke=False, verbose=False)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(history) == 2 and counter[0] == 2 * steps_per_epoch
+    assert all(math.isfinite(v) for v in history.loss)
