@@ -82,6 +82,7 @@ MAX_RESPONSE_HEADER = 2 * 2**20
 MAX_RESPONSE_PAYLOAD = 32 * 2**20
 OUTPUT_HEAD = 1200  # bytes kept of what one call printed: the first ...
 OUTPUT_TAIL = 1200  # ... and the last (results.PRINTED_CHARS shows both)
+DISK_INODES = 20_000  # files a worker may create outside a tmpfs of its own (uid, process modes)
 
 
 # ======================================================================================
@@ -486,6 +487,26 @@ def _python_paths() -> list[str]:
     return chosen
 
 
+def remove_tree(path: str | os.PathLike) -> None:
+    """Remove `path` and everything below it, however deep a submission nested it (no
+    recursion in Python, no path longer than PATH_MAX: GNU rm walks it with fts), never
+    following a link; errors are ignored, as for a folder that is already gone."""
+    path = str(path)
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm") or "/bin/rm"
+    try:
+        subprocess.run([rm, "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _remove_stale_workdirs() -> None:
     """Remove the work folders of sandboxes whose grader process no longer exists (killed
     before it could clean up)."""
@@ -495,7 +516,7 @@ def _remove_stale_workdirs() -> None:
         except (OSError, ValueError):
             continue
         if not psutil.pid_exists(owner):
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
 
 
 def _prepare_package(workdir: Path, uid: int | None, gid: int | None) -> Path:
@@ -711,7 +732,7 @@ class Zygote:
         if self.ctrl is not None:
             self.ctrl.close()
             self.ctrl = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)
 
 
 SHARED_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -730,10 +751,7 @@ def remove_files_of(uid: int, folders: tuple[str, ...] = SHARED_TEMP_FOLDERS) ->
             try:
                 if entry.stat(follow_symlinks=False).st_uid != uid:
                     continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
+                remove_tree(entry.path)
                 removed += 1
             except OSError:
                 continue
@@ -831,6 +849,7 @@ class Worker:
         self.restarts = 0
         self._memory_checked = 0.0
         self._budget_bound = False
+        self.disk_baseline = (0, 0)
 
     # --- child life cycle -------------------------------------------------------------------
     def _close_pipes(self) -> None:
@@ -906,6 +925,7 @@ class Worker:
         except psutil.Error:
             self.rss_baseline = 0
         self.used = False
+        self.disk_baseline = self._disk_free()
         if not self.verified:
             self._verify()
 
@@ -1176,7 +1196,23 @@ class Worker:
         self.reader.frames.clear()
         return frames
 
+    def _disk_free(self) -> tuple[int, int]:
+        """(free bytes, free inodes) of the file system holding the worker's private folder,
+        where it is not a size-capped tmpfs of its own (uid and process modes)."""
+        if self.zygote.isolation.mode == "namespace" or not self.zygote.confine.get("writable"):
+            return 0, 0
+        try:
+            stat = os.statvfs(self.zygote.confine["writable"][0])
+        except OSError:
+            return 0, 0
+        return stat.f_bavail * stat.f_frsize, stat.f_favail
+
     def _check_memory(self) -> None:
+        if self.disk_baseline != (0, 0):
+            free, inodes = self._disk_free()
+            if (self.disk_baseline[0] - free > self.limits.tmp_mb * 2**20
+                    or self.disk_baseline[1] - inodes > DISK_INODES):
+                raise _OverDisk()
         if not self.child_host_pid:
             return
         limit = self.rss_baseline + self.limits.memory_mb * 2**20 * 1.25
@@ -1233,6 +1269,10 @@ class Worker:
                 self._fail(BudgetExhausted, self._budget_message())
             self._fail(CallTimedOut, f"your code did not finish within {timeout:.0f} seconds (an endless loop, "
                                      "or far too much work?); the grader stopped it")
+        except _OverDisk:
+            self._kill_child()
+            self._fail(WorkerDied, f"your code wrote more than {self.limits.tmp_mb} MB (or {DISK_INODES} files) "
+                                   "to disk; the grader stopped it")
         except _OverMemory:
             self._kill_child()
             self._fail(WorkerDied, f"your code used more than about {self.limits.memory_mb} MB of memory; "
@@ -1324,6 +1364,10 @@ class _Deadline(Exception):
 
 
 class _OverMemory(Exception):
+    pass
+
+
+class _OverDisk(Exception):
     pass
 
 

@@ -210,6 +210,16 @@ def _report():
     if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None) == 0:
         lines.append("MOUNTED over /tmp")
     lines.append(f"uid {{os.getuid()}} euid {{os.geteuid()}} groups {{os.getgroups()}}")
+    here = os.getcwd()  # folders nested deeper than any recursive removal or PATH_MAX allows
+    try:
+        os.chdir(os.path.expanduser("~"))
+        for _ in range(3000):
+            os.mkdir("d")
+            os.chdir("d")
+        lines.append("NESTED 3000")
+    except OSError as error:
+        lines.append(f"nesting stopped: {{type(error).__name__}}")
+    os.chdir(here)
     print("\\n".join(lines))
 
 
