@@ -82,6 +82,7 @@ MAX_RESPONSE_HEADER = 2 * 2**20
 MAX_RESPONSE_PAYLOAD = 32 * 2**20
 OUTPUT_HEAD = 1200  # bytes kept of what one call printed: the first ...
 OUTPUT_TAIL = 1200  # ... and the last (results.PRINTED_CHARS shows both)
+MARKER_DIGITS = 20  # digits of a call's sequence number in its end marker (at most)
 DISK_INODES = 20_000  # files a worker may create outside a tmpfs of its own (uid, process modes)
 
 
@@ -434,14 +435,22 @@ class OutputCapture:
                     self._add(bytes(self.pending[:-keep]))
                     del self.pending[:-keep]
                 return
-            end = self.pending.find(b"\x00", at + len(self.prefix))
+            digits = at + len(self.prefix)
+            # A real marker ends with a few digits and a NUL: look no further than that, so a
+            # prefix without its end (the submission printing it) is plain output, never a
+            # reason to hold everything after it.
+            end = self.pending.find(b"\x00", digits, digits + MARKER_DIGITS + 1)
             if end < 0:
-                self._add(bytes(self.pending[:at]))
-                del self.pending[:at]
-                return
+                if len(self.pending) - digits <= MARKER_DIGITS:  # may still arrive
+                    self._add(bytes(self.pending[:at]))
+                    del self.pending[:at]
+                    return
+                self._add(bytes(self.pending[: at + 1]))
+                del self.pending[: at + 1]
+                continue
             self._add(bytes(self.pending[:at]))
             try:
-                self.ended.append(int(self.pending[at + len(self.prefix) : end]))
+                self.ended.append(int(self.pending[digits:end]))
             except ValueError:
                 pass
             del self.pending[: end + 1]
@@ -872,11 +881,14 @@ class Worker:
         self._close_pipes()
 
     def _spawn(self) -> None:
+        started = time.monotonic()
+        restarted = False
         if not self.zygote.alive() and self.restart_zygote is not None:
             # The zygote is gone (e.g. killed from a submission's worker in process mode): the next
             # call gets a new sandbox; what failed meanwhile was reported as the submission's.
             self.zygote = self.restart_zygote()
             self.started_once = False
+            restarted = True
         self.zygote.wait_ready()
         if self.started_once:
             try:
@@ -887,7 +899,10 @@ class Worker:
                 self.zygote.close()
                 self.zygote = self.restart_zygote()
                 self.zygote.wait_ready()
+                restarted = True
             self.restarts += 1
+        if restarted and self.verified:  # a sandbox this submission broke: its time is the submission's
+            self.budget.used += time.monotonic() - started
         self.started_once = True
         while self.zygote.poll_event() is not None:  # stale events of a previous child
             pass
@@ -1160,7 +1175,11 @@ class Worker:
             self._check_memory()
 
     def _drain_output(self) -> None:
-        while self.output_fd >= 0:
+        # At most a few MB per visit: a worker that prints faster than this reads must not keep
+        # the grader from checking its time limits.
+        for _ in range(64):
+            if self.output_fd < 0:
+                return
             try:
                 data = os.read(self.output_fd, 1 << 16)
             except BlockingIOError:

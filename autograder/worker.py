@@ -252,7 +252,10 @@ class Zygote:
             elif command["cmd"] == "reset":
                 self.kill_others()
                 if command.get("wipe"):
-                    self.wipe_tmp()
+                    try:
+                        self.wipe_tmp()
+                    except BaseException:  # noqa: BLE001 - whatever a submission left there, the zygote stays
+                        pass
                 self.send({"event": "reset"})
             elif command["cmd"] == "exit":
                 self.kill_others()

@@ -337,6 +337,16 @@ def nap(seconds):
     time.sleep(seconds)
     return seconds
 
+def flood():  # its end marker without the end, then megabytes of output for 30 s
+    import gc
+    child = next(o for o in gc.get_objects() if type(o).__name__ == "Child" and hasattr(o, "marker"))
+    os.write(1, child.marker)
+    chunk = b"A" * (1 << 20)
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        os.write(1, chunk)
+    return 0
+
 def huge():
     import torch
     return torch.ones(9_000_000)  # 36 MB: over the cap on one answer
@@ -460,3 +470,12 @@ def test_an_answer_over_the_cap_is_refused_before_it_is_read_whole(strict_worker
     with pytest.raises(sandbox.BadAnswer, match="could not be read"):
         call(strict_worker, "huge")
     assert call(strict_worker, "nap", 0) == 0
+
+
+def test_an_output_flood_behind_a_fake_marker_still_stops_at_the_call_limit(strict_worker):
+    assert call(strict_worker, "nap", 0) == 0
+    used = strict_worker.budget.used
+    with pytest.raises(sandbox.CallTimedOut):
+        call(strict_worker, "flood")
+    assert strict_worker.budget.used - used < 2 + 2
+    assert len(strict_worker.take_output()) < 5000
