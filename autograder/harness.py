@@ -20,6 +20,7 @@ library.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -225,7 +226,10 @@ def student_traceback(error: BaseException, limit: int = 12) -> str:
     try:
         frames = traceback.extract_tb(error.__traceback__)
         start = next((i for i, f in enumerate(frames) if f.filename.startswith("<cell ")), len(frames))
-        lines = traceback.format_list(frames[start:][-limit:])
+        # The grader's own frames (a proxy the cell called) are not the student's business.
+        frames = [f for f in frames[start:] if os.sep + "sslgrader_worker" + os.sep not in f.filename
+                  and not f.filename.endswith(("harness.py", "worker.py", "protocol.py"))]
+        lines = traceback.format_list(frames[-limit:])
         try:
             message = "".join(traceback.format_exception_only(type(error), error)).strip()
         except BaseException:  # noqa: BLE001 - a hostile __str__

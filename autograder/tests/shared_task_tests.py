@@ -584,15 +584,22 @@ class TestBYOLStep(_StepTests):
     METHOD, FN, LOSS = "byol", "byol_train_step", None
     WHAT = "byol_train_step(online, target, ema, optimizer, x1, x2) on small stand-in networks, SGD (momentum 0.9)"
 
+    @staticmethod
+    def _candidates(reference: Any, kwargs: dict) -> tuple[dict, dict, float]:
+        """The reference's steps, and the steps of the other accepted loss convention (the
+        paper's sum, twice the mean, or the mean, half the sum) with the scale between them."""
+        expected = reference.run("train_steps", **kwargs)
+        ratio = as_number(expected["steps"][0]["returned"], "reference loss") / _byol_mean_loss(kwargs)
+        scale = 2.0 if abs(ratio - 1) < 1e-3 else 0.5
+        alternative = reference.run("train_steps", **{**kwargs, "optimizer": {"lr": 0.2 * scale, "momentum": 0.9}})
+        return expected, alternative, scale
+
     def _byol(self, student: Any, reference: Any, steps: int, seed: int, requires_grad: bool) -> dict:
         online = standin("byol", seed)
         kwargs = self._kwargs(steps, seed, target_state=perturbed(online, seed + 3), beta=0.9,
                               target_requires_grad=requires_grad)
         kwargs["state"] = online
-        expected = reference.run("train_steps", **kwargs)
-        ratio = as_number(expected["steps"][0]["returned"], "reference loss") / _byol_mean_loss(kwargs)
-        scale = 2.0 if abs(ratio - 1) < 1e-3 else 0.5  # the other accepted convention
-        alternative = reference.run("train_steps", **{**kwargs, "optimizer": {"lr": 0.2 * scale, "momentum": 0.9}})
+        expected, alternative, scale = self._candidates(reference, kwargs)
         actual = student.run("train_steps", like=expected, trajectories=[expected, alternative], **kwargs)
         if steps > 1:
             _expect_training_mode(actual, self.FN)
