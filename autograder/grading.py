@@ -160,7 +160,7 @@ class Reference:
 
 def _matches(tensor: Any, candidates: list[torch.Tensor]) -> bool:
     return isinstance(tensor, torch.Tensor) and any(
-        c.shape == tensor.shape and bool(torch.allclose(tensor.double(), c.double(), rtol=1e-3, atol=1e-4))
+        c.shape == tensor.shape and bool(torch.allclose(tensor.double(), c.double(), rtol=2e-2, atol=2e-2))
         for c in candidates)
 
 

@@ -469,13 +469,15 @@ def _missing_method(name: str) -> Callable:
 
 def op_train_steps(ctx: Context, method: str, fn: str, state: dict, batches: list, optimizer: dict,
                    step_kwargs: dict | None = None, target_state: dict | None = None, beta: float = 0.9,
-                   target_requires_grad: bool = False, loss_name: str | None = None) -> dict:
+                   target_requires_grad: bool = False, loss_name: str | None = None,
+                   autocast: str | None = None) -> dict:
     """Consecutive calls of a training step on a stand-in network with one optimiser.
 
     method: "simclr" / "barlow" (`fn(model, x1, x2, optimizer, **step_kwargs)`), "byol"
     (`fn(online, target, ema, optimizer, x1, x2)`) or "finetune" (`fn(model, x, y, optimizer)`).
     In the worker, `loss_name` (nt_xent / barlow_loss) and the EMA are proxies answered by the
-    grader with the reference's results.
+    grader with the reference's results. `autocast` ("bfloat16", reference side only) runs the
+    steps under CPU autocast, to recognise a submitted step that runs its own.
     """
     step = ctx.get(fn)
     model = build({"finetune": "classifier"}.get(method, method), state)
@@ -490,12 +492,15 @@ def op_train_steps(ctx: Context, method: str, fn: str, state: dict, batches: lis
     records = []
     oracle = ctx.replaced(loss_name, _loss_oracle(ctx, loss_name)) if (ctx.student and loss_name) else nullcontext()
     with oracle:
+        precision = (torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast and not ctx.student
+                     else nullcontext())
         for batch in batches:
             torch.manual_seed(0)
-            if method == "byol":
-                returned = ctx.call(step, model, target, ema, opt, *batch)
-            else:
-                returned = ctx.call(step, model, *batch, opt, **(step_kwargs or {}))
+            with precision:
+                if method == "byol":
+                    returned = ctx.call(step, model, target, ema, opt, *batch)
+                else:
+                    returned = ctx.call(step, model, *batch, opt, **(step_kwargs or {}))
             record = {"returned": returned, "params": params_of(model), "eval_forwards": model.eval_forwards}
             if target is not None:
                 record["target"] = params_of(target)
