@@ -1301,6 +1301,24 @@ def evaluate_batch_mean_loss(classifier, dataloader):
     return sum(losses) / len(losses), correct_count / seen
 
 
+@correct("evaluate")
+def evaluate_restores_mode(classifier, dataloader):
+    """Eval mode for every forward pass, then gives the classifier back in the mode it came in with."""
+    was_training = classifier.training
+    classifier.eval()
+    total_loss, correct_count, seen = 0.0, 0, 0
+    try:
+        with torch.no_grad():
+            for x, y in dataloader:
+                logits = classifier(x)
+                total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+                correct_count += (logits.argmax(1) == y).sum().item()
+                seen += len(y)
+    finally:
+        classifier.train(was_training)
+    return total_loss / seen, correct_count / seen
+
+
 @wrong("evaluate")
 def evaluate_percent(classifier, dataloader):
     """Wrong: returns the accuracy in percent."""
