@@ -97,3 +97,61 @@ def test_ssl_methods_unit_points_match_the_readme() -> None:
     assert f"`ssl_methods` {_number(ssl)} autograded points" in readme
     assert (f"`simclr_homework` {_number(hw + rubric['points'])} autograded points "
             f"({_number(hw)} unit tests + {_number(rubric['points'])} for the checkpoint") in readme
+
+
+def _all_sources(folder: str, assignment: str) -> str:
+    nb = nbformat.read(PROJECT_ROOT / folder / f"{assignment}.ipynb", as_version=4)
+    return "\n".join(c.source for c in nb.cells)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_notebooks_point_to_nothing_outside_the_student_zip(assignment: str) -> None:
+    """benchmarks/ is not in the student zip: no student notebook may send students there."""
+    from autograder.release import student_zip_members
+
+    shipped = {arcname for _, arcname in student_zip_members(PROJECT_ROOT)}
+    assert not any(name.startswith("benchmarks/") or "/benchmarks/" in name for name in shipped)
+    assert "benchmarks/" not in _all_sources("notebooks", assignment)
+
+
+def test_linear_probe_text_and_code_work_with_the_pinned_scikit_learn() -> None:
+    """The text must not send students to `multi_class=` (a TypeError in the pinned scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError):
+        LogisticRegression(multi_class="multinomial")  # why the text warns about it
+    text = markdown("notebooks", "ssl_methods")
+    assert "multi_class=" in text and "TypeError" in text
+    assert "multi_class" not in "\n".join(c.source for c in nbformat.read(
+        PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", as_version=4).cells if c.cell_type == "code")
+
+
+def test_evaluate_text_accepts_what_the_check_and_grader_accept() -> None:
+    """The text, the public check and the grader agree: per-image mean, or the mean of the batch means."""
+    text = " ".join(markdown("notebooks", "simclr_homework").split())
+    assert "mean of the per-batch mean losses" in text and "is accepted too" in text
+    assert "don't average the batch means" not in text
+    import student_variants as V
+
+    names = {v.name for v in V.variants("evaluate", is_correct=True)}
+    assert {"evaluate_per_sample", "evaluate_batch_mean_loss"} <= names  # tests/test_checks.py runs the check on both
+    from submissions.variants import CORRECT
+
+    assert "batch_means" in {a.name for a in CORRECT["evaluate"]}  # tests/test_grading.py grades it full marks
+
+
+@pytest.mark.parametrize("folder", NOTEBOOK_FOLDERS)
+def test_smoke_runs_never_use_the_submission_file_names(folder: str) -> None:
+    """In smoke mode the homework writes .smoke copies, never simclr_lin_best.pt / simclr_best_epoch.pt."""
+    code = _all_sources(folder, "simclr_homework")
+    assert 'SUBMISSION_CHECKPOINT = "simclr_lin_best.smoke.pt" if SMOKE else "simclr_lin_best.pt"' in code
+    assert 'BEST_ENCODER_PATH = "simclr_best_epoch.smoke.pt" if SMOKE else "simclr_best_epoch.pt"' in code
+
+
+@pytest.mark.parametrize("folder", NOTEBOOK_FOLDERS)
+def test_precision_belongs_to_fit(folder: str) -> None:
+    """Both notebooks say a step must not run its own autocast; ssl_methods says how the loss stays float32."""
+    for assignment in ASSIGNMENTS:
+        text = " ".join(markdown(folder, assignment).split())
+        assert "Precision belongs to `fit`" in text and "do not open a `torch.autocast(...)`" in text, assignment
+    assert "with torch.autocast(device_type=z1.device.type, enabled=False):" in markdown(folder, "ssl_methods")

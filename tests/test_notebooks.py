@@ -103,6 +103,8 @@ def test_solution_notebook_runs_in_smoke_mode(path: Path, notebook_env: Path) ->
     cpu_seconds = _children_cpu_seconds() - cpu_before
     print(f"{path.name}: executed in {seconds:.0f} s wall, {cpu_seconds:.0f} s kernel CPU (smoke mode)")
     assert _first_error(nb) is None
+    real_names = [name for name in ("simclr_lin_best.pt", "simclr_best_epoch.pt") if (notebook_env / name).exists()]
+    assert not real_names, f"a smoke run wrote the real submission files {real_names}"
     assert 0 < cpu_seconds < SMOKE_CPU_BUDGET_S, (
         f"solutions/{path.name} used {cpu_seconds:.0f} CPU-seconds in smoke mode (budget {SMOKE_CPU_BUDGET_S}): "
         "make its data / probe cells use smaller subsets when SMOKE"
