@@ -14,8 +14,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.tests import test_simclr_homework, test_ssl_methods
 
+def _graded_module(name: str):
+    """A graded test module of autograder/tests (its markers are registered by the grader's plugin, not here)."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+        return importlib.import_module(f"autograder.tests.{name}")
+
+
+test_simclr_homework = _graded_module("test_simclr_homework")
+test_ssl_methods = _graded_module("test_ssl_methods")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_FOLDERS = ("solutions", "notebooks")
 ASSIGNMENTS = ("ssl_methods", "simclr_homework")
