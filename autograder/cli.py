@@ -375,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--keep", type=Path, default=None, help="keep the sample submissions in this folder")
     demo.set_defaults(run=cmd_demo)
+    from autograder import manual  # no torch at import time
+
+    manual_answers = commands.add_parser("manual-answers", help="one page per question graded by hand, "
+                                         "every submission's answer side by side")
+    manual.add_arguments(manual_answers)
+    manual_answers.set_defaults(run=manual.cmd_manual_answers)
     from autograder import gradescope as gradescope_zip  # stdlib-only at import time
 
     gradescope = commands.add_parser("gradescope", help="build dist/<assignment>-autograder.zip for Gradescope")

@@ -232,6 +232,9 @@ def build_results(plugin: ResultsPlugin | None, notes: list[str], execution_time
     if tasks:
         lines.append(format_table(tasks))
     lines += notes
+    by_hand = _graded_by_hand_line(plugin.assignment) if plugin else None
+    if by_hand:  # informational, zero points: the answers a person grades later
+        lines.append(by_hand)
     results = {
         "score": score,
         "execution_time": round(execution_time, 2),
@@ -242,6 +245,16 @@ def build_results(plugin: ResultsPlugin | None, notes: list[str], execution_time
         "extra_data": {"tasks": tasks, **(extra or {})},
     }
     return shrink(results)
+
+
+def _graded_by_hand_line(assignment: str) -> str | None:
+    """The answers of `assignment` graded by hand, as one line (None if none, or unreadable)."""
+    try:
+        from autograder.manual import results_line
+
+        return results_line(assignment)
+    except Exception:  # an informational line never costs a submission its results
+        return None
 
 
 def shrink(results: dict) -> dict:

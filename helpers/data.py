@@ -15,8 +15,10 @@ Where the data comes from (`load_cifar10`), in this order:
    - a folder holding torchvision's ``cifar-10-batches-py/`` (read with torchvision, no download).
    Class folders sorted alphabetically give CIFAR-10's labels 0..9; their names must be
    exactly `CIFAR10_CLASSES`. Images are decoded with Pillow; archives are read member by
-   member as a stream, never unpacked to disk. Within a class, files are taken in natural
-   order of their names (``2.png`` before ``10.png``), classes one after another.
+   member as a stream, never unpacked to disk. The order is class-mixed, the same from every
+   source: CIFAR-10's own order where the file names carry its index (``0.png`` ... ``49999.png``
+   over the whole split, as torchvision gives it), else one fixed seeded permutation of the
+   files taken class by class in natural order of their names (`local_split_order`).
 2. the environment variable ``SSL_LAB_CIFAR10``: the same kinds of source as ``source=``.
 3. torchvision: ``torchvision.datasets.CIFAR10(root, train=..., download=download)``, which
    downloads the official release into ``<root>/cifar-10-batches-py`` once (the path students
@@ -92,9 +94,12 @@ ENV_SYNTHETIC = "SSL_LAB_SYNTHETIC"
 SPLITS = ("train", "test")
 IMAGE_SIZE = 32
 SYNTHETIC_SIZES = {"train": 2_000, "test": 500}
+#: Seed of the one fixed permutation that mixes the classes of a local copy whose file names
+#: do not carry CIFAR-10's own index (see `_assemble`).
+LOCAL_ORDER_SEED = 10
 
 _CACHE_FORMAT = "ssl-lab-cifar10-cache"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: class-mixed order of local copies (see `_assemble`)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _TORCHVISION_FOLDER = "cifar-10-batches-py"
@@ -305,20 +310,51 @@ def _check_class_names(found: Iterable[str], where: str) -> None:
     )
 
 
+def _file_index(key: tuple) -> int | None:
+    """The number a file name consists of ('0042.jpg' -> 42), from its natural key, else None."""
+    if len(key) == 3 and key[0] == "" and isinstance(key[1], int) and re.fullmatch(r"\.[A-Za-z]+", key[2]):
+        return key[1]
+    return None
+
+
+def local_split_order(keys: Sequence[tuple]) -> torch.Tensor:
+    """The order in which a local copy's images are returned, from their files' natural keys.
+
+    `keys` are the natural keys of the files in class order (classes in label order, files in
+    natural order within a class). When every file name is a number and the numbers of the
+    whole split are exactly 0..N-1 (a copy exported with CIFAR-10's own index in its names),
+    the split comes back in that order: CIFAR-10's own, as torchvision gives it. Otherwise
+    (names numbered per class, as in ``cifar10-jpeg/<split>/<class>/0000.jpg``) the classes are
+    mixed by one fixed permutation (seed `LOCAL_ORDER_SEED`) of that class order, so the same
+    copy gives the same order from a folder, an archive or the cache, and "the first images"
+    of a split are of every class, never nine airplanes.
+
+    Returns:
+        Shape: (N,) int64, indices into the class-ordered list.
+    """
+    n = len(keys)
+    numbers = [_file_index(key) for key in keys]
+    if None not in numbers and sorted(numbers) == list(range(n)):
+        return torch.argsort(torch.tensor(numbers, dtype=torch.int64))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(LOCAL_ORDER_SEED))
+
+
 def _assemble(
     decoded: dict[str, list[tuple[tuple, np.ndarray]]], where: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack per-class lists (sorted by file name) into one split, classes in label order."""
+    """Stack per-class lists into one split, in `local_split_order`."""
     empty = [name for name in CIFAR10_CLASSES if not decoded.get(name)]
     if empty:
         raise DataSourceError(f"No images for the classes {empty} in {where}.")
-    arrays, labels = [], []
+    arrays, labels, keys = [], [], []
     for label, name in enumerate(CIFAR10_CLASSES):
         items = sorted(decoded[name], key=lambda item: item[0])
         arrays.extend(array for _, array in items)
+        keys.extend(key for key, _ in items)
         labels.extend([label] * len(items))
-    images = torch.from_numpy(np.stack(arrays))  # (N, 32, 32, 3) uint8
-    return images, torch.tensor(labels, dtype=torch.int64)  # (N,)
+    order = local_split_order(keys)  # (N,)
+    images = torch.from_numpy(np.stack([arrays[i] for i in order.tolist()]))  # (N, 32, 32, 3) uint8
+    return images, torch.tensor(labels, dtype=torch.int64)[order]  # (N,)
 
 
 def _image_entries(class_dir: Path) -> list[os.DirEntry]:

@@ -239,6 +239,19 @@ def show_images(
 # --------------------------------------------------------------------------------------
 # Training curves
 # --------------------------------------------------------------------------------------
+def _epoch_axis(ax: Axes, first: float, last: float) -> None:
+    """Whole epochs on the x axis, half an epoch of margin; a one-epoch run says why it is a dot.
+
+    matplotlib's integer locator still falls back to fractional ticks (0.945, 0.96, ...) when
+    the axis spans fewer than two whole numbers, which a one-epoch (smoke) run always does.
+    """
+    ax.set_xlim(first - 0.5, last + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if last - first < 1:
+        ax.text(0.5, 0.04, "one epoch: a single point per curve", transform=ax.transAxes, ha="center",
+                va="bottom", fontsize=8, color="0.4")
+
+
 def _plot_percent_panel(ax: Axes, x: np.ndarray, values: np.ndarray, label: str, colour: str) -> None:
     """Accuracy in percent on a 0-100 axis; epochs without a measurement (NaN) are skipped."""
     measured = np.isfinite(values)
@@ -318,10 +331,9 @@ def plot_history(
     metric_ax.set_title(metric_label)
 
     for ax in (loss_ax, metric_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if length:
-            ax.set_xlim(min(epochs[0], 1) - 0.5, epochs[-1] + 0.5)
+            _epoch_axis(ax, min(epochs[0], 1), epochs[-1])
     if title:
         fig.suptitle(title)
     return _finish(fig, show)
@@ -378,7 +390,10 @@ def plot_curves(
     ax.set_ylabel(f"{ylabel} (%)" if percent else ylabel)
     if percent:
         ax.set_ylim(0, 100)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    xs = [x for values in series.values() for x in
+          (np.arange(1, _series(values).size + 1) if epochs is None else _series(epochs)[: _series(values).size])]
+    if xs:
+        _epoch_axis(ax, min(xs), max(xs))
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

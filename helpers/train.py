@@ -1164,8 +1164,11 @@ def _summary(history: History, epochs: int, monitor_label: str, scaler: DynamicL
         value = row["monitor"]
         parts.append(f"{monitor_label} {100 * value:.1f} %" if 0.0 <= value <= 1.0 else f"{monitor_label} {value:.4g}")
     for name in history.extra:
-        if row[name] is not None:
-            parts.append(f"{name} {row[name]:.4g}")
+        value = row[name]
+        if value is None:
+            continue
+        is_fraction = name.endswith("accuracy") and isinstance(value, (int, float)) and 0.0 <= value <= 1.0
+        parts.append(f"{name} {100 * value:.1f} %" if is_fraction else f"{name} {value:.4g}")
     parts.append(f"lr {row['lr']:.3g}")
     if scaler is not None:
         parts.append(f"loss scale {scaler.scale:g}")

@@ -619,6 +619,17 @@ def barlow_loss_seed(z1, z2, alpha, eps=1e-5):
 
 
 @correct("barlow_loss")
+def barlow_loss_float32_under_autocast(z1, z2, alpha, eps=1e-5):
+    """The notebook's float32 answer: autocast switched off inside the loss, inputs cast with .float()."""
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z1, z2 = z1.float(), z2.float()
+        z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
+        z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
+        c = z1.T @ z2 / z1.shape[0]
+        return (1 - torch.diagonal(c)).pow(2).sum() + alpha * _off_diagonal(c).pow(2).sum()
+
+
+@correct("barlow_loss")
 def barlow_loss_biased_std(z1, z2, alpha, eps=1e-5):
     """Biased standard deviation plus eps, off-diagonal by masking."""
     z1 = (z1 - z1.mean(0)) / (z1.std(0, unbiased=False) + eps)
@@ -1299,6 +1310,24 @@ def evaluate_batch_mean_loss(classifier, dataloader):
             correct_count += int((logits.argmax(1) == y).sum())
             seen += y.numel()
     return sum(losses) / len(losses), correct_count / seen
+
+
+@correct("evaluate")
+def evaluate_restores_mode(classifier, dataloader):
+    """Eval mode for every forward pass, then gives the classifier back in the mode it came in with."""
+    was_training = classifier.training
+    classifier.eval()
+    total_loss, correct_count, seen = 0.0, 0, 0
+    try:
+        with torch.no_grad():
+            for x, y in dataloader:
+                logits = classifier(x)
+                total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+                correct_count += (logits.argmax(1) == y).sum().item()
+                seen += len(y)
+    finally:
+        classifier.train(was_training)
+    return total_loss / seen, correct_count / seen
 
 
 @wrong("evaluate")

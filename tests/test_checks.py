@@ -277,3 +277,14 @@ def test_checks_never_import_solutions_or_autograder():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.split(".")[0] in {"solutions", "autograder"} for name in imported), imported
+
+
+def test_barlow_check_says_whether_the_loss_stays_float32_under_autocast(capsys):
+    """fit runs steps under autocast: the check tells a loss that drops to bfloat16 there how to stay in float32."""
+    checks.check_barlow_loss(V.barlow_loss_float32_under_autocast)
+    out = capsys.readouterr().out
+    assert "✓ stays in float32 under fit's mixed precision" in out and "note:" not in out
+    checks.check_barlow_loss(V.barlow_loss_seed)  # correct, but its `@` runs in bfloat16 under autocast
+    out = capsys.readouterr().out
+    assert "note: under fit's mixed precision" in out and "enabled=False" in out
+    assert "All barlow_loss checks passed." in out

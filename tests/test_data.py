@@ -24,6 +24,7 @@ from torch.testing import assert_close
 from helpers import data as D
 from helpers.data import (
     CIFAR10_CLASSES,
+    LOCAL_ORDER_SEED,
     CIFAR10_MEAN,
     CIFAR10Tensors,
     DataSourceError,
@@ -59,11 +60,13 @@ def _tiny_image(split: str, label: int, number: int, smooth: bool = False) -> np
 
 
 def _expected(split: str, smooth: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """What load_cifar10 must return for a tiny layout: classes in label order, files in
-    natural order. Shapes: (10 * PER_CLASS, 32, 32, 3) uint8, (10 * PER_CLASS,) int64."""
+    """What load_cifar10 must return for a tiny layout (names numbered per class): classes in
+    label order, files in natural order, then mixed by the permutation of seed
+    LOCAL_ORDER_SEED. Shapes: (10 * PER_CLASS, 32, 32, 3) uint8, (10 * PER_CLASS,) int64."""
     images = [_tiny_image(split, label, n, smooth) for label in range(10) for n in sorted(FILE_NUMBERS)]
     labels = [label for label in range(10) for _ in FILE_NUMBERS]
-    return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(LOCAL_ORDER_SEED))
+    return torch.from_numpy(np.stack(images))[order], torch.tensor(labels, dtype=torch.int64)[order]
 
 
 def write_split(split_dir: Path, split: str, classes=CIFAR10_CLASSES, fmt: str = "png",
@@ -131,8 +134,9 @@ LAYOUT_NAMES = ["folder", "nested folder", "archive, nested", "archive, flat", "
 @pytest.mark.parametrize("layout", LAYOUT_NAMES)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_every_local_layout_loads_exact_pixels_and_labels(tiny_layouts, tmp_path, layout, split):
-    """Does each accepted layout give the images in class order, files in natural order,
-    skipping hidden files and non-images?"""
+    """Does each accepted layout give the same images in the same class-mixed order (files in
+    natural order within a class, then one fixed permutation), skipping hidden files and
+    non-images?"""
     images, labels = load_cifar10(split, source=tiny_layouts[layout], root=tmp_path / "root", verbose=False)
     expected_images, expected_labels = _expected(split)
     assert images.dtype == torch.uint8 and labels.dtype == torch.int64
@@ -352,12 +356,15 @@ def test_changed_folder_makes_a_fresh_cache_entry(tmp_path, change):
         (bird / "2.png").unlink()
     os.utime(bird, ns=(10**18, 10**18))  # a distinct folder mtime even on coarse file systems
     after, labels = load_cifar10("test", source=source, root=root, verbose=False)
-    index = 2 * PER_CLASS + (2 if change == "added file" else 1)  # where the change shows
     expected_count = PER_CLASS + {"replaced file": 0, "added file": 1, "removed file": -1}[change]
     assert int(labels.bincount()[2]) == expected_count
-    if change != "removed file":
-        assert after[index].max() == 0, "the new image is black"
-    assert_close(after[:index], before[:index], rtol=0, atol=0)
+    black = (after.flatten(1).amax(dim=1) == 0).nonzero().flatten()
+    assert len(black) == (0 if change == "removed file" else 1), "the new image is the one black image"
+    if len(black):
+        assert int(labels[black[0]]) == 2
+    fresh, fresh_labels = load_cifar10("test", source=source, root=tmp_path / "fresh", verbose=False)
+    assert_close(after, fresh, rtol=0, atol=0)  # what the cache gave is what the files hold now
+    assert_close(labels, fresh_labels)
     assert len(_cache_files(root)) == 2
 
 
@@ -489,12 +496,50 @@ def test_real_folder_source_is_the_same_data_and_a_fast_cache_hit(real_test_spli
     assert_close(labels, real_test_split[1])
 
 
+def test_names_carrying_the_split_index_give_that_order(tmp_path):
+    """A copy whose file names are CIFAR-10's own index over the whole split is returned in that order."""
+    base = tmp_path / "indexed"
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(3))  # image k is file number order[k]
+    labels = torch.arange(30) % 10
+    for k in range(30):
+        folder = base / "test" / CIFAR10_CLASSES[int(labels[k])]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_tiny_image("test", int(labels[k]), k)).save(folder / f"{int(order[k]):05d}.png")
+    images, got_labels = load_cifar10("test", source=base, root=tmp_path / "root", verbose=False)
+    by_index = torch.argsort(order)  # file number i holds image by_index[i]
+    assert_close(got_labels, labels[by_index])
+    assert_close(images, torch.from_numpy(np.stack([_tiny_image("test", int(labels[k]), k) for k in by_index.tolist()])),
+                 rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_every_source_gives_a_class_mixed_order(tiny_layouts, synthetic_splits, fake_torchvision, tmp_path, split):
+    """No source returns its split sorted by class: the first 10 images hold several classes."""
+    folder = load_cifar10(split, source=tiny_layouts["folder"], root=tmp_path / "a", verbose=False)[1]
+    archive = load_cifar10(split, source=tiny_layouts["archive, nested"], root=tmp_path / "b", verbose=False)[1]
+    torchvision_labels = load_cifar10(split, root=tmp_path / "c", verbose=False)[1]
+    for labels in (folder, archive, synthetic_splits[split][1], torchvision_labels):
+        assert len(labels[:10].unique()) >= 4, labels[:10]
+    assert_close(folder, archive)
+
+
+@pytest.mark.realdata
+def test_real_copy_is_class_mixed_and_the_same_from_folder_and_archive(real_test_split, cifar_source, data_root):
+    """The real copy (names numbered per class) comes back mixed: the first nine images are not nine airplanes."""
+    images, labels = real_test_split
+    assert len(labels[:9].unique()) >= 5, labels[:9]
+    assert int(labels[:100].bincount(minlength=10).min()) > 0, "every class among the first 100 images"
+    folder_images, folder_labels = load_cifar10("test", source=cifar_source, root=data_root / "other", verbose=False)
+    assert_close(folder_labels, labels)
+    assert_close(folder_images, images, rtol=0, atol=0)
+
+
 @pytest.mark.realdata
 def test_real_limit_is_class_balanced(real_test_split, cifar_source, data_root):
     images, labels = load_cifar10("test", source=cifar_source, root=data_root, limit=50, verbose=False)
     assert_close(labels.bincount(), torch.full((10,), 5))
     full_images, full_labels = real_test_split
-    first_five = torch.cat([torch.nonzero(full_labels == c).flatten()[:5] for c in range(10)])
+    first_five = torch.cat([torch.nonzero(full_labels == c).flatten()[:5] for c in range(10)]).sort().values
     assert_close(images, full_images[first_five], rtol=0, atol=0)
 
 

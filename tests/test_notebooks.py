@@ -4,6 +4,10 @@
   trains one short epoch on a few hundred images, the probes use small subsets), on the real
   CIFAR-10 copy in ../shared/data/cifar10-jpeg when it is there, else on the synthetic
   stand-in (SSL_LAB_SYNTHETIC=1).
+- Every solution notebook also runs end to end with each graded cell replaced by another
+  correct style of answer (the last correct variant of tests/submissions/variants.py: separate
+  forwards, `lerp_`, unbiased variance, an evaluate that restores the model's mode, ...), so
+  the public checks and the given cells accept what the grader accepts.
 - Every student notebook, with no answer filled in, runs without error up to its first TODO
   and then stops there with NotImplementedError (raised by the TODO itself, or by the check
   cell right after it that calls the TODO function).
@@ -103,6 +107,8 @@ def test_solution_notebook_runs_in_smoke_mode(path: Path, notebook_env: Path) ->
     cpu_seconds = _children_cpu_seconds() - cpu_before
     print(f"{path.name}: executed in {seconds:.0f} s wall, {cpu_seconds:.0f} s kernel CPU (smoke mode)")
     assert _first_error(nb) is None
+    real_names = [name for name in ("simclr_lin_best.pt", "simclr_best_epoch.pt") if (notebook_env / name).exists()]
+    assert not real_names, f"a smoke run wrote the real submission files {real_names}"
     assert 0 < cpu_seconds < SMOKE_CPU_BUDGET_S, (
         f"solutions/{path.name} used {cpu_seconds:.0f} CPU-seconds in smoke mode (budget {SMOKE_CPU_BUDGET_S}): "
         "make its data / probe cells use smaller subsets when SMOKE"
@@ -140,3 +146,33 @@ def test_student_notebook_runs_up_to_its_first_todo(path: Path, notebook_env: Pa
     )
     # nothing ran after the failure
     assert all(not cell.get("outputs") for cell in nb.cells[index + 1:] if cell.cell_type == "code")
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_notebook_with_answers_in_other_styles_runs_in_smoke_mode(path: Path, notebook_env: Path) -> None:
+    """Does the notebook run top to bottom, every check cell passing, with answers written unlike the reference?"""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from submissions.build import TASKS
+    from submissions.variants import CORRECT
+
+    answers = {task: CORRECT[task][-1].source for task in TASKS[path.stem] if CORRECT.get(task)}
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers.pop(grade_id)
+    assert not answers, f"no graded cell for {sorted(answers)}"
+    try:
+        _execute(nb, notebook_env)
+    except CellExecutionError as error:
+        failed = _first_error(nb)
+        where = f"cell {failed[0]} (id {nb.cells[failed[0]].get('id')})" if failed else "a cell"
+        pytest.fail(f"solutions/{path.name} with other correct answers: {where} raised:\n{str(error)[-3000:]}")
+    assert _first_error(nb) is None
+    checks = {cell.get("id"): "".join(output.get("text", "") for output in cell.get("outputs", [])
+                                      if output.get("output_type") == "stream")
+              for cell in nb.cells if cell.get("id", "").startswith("check-")}
+    assert checks and all("checks passed." in text for text in checks.values()), checks

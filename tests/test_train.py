@@ -338,7 +338,7 @@ def test_history_lengths_monitor_every_and_callback(job, capsys):
     assert history.extra == {"test_accuracy": [0.1, 0.2, 0.3, 0.4, 0.5], "maybe": [1.5, None, 1.5, 1.5, 1.5]}
     assert all(s > 0 for s in history.seconds)
     printed = capsys.readouterr().out
-    assert "epoch 5/5" in printed and "monitor 25.0 %" in printed and "test_accuracy 0.5" in printed
+    assert "epoch 5/5" in printed and "monitor 25.0 %" in printed and "test_accuracy 50.0 %" in printed  # accuracies print in percent, like the rest of the line
 
 
 def test_history_dict_round_trip_best_last():

@@ -919,6 +919,19 @@ correct("evaluate", "batch_means", "mean of the per-batch mean losses, inference
             count += y.numel()
     return sum(losses) / len(losses), hits / count
 ''')
+correct("evaluate", "restores_mode", "eval mode for the loop, then the classifier's incoming mode restored", _EV + '''
+    was_training = classifier.training
+    classifier.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in dataloader:
+            logits = classifier(x)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+    classifier.train(was_training)
+    return total / seen, correct / seen
+''')
 wrong("evaluate", "percent", "accuracy in percent", _EV + '''
     classifier.eval()
     total, correct, seen = 0.0, 0, 0
