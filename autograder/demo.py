@@ -180,7 +180,12 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
     started = time.monotonic()
     written = release.release(PROJECT_ROOT)
     say(f"1. regenerated the student notebooks: {', '.join(p.name for p in written) or 'already up to date'}")
-    isolation = sandbox.detect_isolation()
+    try:
+        isolation = sandbox.detect_isolation()
+    except sandbox.SandboxError as error:
+        say(f"the sandbox cannot isolate submissions on this machine, so nothing is graded:\n{error}\n"
+            "(python -m autograder check-sandbox says the same; on code you trust, grade with --isolation unconfined)")
+        return 1
     say(f"2. grading three ssl_methods submissions ({isolation.summary().splitlines()[0]})")
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ssl-lab-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
