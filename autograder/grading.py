@@ -18,6 +18,7 @@ is the student's: it costs points and says why, and the exit code stays 0.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -407,6 +408,11 @@ def run_suite(*plugins: Any) -> int:
     args = [str(TESTS_DIR), "-c", str(TESTS_DIR / "pytest.ini"), "--rootdir", str(TESTS_DIR),
             "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
             "-W", "ignore::DeprecationWarning"]
+    # The graded modules read the course configuration (points, thresholds) when imported:
+    # import them afresh for every grading, so the configuration in force now is the one used.
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(TESTS_DIR) + os.sep):
+            del sys.modules[name]
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the worker runs on one thread too: the same arithmetic on both sides
     try:

@@ -194,7 +194,7 @@ def test_config_from_environment_overrides_defaults(tmp_path, monkeypatch):
         ("[checkpoint]\nvisibility = \"public\"\n", "visibility must be one of visible, hidden"),
         ("[checkpoint]\nfull_credit_threshold = 175\n", "must be a percentage in [0, 100]"),
         ("[checkpoint]\nfile = \"../x.pt\"\n", "file must be a plain file name"),
-        ("[checkpoints]\npoints = 3\n", "only [checkpoint] is read"),
+        ("[checkpoints]\npoints = 3\n", "only [checkpoint] and [grading] are read"),
         ("[checkpoint\n", "is not valid TOML"),
     ],
 )
