@@ -362,6 +362,28 @@ def _grade_time_section(records: list[tuple[str, dict]]) -> list[str]:
     return lines + _reproduce(rows_src)
 
 
+def _hostile_section(records: list[tuple[str, dict]]) -> list[str]:
+    rows = []
+    for _, record in records:
+        machine = record.get("machine", {})
+        device = f"{machine.get('cpu', '–')} ({machine.get('cpus', '?')} CPUs)"
+        for name, run in record.get("runs", {}).items():
+            ratio = record.get("ratios", {}).get(name, {})
+            rows.append([name, device, run.get("sandbox", "–"), _num(run.get("wall_s"), 1), _num(ratio.get("wall", 1.0), 2),
+                         _num(run.get("student_code_s"), 1), _num(run.get("grader_peak_rss_mb"), 0),
+                         _num(ratio.get("grader_peak_rss", 1.0), 2), _num(run.get("peak_total_pss_mb"), 0),
+                         _num(run.get("score"), 0), _num(record.get("budget_s"), 0)])
+    lines = ["## Hostile submissions", "",
+             "`python -m autograder grade --unit-only` (a fresh process each) on the `ssl_methods` reference and on",
+             "two attacks built from it (`benchmarks/hostile_grading.py`): *slowest*, every graded call sleeping",
+             "just under the per-call limit (the submission's time budget ends it), and *largest*, every graded",
+             "call returning just under the 32 MB cap on one answer and printing 4 MB. *Grader RSS* is the",
+             "grading process's own peak; *total PSS* all of its processes together.", ""]
+    lines += _table(["submission", "machine", "sandbox", "wall (s)", "× reference", "student code (s)",
+                     "grader RSS (MB)", "× reference", "total PSS (MB)", "score", "budget (s)"], rows)
+    return lines + _reproduce(records)
+
+
 def _checkpoint_section(records: list[tuple[str, dict]]) -> list[str]:
     rows_src = sorted(records, key=lambda item: item[0])
     rows = []
@@ -455,6 +477,8 @@ def render_page(records: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         lines += [""] + _grade_time_section(groups.pop("grade_time"))
     if groups.get("checkpoint_eval"):
         lines += [""] + _checkpoint_section(groups.pop("checkpoint_eval"))
+    if groups.get("hostile_grading"):
+        lines += [""] + _hostile_section(groups.pop("hostile_grading"))
     for kind in sorted(groups):  # any other benchmark that left records here
         lines += [""] + _generic_section(kind.replace("_", " ").capitalize(), f"Records `{kind}-*.json`.", groups[kind])
     return "\n".join(lines).rstrip() + "\n"
