@@ -90,11 +90,6 @@ from helpers.checkpoint import check_zip_expansion as _check_zip_expansion
 from helpers.data import CIFAR10_CLASSES, DataSourceError, load_cifar10
 from helpers.models import LinearClassifier
 
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: pytest (in requirements.txt) depends on tomli there
-    import tomli as tomllib  # type: ignore[no-redef]
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The course configuration shipped with the autograder.
 DEFAULT_CONFIG = course_settings.DEFAULT_CONFIG
@@ -241,16 +236,10 @@ def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubri
         CourseConfigError: the file is missing, not TOML, has other tables or unknown keys,
             wrong types or impossible values.
     """
-    if path is None:
-        path = os.environ.get(ENV_CONFIG, "").strip() or DEFAULT_CONFIG
-    path = Path(path).expanduser()
     try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as error:
-        raise CourseConfigError(f"cannot read the course configuration {path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise CourseConfigError(f"the course configuration {path} is not valid TOML: {error}") from None
+        path, document = course_settings.read_course_document(path)
+    except course_settings.CourseConfigError as error:
+        raise CourseConfigError(str(error)) from None
     other = sorted(set(document) - {"checkpoint", "grading"})
     if other:
         raise CourseConfigError(f"{path}: unknown table(s) or key(s) {other}; only [checkpoint] and [grading] are read")

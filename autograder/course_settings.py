@@ -44,19 +44,26 @@ def grading_settings_from_mapping(table: Any, where: str = "[grading]") -> dict[
     return settings
 
 
-def load_grading_settings(path: str | os.PathLike | None = None) -> dict[str, float]:
-    """The ``[grading]`` table of the course configuration (defaults where it is absent)."""
+def read_course_document(path: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+    """(path, parsed TOML) of the course configuration: `path`, else ``$SSL_LAB_COURSE_CONFIG``,
+    else ``autograder/course.toml`` (CourseConfigError when unreadable or not TOML)."""
     if path is None:
         path = os.environ.get(ENV_CONFIG, "").strip() or DEFAULT_CONFIG
     path = Path(path).expanduser()
     try:
         with open(path, "rb") as handle:
-            document = tomllib.load(handle)
+            return path, tomllib.load(handle)
     except OSError as error:
         raise CourseConfigError(f"cannot read the course configuration {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise CourseConfigError(f"the course configuration {path} is not valid TOML: {error}") from None
+
+
+def load_grading_settings(path: str | os.PathLike | None = None) -> dict[str, float]:
+    """The ``[grading]`` table of the course configuration (defaults where it is absent)."""
+    path, document = read_course_document(path)
     return grading_settings_from_mapping(document.get("grading", {}), where=f"{path} [grading]")
 
 
-__all__ = ["CourseConfigError", "GRADING_DEFAULTS", "grading_settings_from_mapping", "load_grading_settings"]
+__all__ = ["CourseConfigError", "GRADING_DEFAULTS", "grading_settings_from_mapping", "load_grading_settings",
+           "read_course_document"]
