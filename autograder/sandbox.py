@@ -1,37 +1,39 @@
 """Grader side of the sandbox: start the worker, send it calls, read its answers safely.
 
 How a submission is isolated depends on what the machine allows (decided once per process
-by `detect_isolation`, and said once to the user):
+by `detect_isolation`, which fails closed: it raises SandboxError rather than run code as
+root or without confinement):
 
 ``namespace`` (the grader runs as root and ``unshare`` works: CI here, a Linux VM)
-    The worker lives in fresh mount, pid, network, ipc and uts namespaces, chrooted into a
-    tmpfs root that shows only the system directories, the Python installation and its
-    own package copy (all read-only) plus a private, size-capped ``/tmp``. The project
+    The zygote lives in fresh mount, pid, network, ipc and uts namespaces, chrooted into a
+    tmpfs root that shows only the system directories, the Python installation and its own
+    package copy (all read-only) plus a private, size-capped ``/tmp``. The project
     (``solutions/``, ``autograder/``, ``tests/``), the results file and other submissions
-    do not exist there, whatever their permissions. It runs as the unprivileged user
-    ``sslgrader`` (created on demand; ``nobody`` if that fails), cannot see or signal the
-    grader (other pid namespace, other uid), and has no network (a loopback that is down).
-    Everything left behind dies with the namespace.
-``uid`` (root, but no namespaces, e.g. a container without CAP_SYS_ADMIN such as Docker's
-    default profile)
-    The worker runs as ``sslgrader`` (``sslgrader<N>`` for each parallel process of
-    grade-all, so one submission cannot signal another's worker) in its own session; the
-    grader removes world access from the project's secret folders (``solutions``,
-    ``autograder``, ``tests``, ``.git``, ``dist``: ``chmod o-rwx``, owner and group
-    unchanged) so that user cannot read them; the results file is written by the grader
-    (atomically) and root-owned folders are not writable by the worker. Processes left
-    behind are found through the child-subreaper tree and, at the end, by their uid, and
-    killed. There is no network isolation in this mode. If that user cannot run this
-    Python (e.g. it lives under /root), the grader falls back to ``process`` and says so.
-``process`` (not root: a student's laptop)
-    A separate process in its own session with the same time and memory limits, as the
-    same user: it could read your files, which on your own machine is no secret.
+    do not exist there. No network (a loopback that is down); everything left behind dies
+    with the namespace.
+``uid`` (root, but no namespaces: a container such as Gradescope's, where Docker's default
+    profile refuses ``unshare``)
+    No private root: the project's secret folders lose world access (``chmod o-rwx``), the
+    worker's user is ``sslgrader<N>`` (one per parallel grade-all process), and Landlock (where
+    the kernel has it) limits its reads to Python and its package and its writes to a private
+    folder. Its leftover processes are killed through the process tree and by uid, and its
+    files in the host's ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are removed after every call.
+    The sandbox user must be able to run this Python (setup.sh installs it in /opt), else
+    grading stops.
+``process`` (not root: an instructor's laptop)
+    A separate process of the same user, confined by Landlock (required) and seccomp.
+``unconfined`` (asked for explicitly, never as root)
+    A separate process with the limits only, for code the instructor trusts.
 
-In every mode: each call has a time limit (the worker is killed when it is exceeded; each
-top-level statement of the notebook has its own, more generous one while loading),
-memory is capped (RLIMIT_AS / RLIMIT_DATA in the worker, plus an RSS watch here), output
-is captured through a pipe and truncated (first and last few KB per call), and answers are
-parsed by `autograder.protocol` with size caps; nothing is ever unpickled.
+In every mode the zygote never runs submission code and keeps the grader's user (root in
+the first two modes); each call gets a child freshly forked from it, which drops to the
+sandbox user and confines itself (`autograder.confine`: no groups or capabilities,
+no_new_privs, not dumpable, Landlock, seccomp) before it loads the submission. The first
+child of a submission is probed (`Worker._verify`): grading stops when it could reach a
+secret. Each call has a time limit, and the submission a total budget (the grader's answers
+to its requests and the restarts it caused included); memory and disk are capped; output
+is captured through a pipe and truncated (first and last few KB per call); answers are
+size-capped and parsed by `autograder.protocol`; nothing is ever unpickled.
 """
 
 from __future__ import annotations

@@ -13,24 +13,26 @@ Process layout (grader side in `autograder.sandbox`)::
    (``/usr``, ``/lib``, ``/etc``...), the Python installation, read-only, and this package;
    a private ``/tmp`` and ``/dev/shm`` (size-capped tmpfs), a minimal ``/dev`` and the pid
    namespace's own ``/proc``. The project (``solutions/``, ``autograder/``, the results
-   folder, other submissions) is simply not there. ``chroot`` into it, then drop to the
-   unprivileged user (no supplementary groups, ``no_new_privs``). The network namespace
+   folder, other submissions) is simply not there. ``chroot`` into it. The network namespace
    has only a loopback that is down.
-2. **Zygote**: imports the heavy modules once (torch, torchvision, scikit-learn, helpers),
-   then waits for the grader's commands on a SOCK_SEQPACKET control socket: ``spawn``
-   (with three pipe ends passed by SCM_RIGHTS), ``reset`` (kill every other process of the
-   sandbox; as PID 1 of its pid namespace, ``kill(-1)`` reaches exactly those), ``exit``.
+2. **Zygote** (keeps the grader's user: root in the namespace and uid modes, so no worker can
+   signal, trace or read it; not dumpable): imports the heavy modules once (torch,
+   torchvision, scikit-learn, helpers), then waits for the grader's commands on a
+   SOCK_SEQPACKET control socket: ``spawn`` (with three pipe ends passed by SCM_RIGHTS),
+   ``reset`` (kill every other process of the sandbox and empty its private folders), ``exit``.
    It is a child subreaper, so processes the submission leaves behind stay in its tree.
-3. **Child** (forked, so a restart costs milliseconds): own session, stdout and stderr
-   redirected to the grader's capture pipe, memory limits (RLIMIT_AS and RLIMIT_DATA above
-   its start-up size), file-size and process limits; then it loads the submission statement
-   by statement and serves requests (`autograder.protocol` frames) on its request pipe,
-   asking the grader through callbacks where a step needs a reference answer.
+3. **Child** (forked for every call of the grader, so nothing one call leaves reaches the
+   next): own session, stdout and stderr redirected to the grader's capture pipe, memory,
+   file-size and process limits; then it confines itself (`autograder.confine`: the sandbox
+   user, no groups or capabilities, no_new_privs, not dumpable, Landlock, seccomp), answers
+   the grader's probe, loads the submission statement by statement and serves one request
+   (`autograder.protocol` frames), asking the grader through callbacks where a step needs a
+   reference answer.
 
 The grader enforces the time limit per call and kills the child on a timeout, a crash,
 a malformed answer or excess memory; the zygote then cleans up and forks a new child.
 This module is copied into the sandbox; it imports only the standard library, torch and
-its sibling modules (protocol, harness, extract).
+its sibling modules (protocol, harness, extract, confine).
 """
 
 from __future__ import annotations
