@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -285,10 +286,11 @@ def test_run_autograder_in_a_container_that_cannot_unshare(tmp_path):
     assert results["reference"]["score"] == 34, results["reference"]["output"][-2000:]
     assert results["attack"]["score"] == 34, results["attack"]["output"][-2000:]
     output = "\n".join(t["output"] for t in results["attack"]["tests"] if "simclr_forward" in t["tags"])
-    assert "uid 999" in output or "uid 0 " not in output
+    assert re.search(r"\buid [1-9]\d* euid [1-9]\d* groups \[\]", output), output  # the attack ran, unprivileged
     for forbidden in ("PTRACED", "READ ", "SOCKET AF_INET", "UNSHARED", "MOUNTED", "BEGIN SOLUTION"):
         assert forbidden not in output, (forbidden, output)
-    log = (tmp_path / "reference.log").read_text() + (tmp_path / "attack.log").read_text()
-    assert "separate user sslgrader, no namespaces" in log or "uid" in json.dumps(results["reference"])
+    for result in results.values():
+        assert result["extra_data"]["sandbox"] == "uid", result["extra_data"]
+        assert "Landlock applied" in result["extra_data"]["sandbox_applied"]
     for leftover in LEFTOVERS:
         assert not Path(leftover).exists(), leftover
