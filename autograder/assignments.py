@@ -6,31 +6,11 @@ the grader itself pays for importing torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import extract as extraction
+from autograder.contract import ASSIGNMENTS, Assignment  # noqa: F401  (re-exported)
 from autograder import safe_files
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """An assignment: its notebook's file name and its graded tasks in the contract's order."""
-
-    name: str
-    notebook: str
-    tasks: tuple[str, ...]
-    files: tuple[str, ...] = ()  # other files the submission should contain
-
-
-ASSIGNMENTS: dict[str, Assignment] = {
-    "ssl_methods": Assignment("ssl_methods", "ssl_methods.ipynb", (
-        "extract_features", "probes", "simclr_forward", "nt_xent", "simclr_step", "byol_forward", "ema",
-        "byol_step", "barlow_loss", "barlow_step")),
-    "simclr_homework": Assignment("simclr_homework", "simclr_homework.ipynb", (
-        "nt_xent", "barlow_loss", "simclr_forward", "simclr_step", "finetune_step", "evaluate", "checkpoint"),
-        files=("simclr_lin_best.pt",)),
-}
 
 
 # ======================================================================================
