@@ -1,42 +1,43 @@
-"""Command line: ``python -m autograder {grade, grade-all, release, demo, gradescope}``.
+"""Command line: ``python -m autograder <verb>``, one entry point for every tool of the bundle.
 
 ``grade SUBMISSION_DIR [--assignment A] [--results PATH]``
     Grade one submission folder; writes ``results.json`` (Gradescope's format) and prints a
     table per task. Exit status 0 whenever grading worked, whatever the score; 2 when the
     grader itself failed (e.g. the reference notebook is missing); 64 for a wrong call.
 ``grade-all SUBMISSIONS_DIR --jobs N --csv grades.csv``
-    Grade every sub-folder (one submission each) in parallel; a submission that breaks
-    anything is recorded as such and never stops the others. One CSV row per submission:
-    per-task scores, total, status.
-``release``
-    Regenerate the student notebooks from ``solutions/`` (`autograder.release`).
+    Grade every sub-folder (one submission each) in parallel (`autograder.batch`); a
+    submission that breaks anything is recorded as such and never stops the others. One CSV
+    row per submission: per-task scores, total, status.
+``manual-answers SUBMISSIONS_DIR``
+    One page per question graded by hand (`autograder.manual`).
+``check-sandbox``
+    Whether this machine can isolate submissions (exit 1 if not).
+``release``, ``wheels``, ``gradescope [build|run]``
+    Handed to `autograder.release`, `autograder.wheels` and `autograder.gradescope` with their
+    own options (``gradescope --assignment A`` builds the zip).
 ``demo``
     The README's main job, offline: release, then grade the reference solutions, an
     untouched student notebook and a partly wrong one, printing the three tables.
-``gradescope``
-    Build the Gradescope autograder zip of an assignment (`autograder.gradescope`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import select
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from autograder.batch import GRADER_ERROR
+from autograder.contract import ASSIGNMENTS
+
 USAGE_ERROR = 64
-GRADER_ERROR = 2
 
 
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", choices=["ssl_methods", "simclr_homework"],
+    parser.add_argument("--assignment", choices=list(ASSIGNMENTS),
                         help="which assignment (default: detected from the notebook's file name)")
     parser.add_argument("--solutions", type=Path, default=None,
                         help="folder of the reference notebooks (default: the project's solutions/)")
@@ -128,173 +129,67 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-SERVE_PREFIX = "@@sslgrader "
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    """(internal) Grade the folders named on stdin, one JSON line each, in this process.
-
-    Used by grade-all: a serving process keeps its sandbox and the reference between
-    submissions. Replies one line per submission on stdout, prefixed with SERVE_PREFIX.
-    """
+    """(internal) One grading process of grade-all: grades the folders named on stdin in this
+    process, keeping its sandbox and the reference between submissions (`autograder.batch.serve`)."""
     _start_sandbox_early(args, None)
-    from autograder import grading
+    from autograder import batch, grading
 
-    for line in sys.stdin:
-        job = json.loads(line)
-        started = time.monotonic()
-        try:
-            outcome = grading.grade(job["folder"], _options(args, Path(job["results"]), None))
-            code = outcome.exit_code
-        except Exception as error:  # noqa: BLE001 - reported for this submission; the others go on
-            code = GRADER_ERROR
-            print(f"grading {job['folder']} failed: {type(error).__name__}: {error}", file=sys.stderr)
-        reply = {"folder": job["folder"], "exit": code, "seconds": round(time.monotonic() - started, 1)}
-        sys.stdout.write(SERVE_PREFIX + json.dumps(reply) + "\n")
-        sys.stdout.flush()
-    return 0
+    return batch.serve(lambda folder, results: grading.grade(folder, _options(args, results, None)).exit_code)
 
 
-class _Server:
-    """A grading process of grade-all (restarted when it dies or a submission times out)."""
-
-    def __init__(self, args: argparse.Namespace, slot: int) -> None:
-        command = [sys.executable, "-m", "autograder", "_serve",
-                   "--load-timeout", str(args.load_timeout), "--isolation", args.isolation]
-        for flag, value in (("--assignment", args.assignment), ("--solutions", args.solutions),
-                            ("--memory-mb", args.memory_mb), ("--call-timeout", args.call_timeout),
-                            ("--budget", args.budget)):
-            if value:
-                command += [flag, str(value)]
-        if args.unit_only:
-            command.append("--unit-only")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, bufsize=1,
-                                        cwd=Path(__file__).resolve().parents[1],
-                                        env={**os.environ, "SSLGRADER_SLOT": str(slot)})
-        self.buffer = ""
-
-    def grade(self, folder: Path, results: Path, timeout: float) -> dict | None:
-        """The server's reply for one submission, or None if it died or timed out."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        try:
-            self.process.stdin.write(json.dumps({"folder": str(folder), "results": str(results)}) + "\n")
-            self.process.stdin.flush()
-        except OSError:
-            return None
-        deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
-        while True:
-            while "\n" in self.buffer:
-                line, self.buffer = self.buffer.split("\n", 1)
-                if line.startswith(SERVE_PREFIX):
-                    return json.loads(line[len(SERVE_PREFIX):])
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            readable, _, _ = select.select([fd], [], [], remaining)
-            if readable:
-                data = os.read(fd, 65536).decode("utf-8", "replace")
-                if not data:
-                    return None
-                self.buffer += data
-
-    def close(self) -> None:
-        try:
-            if self.process.stdin:
-                self.process.stdin.close()
-            self.process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
+def _serve_command(args: argparse.Namespace) -> list[str]:
+    """The command line of one grading process of grade-all, with this call's grading options."""
+    command = [sys.executable, "-m", "autograder", "_serve",
+               "--load-timeout", str(args.load_timeout), "--isolation", args.isolation]
+    for flag, value in (("--assignment", args.assignment), ("--solutions", args.solutions),
+                        ("--memory-mb", args.memory_mb), ("--call-timeout", args.call_timeout),
+                        ("--budget", args.budget)):
+        if value:
+            command += [flag, str(value)]
+    if args.unit_only:
+        command.append("--unit-only")
+    return command
 
 
 def cmd_grade_all(args: argparse.Namespace) -> int:
+    from autograder import batch
+
     root = Path(args.submissions)
     if not root.is_dir():
         print(f"error: {root} is not a folder of submissions", file=sys.stderr)
         return USAGE_ERROR
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = batch.submission_folders(root)
     if not folders:
         print(f"error: {root} has no sub-folders (one per submission)", file=sys.stderr)
         return USAGE_ERROR
-    pending = list(folders)
-    lock = threading.Lock()
-    rows: dict[Path, dict] = {}
-
-    def work(slot: int) -> None:
-        server = _Server(args, slot)
-        try:
-            while True:
-                with lock:
-                    if not pending:
-                        return
-                    folder = pending.pop(0)
-                results_path = folder / "results.json"
-                if results_path.exists():
-                    results_path.unlink()
-                started = time.monotonic()
-                reply = server.grade(folder, results_path, args.timeout)
-                row: dict[str, Any] = {"submission": folder.name, "seconds": round(time.monotonic() - started, 1)}
-                if reply is None:
-                    row["status"] = "grader crashed or timed out"
-                    server.process.kill()
-                    server.close()
-                    server = _Server(args, slot)
-                else:
-                    row["status"] = {0: "graded", GRADER_ERROR: "grader error"}.get(reply["exit"],
-                                                                                     f"exit {reply['exit']}")
-                try:
-                    row["results"] = json.loads(results_path.read_text())
-                except (OSError, ValueError):
-                    pass
-                with lock:
-                    rows[folder] = row
-                if not args.quiet:
-                    score = row.get("results", {}).get("score")
-                    _say(f"{row['submission']}: {row['status']}"
-                         + (f", score {score:g}" if score is not None else "") + f" ({row['seconds']} s)")
-        finally:
-            server.close()
-
-    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(max(1, min(args.jobs, len(folders))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ordered = [rows[f] for f in folders if f in rows]
-    tasks: list[str] = []
-    for row in ordered:
-        for task in row.get("results", {}).get("extra_data", {}).get("tasks", {}):
-            if task not in tasks:
-                tasks.append(task)
+    rows = batch.grade_all(folders, _serve_command(args), jobs=args.jobs, timeout=args.timeout,
+                           say=None if args.quiet else _say)
     csv_path = Path(args.csv)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", *tasks, "total", "max", "status"])
-        for row in ordered:
-            results = row.get("results", {})
-            task_scores = results.get("extra_data", {}).get("tasks", {})
-            maximum = sum(t.get("max_score", 0) for t in results.get("tests", []))
-            writer.writerow([row["submission"], *[task_scores.get(t, {}).get("score", "") for t in tasks],
-                             results.get("score", ""), maximum if results else "", row["status"]])
+    batch.write_csv(rows, csv_path)
     if not args.quiet:
-        _say(f"wrote {csv_path} ({len(ordered)} submissions)")
-    return 0 if all(r["status"] == "graded" for r in ordered) else GRADER_ERROR
+        _say(f"wrote {csv_path} ({len(rows)} submissions)")
+    return batch.exit_code(rows)
 
 
-def cmd_release(release_args: list[str]) -> int:
+#: Verbs whose arguments go, as they are, to another module's own ``main(argv)``.
+DELEGATED = {"release": "autograder.release", "wheels": "autograder.wheels"}
+
+
+def cmd_delegated(verb: str, module_name: str, arguments: list[str]) -> int:
+    """Run ``module_name.main(arguments)`` (the module's own parser reads the options)."""
+    import importlib
+
     try:
-        from autograder import release
+        module = importlib.import_module(module_name)
     except ImportError as error:
-        print(f"error: the release tool (autograder/release.py) is missing or broken: {error}", file=sys.stderr)
+        print(f"error: the {verb} tool ({module_name}) is missing or broken: {error}", file=sys.stderr)
         return GRADER_ERROR
-    main = getattr(release, "main", None)
+    main = getattr(module, "main", None)
     if main is None:
-        print("error: autograder.release has no main(); update the release tool", file=sys.stderr)
+        print(f"error: {module_name} has no main(); update the {verb} tool", file=sys.stderr)
         return GRADER_ERROR
-    return int(main(release_args) or 0)
+    return int(main(arguments) or 0)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -368,9 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("_serve", help="(internal) one grading process of grade-all")
     _add_grading_options(serve)
     serve.set_defaults(run=cmd_serve)
-    # `release ARGS...` is handed to autograder.release's own parser as is (see `main`).
+    # `release ARGS...` and `wheels ARGS...` are handed to their modules' own parsers as they are
+    # (see `main`), and so are `gradescope build ARGS...` and `gradescope run ARGS...`.
     commands.add_parser("release", add_help=False,
                         help="regenerate notebooks/ from solutions/ (autograder.release; --help for its options)")
+    commands.add_parser("wheels", add_help=False, help="check that every pin of the requirements has wheels for "
+                        "the Pythons the READMEs claim (autograder.wheels; --help for its options)")
     demo = commands.add_parser("demo", help="release, then grade three sample submissions offline")
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--keep", type=Path, default=None, help="keep the sample submissions in this folder")
@@ -391,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["release"]:
-        return cmd_release(argv[1:])
+    if argv[:1] and argv[0] in DELEGATED:
+        return cmd_delegated(argv[0], DELEGATED[argv[0]], argv[1:])
+    if argv[:1] == ["gradescope"] and argv[1:2] in (["build"], ["run"]):
+        return cmd_delegated("gradescope", "autograder.gradescope", argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -2,9 +2,10 @@
 
 ::
 
-    python -m autograder.wheels                  # both requirement files, their claimed Pythons
-    python -m autograder.wheels --grader         # only what the Gradescope image installs
-    python -m autograder.wheels --student --python 3.14
+    python -m autograder wheels                  # both requirement files, their claimed Pythons
+    python -m autograder wheels --grader         # only what the Gradescope image installs
+    python -m autograder wheels --student --python 3.14
+    python -m autograder.wheels                  # the same, directly (CI's .ci/run calls this)
 
 For each claimed CPython version, ``pip download --no-deps --only-binary=:all:
 --python-version X.Y --implementation cp --platform <manylinux x86_64 up to glibc 2.35>``
@@ -185,7 +186,7 @@ def check(path: str | os.PathLike, pythons: Sequence[str], *, torch_index: str |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.wheels", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder wheels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grader", action="store_true", help="check autograder/requirements-grader.txt only")
     parser.add_argument("--student", action="store_true", help="check requirements.txt only")
     parser.add_argument("--python", action="append", default=None,
