@@ -4,10 +4,13 @@
     Grade one submission folder; writes ``results.json`` (Gradescope's format) and prints a
     table per task. Exit status 0 whenever grading worked, whatever the score; 2 when the
     grader itself failed (e.g. the reference notebook is missing); 64 for a wrong call.
-``grade-all SUBMISSIONS_DIR --jobs N --csv grades.csv``
+``grade-all SUBMISSIONS_DIR --jobs N --csv grades.csv [--compare old.csv]``
     Grade every sub-folder (one submission each) in parallel (`autograder.batch`); a
     submission that breaks anything is recorded as such and never stops the others. One CSV
-    row per submission: per-task scores, total, status.
+    row per submission: per-task scores, total, status. ``--compare`` adds the changes
+    against earlier grades (`autograder.regrade_diff`).
+``regrade-diff OLD_CSV NEW_CSV``
+    The same report on its own, without grading.
 ``manual-answers SUBMISSIONS_DIR``
     One page per question graded by hand (`autograder.manual`).
 ``check-sandbox``
@@ -163,13 +166,45 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     if not folders:
         print(f"error: {root} has no sub-folders (one per submission)", file=sys.stderr)
         return USAGE_ERROR
+    earlier = None
+    if args.compare is not None:
+        from autograder import regrade_diff
+
+        try:  # read now: --csv may name the same file
+            earlier = regrade_diff.read_grades(args.compare)
+        except regrade_diff.GradesError as error:
+            print(f"error: --compare: {error}", file=sys.stderr)
+            return USAGE_ERROR
     rows = batch.grade_all(folders, _serve_command(args), jobs=args.jobs, timeout=args.timeout,
                            say=None if args.quiet else _say)
     csv_path = Path(args.csv)
     batch.write_csv(rows, csv_path)
     if not args.quiet:
         _say(f"wrote {csv_path} ({len(rows)} submissions)")
+    if earlier is not None:
+        from autograder import regrade_diff
+
+        changes = regrade_diff.compare(earlier, regrade_diff.read_grades(csv_path))
+        changes_path = csv_path.with_name(csv_path.stem + "-changes.csv")
+        regrade_diff.write_csv(changes, changes_path)
+        if not args.quiet:
+            _say(regrade_diff.table(changes, args.compare, csv_path) + f"\nwrote {changes_path}")
     return batch.exit_code(rows)
+
+
+def cmd_regrade_diff(args: argparse.Namespace) -> int:
+    from autograder import regrade_diff
+
+    try:
+        changes = regrade_diff.compare(regrade_diff.read_grades(args.old), regrade_diff.read_grades(args.new))
+    except regrade_diff.GradesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    _say(regrade_diff.table(changes, args.old, args.new))
+    if args.out is not None:
+        regrade_diff.write_csv(changes, args.out)
+        _say(f"wrote {args.out}")
+    return 0
 
 
 #: Verbs whose arguments go, as they are, to another module's own ``main(argv)``.
@@ -254,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("--csv", default="grades.csv", help="where to write the grades (default grades.csv)")
     grade_all.add_argument("--timeout", type=float, default=900.0, help="seconds per submission (default 900)")
     grade_all.add_argument("--quiet", action="store_true")
+    grade_all.add_argument("--compare", type=Path, default=None, metavar="OLD_CSV",
+                           help="an earlier grade-all CSV: list every submission whose score changed, per task "
+                                "(printed, and CSV-changes.csv beside the CSV)")
     _add_grading_options(grade_all)
     grade_all.set_defaults(run=cmd_grade_all)
     check = commands.add_parser("check-sandbox", help="check that this machine can isolate submissions "
@@ -269,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="regenerate notebooks/ from solutions/ (autograder.release; --help for its options)")
     commands.add_parser("wheels", add_help=False, help="check that every pin of the requirements has wheels for "
                         "the Pythons the READMEs claim (autograder.wheels; --help for its options)")
+    regrade = commands.add_parser("regrade-diff", help="every submission whose score changed between two grade-all "
+                                  "CSVs, per task (and those added or removed)")
+    regrade.add_argument("old", type=Path, help="the earlier grades")
+    regrade.add_argument("new", type=Path, help="the later grades")
+    regrade.add_argument("--out", type=Path, default=None, help="also write the changes to this CSV")
+    regrade.set_defaults(run=cmd_regrade_diff)
     demo = commands.add_parser("demo", help="release, then grade three sample submissions offline")
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--keep", type=Path, default=None, help="keep the sample submissions in this folder")
