@@ -4,13 +4,14 @@
     Grade one submission folder; writes ``results.json`` (Gradescope's format) and prints a
     table per task. Exit status 0 whenever grading worked, whatever the score; 2 when the
     grader itself failed (e.g. the reference notebook is missing); 64 for a wrong call.
-``grade-all SUBMISSIONS_DIR --jobs N --csv grades.csv [--compare old.csv]``
+``grade-all SUBMISSIONS_DIR --jobs N --csv grades.csv [--similarity] [--compare old.csv]``
     Grade every sub-folder (one submission each) in parallel (`autograder.batch`); a
     submission that breaks anything is recorded as such and never stops the others. One CSV
-    row per submission: per-task scores, total, status. ``--compare`` adds the changes
-    against earlier grades (`autograder.regrade_diff`).
-``regrade-diff OLD_CSV NEW_CSV``
-    The same report on its own, without grading.
+    row per submission: per-task scores, total, status. ``--similarity`` adds the report of
+    `autograder.similarity`, ``--compare`` the changes against earlier grades
+    (`autograder.regrade_diff`).
+``similarity SUBMISSIONS_DIR``, ``regrade-diff OLD_CSV NEW_CSV``
+    The same two reports on their own, without grading.
 ``manual-answers SUBMISSIONS_DIR``
     One page per question graded by hand (`autograder.manual`).
 ``check-sandbox``
@@ -181,6 +182,12 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     batch.write_csv(rows, csv_path)
     if not args.quiet:
         _say(f"wrote {csv_path} ({len(rows)} submissions)")
+    if args.similarity:
+        from autograder import similarity
+
+        report = similarity.run(root, args.assignment, csv_path.with_name(csv_path.stem + "-similarity"))
+        if not args.quiet:
+            _say(report.summary())
     if earlier is not None:
         from autograder import regrade_diff
 
@@ -190,6 +197,19 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         if not args.quiet:
             _say(regrade_diff.table(changes, args.compare, csv_path) + f"\nwrote {changes_path}")
     return batch.exit_code(rows)
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from autograder import similarity
+
+    if not Path(args.submissions).is_dir():
+        print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
+        return USAGE_ERROR
+    out = args.out if args.out is not None else Path(args.submissions).with_name(
+        Path(args.submissions).name + "-similarity")
+    report = similarity.run(args.submissions, args.assignment, out, top=args.top)
+    _say(report.summary())
+    return 0
 
 
 def cmd_regrade_diff(args: argparse.Namespace) -> int:
@@ -289,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("--csv", default="grades.csv", help="where to write the grades (default grades.csv)")
     grade_all.add_argument("--timeout", type=float, default=900.0, help="seconds per submission (default 900)")
     grade_all.add_argument("--quiet", action="store_true")
+    grade_all.add_argument("--similarity", action="store_true",
+                           help="also compare the graded cells of every pair of submissions: CSV-similarity.html "
+                                "and CSV-similarity.csv beside the CSV, for a person to review (never a penalty)")
     grade_all.add_argument("--compare", type=Path, default=None, metavar="OLD_CSV",
                            help="an earlier grade-all CSV: list every submission whose score changed, per task "
                                 "(printed, and CSV-changes.csv beside the CSV)")
@@ -307,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="regenerate notebooks/ from solutions/ (autograder.release; --help for its options)")
     commands.add_parser("wheels", add_help=False, help="check that every pin of the requirements has wheels for "
                         "the Pythons the READMEs claim (autograder.wheels; --help for its options)")
+    similarity = commands.add_parser("similarity", help="compare the graded cells of every pair of submissions "
+                                     "(what grade-all --similarity writes, without grading)")
+    similarity.add_argument("submissions", type=Path, help="a folder with one sub-folder per submission")
+    similarity.add_argument("--assignment", choices=list(ASSIGNMENTS), default=None,
+                            help="compare only this assignment's notebooks (default: each submission's own)")
+    similarity.add_argument("--out", type=Path, default=None,
+                            help="OUT.html and OUT.csv are written (default: SUBMISSIONS-similarity beside it)")
+    similarity.add_argument("--top", type=int, default=None, help="pairs shown in the HTML page (default 50)")
+    similarity.set_defaults(run=cmd_similarity)
     regrade = commands.add_parser("regrade-diff", help="every submission whose score changed between two grade-all "
                                   "CSVs, per task (and those added or removed)")
     regrade.add_argument("old", type=Path, help="the earlier grades")
