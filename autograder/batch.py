@@ -19,9 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 SERVE_PREFIX = "@@sslgrader "
 #: Exit status of a grading whose grader failed (`autograder.grading.Outcome.exit_code`).
@@ -57,9 +58,16 @@ class GradingProcess:
     """A grading process of grade-all (restarted when it dies or a submission times out)."""
 
     def __init__(self, command: Sequence[str], slot: int) -> None:
-        self.process = subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, text=True, bufsize=1, cwd=PROJECT_ROOT,
-                                        env={**os.environ, "SSLGRADER_SLOT": str(slot)})
+        self.process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "SSLGRADER_SLOT": str(slot)},
+        )
         self.buffer = ""
 
     def grade(self, folder: Path, results: Path, timeout: float) -> dict | None:
@@ -76,7 +84,7 @@ class GradingProcess:
             while "\n" in self.buffer:
                 line, self.buffer = self.buffer.split("\n", 1)
                 if line.startswith(SERVE_PREFIX):
-                    return json.loads(line[len(SERVE_PREFIX):])
+                    return json.loads(line[len(SERVE_PREFIX) :])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -116,8 +124,14 @@ def submission_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def grade_all(folders: Sequence[Path], command: Sequence[str], *, jobs: int, timeout: float,
-              say: Callable[[str], None] | None = None) -> list[Row]:
+def grade_all(
+    folders: Sequence[Path],
+    command: Sequence[str],
+    *,
+    jobs: int,
+    timeout: float,
+    say: Callable[[str], None] | None = None,
+) -> list[Row]:
     """Grade `folders` with `jobs` grading processes started by `command`; one row per folder.
 
     Each folder's ``results.json`` is removed first and then read back from what its grading
@@ -156,8 +170,11 @@ def grade_all(folders: Sequence[Path], command: Sequence[str], *, jobs: int, tim
                     rows[folder] = row
                 if say is not None:
                     score = row.score
-                    say(f"{row.submission}: {row.status}" + (f", score {score:g}" if score is not None else "")
-                        + f" ({row.seconds} s)")
+                    say(
+                        f"{row.submission}: {row.status}"
+                        + (f", score {score:g}" if score is not None else "")
+                        + f" ({row.seconds} s)"
+                    )
         finally:
             server.close()
 
@@ -190,8 +207,15 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
             results = row.results or {}
             task_scores = results.get("extra_data", {}).get("tasks", {})
             maximum = sum(t.get("max_score", 0) for t in results.get("tests", []))
-            writer.writerow([row.submission, *[task_scores.get(t, {}).get("score", "") for t in tasks],
-                             results.get("score", ""), maximum if results else "", row.status])
+            writer.writerow(
+                [
+                    row.submission,
+                    *[task_scores.get(t, {}).get("score", "") for t in tasks],
+                    results.get("score", ""),
+                    maximum if results else "",
+                    row.status,
+                ]
+            )
 
 
 def exit_code(rows: Sequence[Row]) -> int:
@@ -199,5 +223,15 @@ def exit_code(rows: Sequence[Row]) -> int:
     return 0 if all(row.status == "graded" for row in rows) else GRADER_ERROR
 
 
-__all__ = ["GRADER_ERROR", "GradingProcess", "Row", "SERVE_PREFIX", "exit_code", "grade_all", "serve",
-           "submission_folders", "task_columns", "write_csv"]
+__all__ = [
+    "GRADER_ERROR",
+    "GradingProcess",
+    "Row",
+    "SERVE_PREFIX",
+    "exit_code",
+    "grade_all",
+    "serve",
+    "submission_folders",
+    "task_columns",
+    "write_csv",
+]

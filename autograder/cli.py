@@ -31,8 +31,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from autograder.batch import GRADER_ERROR
 from autograder.contract import ASSIGNMENTS
@@ -62,7 +63,6 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
 
 def _limits(args: argparse.Namespace) -> Any:
     from autograder import sandbox
-
     from autograder.course_settings import load_grading_settings
 
     settings = load_grading_settings()

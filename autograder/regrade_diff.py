@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 #: Columns of a grade-all CSV that are not tasks.
 FIXED_COLUMNS = ("submission", "total", "max", "status")
@@ -102,8 +102,9 @@ def compare(old: Grades, new: Grades) -> list[Change]:
         before, after = old.rows.get(submission), new.rows.get(submission)
         if before is None or after is None:
             total = (after or before or {}).get("total", "")
-            changes.append(Change(submission, "submission", "" if before is None else total,
-                                  "" if after is None else total))
+            changes.append(
+                Change(submission, "submission", "" if before is None else total, "" if after is None else total)
+            )
             continue
         for what in [*tasks, "total", "status"]:
             old_value, new_value = before.get(what, ""), after.get(what, "")
@@ -122,7 +123,7 @@ def table(changes: Sequence[Change], old_name: object, new_name: object) -> str:
     widths = [min(40, max(len(row[i]) for row in rows)) for i in range(5)]
     lines = ["  ".join(cell[:40].ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return (f"{len(submissions)} submission(s) changed between {old_name} and {new_name}:\n" + "\n".join(lines))
+    return f"{len(submissions)} submission(s) changed between {old_name} and {new_name}:\n" + "\n".join(lines)
 
 
 def write_csv(changes: Sequence[Change], path: str | os.PathLike) -> None:

@@ -51,9 +51,9 @@ import html
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from autograder import extract
 from autograder.assignments import find_notebook
@@ -70,8 +70,10 @@ MAX_FINGERPRINTS = 500
 MAX_SHOWN_CHARS = 6_000
 #: Pairs shown side by side in the HTML page by default (the CSV has every pair).
 DEFAULT_TOP = 50
-NOTICE = ("For a person to review, never a penalty by itself: short tasks have few correct forms, and students "
-          "may share the course's examples. A high similarity is a reason to look at the two cells, nothing more.")
+NOTICE = (
+    "For a person to review, never a penalty by itself: short tasks have few correct forms, and students "
+    "may share the course's examples. A high similarity is a reason to look at the two cells, nothing more."
+)
 _BOUND = re.compile("\u2983([^\u2984]*)\u2984")  # a bound name while normalising: ⦃name⦄
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -116,8 +118,13 @@ def _canonical_tree(tree: ast.Module) -> ast.Module:
         for attribute in ("body", "orelse", "finalbody"):
             body = getattr(node, attribute, None)
             if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
-                kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                                and isinstance(s.value.value, str))]
+                kept = [
+                    s
+                    for s in body
+                    if not (
+                        isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)
+                    )
+                ]
                 setattr(node, attribute, kept or ([ast.Pass()] if attribute == "body" else []))
     return tree
 
@@ -178,7 +185,7 @@ def fingerprints(lines: Iterable[str]) -> frozenset[int]:
             hashes.add(_hash(" ".join(tokens)))
             continue
         for start in range(len(tokens) - GRAM + 1):
-            hashes.add(_hash(" ".join(tokens[start:start + GRAM])))
+            hashes.add(_hash(" ".join(tokens[start : start + GRAM])))
     if len(hashes) > MAX_FINGERPRINTS:
         hashes = set(heapq.nsmallest(MAX_FINGERPRINTS, hashes))
     return frozenset(hashes)
@@ -276,7 +283,7 @@ def rank(submissions: Sequence[Submission]) -> list[Pair]:
     """Every pair of the same assignment that shares a fingerprint, most similar first."""
     pairs = []
     for i, a in enumerate(submissions):
-        for b in submissions[i + 1:]:
+        for b in submissions[i + 1 :]:
             if a.assignment == b.assignment and a.cells and b.cells:
                 pair = compare_pair(a, b)
                 if pair.shared:
@@ -298,44 +305,58 @@ class Report:
     def summary(self) -> str:
         top = self.pairs[0] if self.pairs else None
         first = f"; most similar: {top.a.name} and {top.b.name} ({top.similarity:.2f})" if top else ""
-        return (f"similarity: {self.compared} submissions compared, {len(self.pairs)} pairs share something{first}; "
-                f"wrote {self.html_path} and {self.csv_path} (for a person to review, never a penalty)")
+        return (
+            f"similarity: {self.compared} submissions compared, {len(self.pairs)} pairs share something{first}; "
+            f"wrote {self.html_path} and {self.csv_path} (for a person to review, never a penalty)"
+        )
 
 
 def _cell_html(cell: Cell | None, other: Cell | None) -> str:
     if cell is None:
         return "<td><em>nothing beyond the template</em></td>"
     theirs = set(other.lines) if other else set()
-    lines = "\n".join(f"<mark>{html.escape(line)}</mark>" if line in theirs else html.escape(line)
-                      for line in cell.lines[:300])
-    return (f"<td><pre>{lines}</pre><details><summary>the cell as submitted</summary>"
-            f"<pre>{html.escape(cell.source)}</pre></details></td>")
+    lines = "\n".join(
+        f"<mark>{html.escape(line)}</mark>" if line in theirs else html.escape(line) for line in cell.lines[:300]
+    )
+    return (
+        f"<td><pre>{lines}</pre><details><summary>the cell as submitted</summary>"
+        f"<pre>{html.escape(cell.source)}</pre></details></td>"
+    )
 
 
 def write_html(report: Report, top: int) -> None:
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Similarity of submissions</title><style>",
-           "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-           "padding:4px;vertical-align:top}pre{white-space:pre-wrap;font-size:12px;margin:0}"
-           "mark{background:#ffe08a}td{max-width:45em}</style></head><body>",
-           "<h1>Similarity of submissions</h1>", f"<p><strong>{html.escape(NOTICE)}</strong></p>",
-           f"<p>{report.compared} submissions compared; {len(report.pairs)} pairs share something. Names, comments, "
-           "whitespace and the released template are normalised away (see <code>autograder/similarity.py</code>); "
-           "marked lines are shared.</p>"]
+    out = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Similarity of submissions</title><style>",
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px;vertical-align:top}pre{white-space:pre-wrap;font-size:12px;margin:0}"
+        "mark{background:#ffe08a}td{max-width:45em}</style></head><body>",
+        "<h1>Similarity of submissions</h1>",
+        f"<p><strong>{html.escape(NOTICE)}</strong></p>",
+        f"<p>{report.compared} submissions compared; {len(report.pairs)} pairs share something. Names, comments, "
+        "whitespace and the released template are normalised away (see <code>autograder/similarity.py</code>); "
+        "marked lines are shared.</p>",
+    ]
     if report.skipped:
-        out.append("<p>Not compared: " + "; ".join(html.escape(f"{n}: {why}") for n, why in report.skipped.items())
-                   + "</p>")
-    out.append("<table><tr><th>rank</th><th>submissions</th><th>assignment</th><th>similarity</th>"
-               "<th>per task</th></tr>")
+        out.append(
+            "<p>Not compared: " + "; ".join(html.escape(f"{n}: {why}") for n, why in report.skipped.items()) + "</p>"
+        )
+    out.append(
+        "<table><tr><th>rank</th><th>submissions</th><th>assignment</th><th>similarity</th><th>per task</th></tr>"
+    )
     for number, pair in enumerate(report.pairs[:top], 1):
         tasks = ", ".join(f"{task} {value:.2f}" for task, value in pair.tasks.items())
-        out.append(f"<tr><td><a href='#pair-{number}'>{number}</a></td><td>{html.escape(pair.a.name)} &amp; "
-                   f"{html.escape(pair.b.name)}</td><td>{pair.a.assignment}</td><td>{pair.similarity:.3f}</td>"
-                   f"<td>{html.escape(tasks)}</td></tr>")
+        out.append(
+            f"<tr><td><a href='#pair-{number}'>{number}</a></td><td>{html.escape(pair.a.name)} &amp; "
+            f"{html.escape(pair.b.name)}</td><td>{pair.a.assignment}</td><td>{pair.similarity:.3f}</td>"
+            f"<td>{html.escape(tasks)}</td></tr>"
+        )
     out.append("</table>")
     for number, pair in enumerate(report.pairs[:top], 1):
-        out.append(f"<h2 id='pair-{number}'>{number}. {html.escape(pair.a.name)} &amp; {html.escape(pair.b.name)}: "
-                   f"{pair.similarity:.3f}</h2><table><tr><th>task</th><th>{html.escape(pair.a.name)}</th>"
-                   f"<th>{html.escape(pair.b.name)}</th></tr>")
+        out.append(
+            f"<h2 id='pair-{number}'>{number}. {html.escape(pair.a.name)} &amp; {html.escape(pair.b.name)}: "
+            f"{pair.similarity:.3f}</h2><table><tr><th>task</th><th>{html.escape(pair.a.name)}</th>"
+            f"<th>{html.escape(pair.b.name)}</th></tr>"
+        )
         for task, value in sorted(pair.tasks.items(), key=lambda item: -item[1]):
             first, second = pair.a.cells.get(task), pair.b.cells.get(task)
             out.append(f"<tr><th>{task}<br>{value:.2f}</th>{_cell_html(first, second)}{_cell_html(second, first)}</tr>")
@@ -353,8 +374,17 @@ def write_csv(report: Report) -> None:
         writer = csv.writer(handle)
         writer.writerow(["rank", "submission_a", "submission_b", "assignment", "similarity", "shared", *tasks])
         for number, pair in enumerate(report.pairs, 1):
-            writer.writerow([number, pair.a.name, pair.b.name, pair.a.assignment, f"{pair.similarity:.4f}", pair.shared,
-                             *[f"{pair.tasks[t]:.4f}" if t in pair.tasks else "" for t in tasks]])
+            writer.writerow(
+                [
+                    number,
+                    pair.a.name,
+                    pair.b.name,
+                    pair.a.assignment,
+                    f"{pair.similarity:.4f}",
+                    pair.shared,
+                    *[f"{pair.tasks[t]:.4f}" if t in pair.tasks else "" for t in tasks],
+                ]
+            )
 
 
 def run(root: str | os.PathLike, assignment: str | None, out: str | os.PathLike, *, top: int | None = None) -> Report:
@@ -375,12 +405,30 @@ def run(root: str | os.PathLike, assignment: str | None, out: str | os.PathLike,
         else:
             submissions.append(read)
     out = Path(out)
-    report = Report(rank(submissions), len(submissions), skipped, out.with_name(out.name + ".html"),
-                    out.with_name(out.name + ".csv"))
+    report = Report(
+        rank(submissions),
+        len(submissions),
+        skipped,
+        out.with_name(out.name + ".html"),
+        out.with_name(out.name + ".csv"),
+    )
     write_html(report, DEFAULT_TOP if top is None else top)
     write_csv(report)
     return report
 
 
-__all__ = ["Cell", "NOTICE", "Pair", "Report", "Submission", "beyond_template", "compare_pair", "fingerprints",
-           "normalise", "rank", "read_submission", "run", "templates"]
+__all__ = [
+    "Cell",
+    "NOTICE",
+    "Pair",
+    "Report",
+    "Submission",
+    "beyond_template",
+    "compare_pair",
+    "fingerprints",
+    "normalise",
+    "rank",
+    "read_submission",
+    "run",
+    "templates",
+]

@@ -32,8 +32,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -99,8 +99,8 @@ def read_pins(path: str | os.PathLike) -> list[Pin]:
         specifiers = list(requirement.specifier)
         if len(specifiers) != 1 or specifiers[0].operator != "==" or requirement.url or requirement.extras:
             raise ValueError(f"{path}:{number}: {line!r} is not a plain 'name==version' pin")
-        pins.append(Pin(requirement.name, specifiers[0].version, str(requirement.marker) if requirement.marker else None,
-                        line))
+        marker = str(requirement.marker) if requirement.marker else None
+        pins.append(Pin(requirement.name, specifiers[0].version, marker, line))
     return pins
 
 

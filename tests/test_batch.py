@@ -55,8 +55,15 @@ def test_every_folder_gets_a_row_and_a_failure_costs_only_its_own(tmp_path):
     rows = batch.grade_all(folders, _command(), jobs=2, timeout=5, say=said.append)
     status = {row.submission: row.status for row in rows}
     assert [row.submission for row in rows] == sorted(names)
-    assert status == {"a": "graded", "bb": "graded", "ccc": "graded", "dddd": "graded", "broken": "grader error",
-                      "die": "grader crashed or timed out", "hang": "grader crashed or timed out"}
+    assert status == {
+        "a": "graded",
+        "bb": "graded",
+        "ccc": "graded",
+        "dddd": "graded",
+        "broken": "grader error",
+        "die": "grader crashed or timed out",
+        "hang": "grader crashed or timed out",
+    }
     assert {row.submission: row.score for row in rows if row.results} == {"a": 1, "bb": 2, "ccc": 3, "dddd": 4}
     assert len(said) == len(names) and any(line.startswith("ccc: graded, score 3") for line in said)
     assert batch.exit_code(rows) == batch.GRADER_ERROR
@@ -81,6 +88,6 @@ def test_serve_replies_one_line_per_submission_and_survives_a_crash(capsys):
     out = io.StringIO()
     jobs = [json.dumps({"folder": f, "results": f"/tmp/{f}.json"}) + "\n" for f in ("x", "y")]
     assert batch.serve(grade, jobs, out) == 0
-    replies = [json.loads(line[len(batch.SERVE_PREFIX):]) for line in out.getvalue().splitlines()]
+    replies = [json.loads(line[len(batch.SERVE_PREFIX) :]) for line in out.getvalue().splitlines()]
     assert [(r["folder"], r["exit"]) for r in replies] == [("x", batch.GRADER_ERROR), ("y", 0)]
     assert "grading x failed: RuntimeError: boom" in capsys.readouterr().err

@@ -12,8 +12,18 @@ from autograder import cli, wheels
 def test_every_verb_is_listed():
     parser = cli.build_parser()
     verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert {"grade", "grade-all", "similarity", "regrade-diff", "manual-answers", "check-sandbox", "release",
-            "wheels", "gradescope", "demo"} <= set(verbs)
+    assert {
+        "grade",
+        "grade-all",
+        "similarity",
+        "regrade-diff",
+        "manual-answers",
+        "check-sandbox",
+        "release",
+        "wheels",
+        "gradescope",
+        "demo",
+    } <= set(verbs)
 
 
 def test_wheels_is_delegated_with_its_options(monkeypatch, capsys):

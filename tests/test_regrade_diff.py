@@ -13,16 +13,26 @@ from autograder.cli import main
 
 
 def _row(name: str, tasks: dict[str, float], status: str = "graded") -> batch.Row:
-    results = {"score": sum(tasks.values()), "tests": [{"max_score": 4}] * len(tasks),
-               "extra_data": {"tasks": {task: {"score": score} for task, score in tasks.items()}}}
+    results = {
+        "score": sum(tasks.values()),
+        "tests": [{"max_score": 4}] * len(tasks),
+        "extra_data": {"tasks": {task: {"score": score} for task, score in tasks.items()}},
+    }
     return batch.Row(name, status, 1.0, results)
 
 
-OLD = [_row("alice", {"nt_xent": 4.0, "ema": 2.0}), _row("bob", {"nt_xent": 4.0, "ema": 4.0}),
-       _row("carol", {"nt_xent": 0.0, "ema": 4.0}), _row("dave", {"nt_xent": 1.0, "ema": 1.0})]
-NEW = [_row("alice", {"nt_xent": 4.0, "ema": 4.0}), _row("bob", {"nt_xent": 4.0, "ema": 4.0}),
-       _row("carol", {"nt_xent": 0.0, "ema": 4.0}, status="grader error"),
-       _row("erin", {"nt_xent": 4.0, "ema": 0.0})]
+OLD = [
+    _row("alice", {"nt_xent": 4.0, "ema": 2.0}),
+    _row("bob", {"nt_xent": 4.0, "ema": 4.0}),
+    _row("carol", {"nt_xent": 0.0, "ema": 4.0}),
+    _row("dave", {"nt_xent": 1.0, "ema": 1.0}),
+]
+NEW = [
+    _row("alice", {"nt_xent": 4.0, "ema": 4.0}),
+    _row("bob", {"nt_xent": 4.0, "ema": 4.0}),
+    _row("carol", {"nt_xent": 0.0, "ema": 4.0}, status="grader error"),
+    _row("erin", {"nt_xent": 4.0, "ema": 0.0}),
+]
 
 
 def _write(tmp_path: Path, name: str, rows: list[batch.Row]) -> Path:
@@ -32,8 +42,10 @@ def _write(tmp_path: Path, name: str, rows: list[batch.Row]) -> Path:
 
 
 def test_every_change_per_task_and_nothing_else(tmp_path):
-    changes = regrade_diff.compare(regrade_diff.read_grades(_write(tmp_path, "old.csv", OLD)),
-                                   regrade_diff.read_grades(_write(tmp_path, "new.csv", NEW)))
+    changes = regrade_diff.compare(
+        regrade_diff.read_grades(_write(tmp_path, "old.csv", OLD)),
+        regrade_diff.read_grades(_write(tmp_path, "new.csv", NEW)),
+    )
     found = [(c.submission, c.what, c.old, c.new, c.change) for c in changes]
     assert found == [
         ("alice", "ema", "2.0", "4.0", "+2"),
@@ -95,4 +107,3 @@ def test_grade_all_compare_reads_the_old_grades_before_overwriting_them(tmp_path
         assert [row["submission"] for row in csv.DictReader(handle)] == ["alice", "alice", "carol", "dave", "erin"]
     assert regrade_diff.read_grades(grades).rows.keys() == {"alice", "bob", "carol", "erin"}
     assert main(["grade-all", str(submissions), "--compare", str(tmp_path / "missing.csv")]) == 64
-

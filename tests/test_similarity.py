@@ -38,7 +38,9 @@ def _swap_first_independent_assignments(source: str) -> str:
         for first, second in zip(simple, simple[1:]):
             if second.lineno != first.lineno + 1:
                 continue
-            targets = [{n.id for t in s.targets for n in ast.walk(t) if isinstance(n, ast.Name)} for s in (first, second)]
+            targets = [
+                {n.id for t in s.targets for n in ast.walk(t) if isinstance(n, ast.Name)} for s in (first, second)
+            ]
             used = [{n.id for n in ast.walk(s.value) if isinstance(n, ast.Name)} for s in (first, second)]
             if not (targets[0] & used[1] or targets[1] & used[0] or targets[0] & targets[1]):
                 i, j = first.lineno - 1, second.lineno - 1
@@ -138,8 +140,14 @@ def test_planted_near_copies_rank_above_every_independent_pair(report):
     same = [p for p in report.pairs if _lineage(p.a.name) == _lineage(p.b.name)]
     independent = [p for p in report.pairs if _lineage(p.a.name) != _lineage(p.b.name)]
     assert {frozenset((p.a.name, p.b.name)) for p in same} == {
-        frozenset(pair) for pair in [("reference", "reference-copy"), ("reference", "reference-planted"),
-                                     ("reference-copy", "reference-planted"), ("variant-1", "variant-1-planted")]}
+        frozenset(pair)
+        for pair in [
+            ("reference", "reference-copy"),
+            ("reference", "reference-planted"),
+            ("reference-copy", "reference-planted"),
+            ("variant-1", "variant-1-planted"),
+        ]
+    }
     assert independent, "the variants share something with each other"
     assert min(p.similarity for p in same) >= 0.9
     assert min(p.similarity for p in same) > max(p.similarity for p in independent)
@@ -162,9 +170,13 @@ def test_report_files_say_review_never_penalty(report):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(report.pairs)
     assert [int(row["rank"]) for row in rows] == list(range(1, len(rows) + 1))
-    reference = next(row for row in rows if {row["submission_a"], row["submission_b"]} == {"reference", "reference-copy"})
+    reference = next(
+        row for row in rows if {row["submission_a"], row["submission_b"]} == {"reference", "reference-copy"}
+    )
     assert float(reference["similarity"]) == 1.0 and reference["nt_xent"] == "1.0000"
-    assert [float(row["similarity"]) for row in rows] == sorted((float(row["similarity"]) for row in rows), reverse=True)
+    assert [float(row["similarity"]) for row in rows] == sorted(
+        (float(row["similarity"]) for row in rows), reverse=True
+    )
 
 
 def test_normalisation_keeps_what_an_answer_calls():
@@ -186,12 +198,16 @@ def test_hostile_cells_are_never_run_and_cost_bounded_time(tmp_path):
     parentheses) are read in bounded time, with at most MAX_FINGERPRINTS fingerprints each;
     names and code are escaped in the page."""
     marker = tmp_path / "EXECUTED"
-    attack = (f"import os\nos.system('touch {marker}')\n"
-              f"def nt_xent(z1, z2, tau=os.system('touch {marker}')):\n    return open('{marker}', 'w')\n")
-    sums = "def barlow_loss(z1, z2, alpha):\n" + "".join(f"    x{i} = " + "+".join(["z1"] * 3300) + "\n"
-                                                         for i in range(19))
-    many = "def ema():\n" + "".join(f"    v{i} = z1[{i}] * alpha + {i} - (v{i - 1} if {i} else 0)\n"
-                                      for i in range(2900))
+    attack = (
+        f"import os\nos.system('touch {marker}')\n"
+        f"def nt_xent(z1, z2, tau=os.system('touch {marker}')):\n    return open('{marker}', 'w')\n"
+    )
+    sums = "def barlow_loss(z1, z2, alpha):\n" + "".join(
+        f"    x{i} = " + "+".join(["z1"] * 3300) + "\n" for i in range(19)
+    )
+    many = "def ema():\n" + "".join(
+        f"    v{i} = z1[{i}] * alpha + {i} - (v{i - 1} if {i} else 0)\n" for i in range(2900)
+    )
     deep = "def byol_forward():\n    return " + "(" * 180 + "1" + ")" * 180 + "\n"
     cells = {"nt_xent": attack, "barlow_loss": sums, "ema": many, "byol_forward": deep}
     root = tmp_path / "submissions"
