@@ -357,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     manual_answers.set_defaults(run=manual.cmd_manual_answers)
     from autograder import gradescope as gradescope_zip  # stdlib-only at import time
 
-    gradescope = commands.add_parser("gradescope", help="build dist/<assignment>-autograder.zip for Gradescope")
+    gradescope = commands.add_parser("gradescope", help="build dist/<assignment>-autograder.zip for Gradescope "
+                                     "(gradescope build|run ARGS: autograder.gradescope's own commands)")
     gradescope_zip.add_build_arguments(gradescope)
     gradescope.set_defaults(run=gradescope_zip.cmd_build)
     return parser
