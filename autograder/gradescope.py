@@ -139,7 +139,7 @@ def _git_commit(root: Path) -> str | None:
 
 def _embedded_test_split(test_split: Path, rubric, workdir: Path) -> tuple[Path, dict]:
     """A prepared test split file for the zip, from a prepared file or any CIFAR-10 source."""
-    from autograder.checkpoint_grading import TestSplitUnavailable, load_test_split_file, prepare_test_split
+    from autograder.checkpoint.split import TestSplitUnavailable, load_test_split_file, prepare_test_split
     from helpers.data import DataSourceError
 
     test_split = Path(test_split).expanduser()
@@ -185,7 +185,7 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
         BuildError: unknown assignment, a missing file, a test split for an assignment
             without a checkpoint, or a test split / course configuration that cannot be used.
     """
-    from autograder.checkpoint_grading import CourseConfigError, load_course_config
+    from autograder.checkpoint.rubric import CourseConfigError, load_course_config
 
     assignments = _assignments()
     if assignment not in assignments:

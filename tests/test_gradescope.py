@@ -24,8 +24,9 @@ import jsonschema
 import pytest
 
 from autograder import gradescope
-from autograder.checkpoint_grading import calibration_classifier, calibration_test_split, save_test_split
+from autograder.checkpoint.split import save_test_split
 from autograder.gradescope import RESULTS_SCHEMA, BuildError, build_zip, validate_results
+from checkpoint_fixtures import calibration_classifier, calibration_test_split
 from helpers.checkpoint import save_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -242,7 +243,8 @@ def test_cli_builds_the_zip(tmp_path, capsys):
 def test_homework_zip_embeds_the_real_test_split(cifar_source, tmp_path):
     """--test-split ../shared/data/cifar10-jpeg embeds the full 10,000-image split as
     data/cifar10-test.pt, and the grader code reads it back from an unpacked zip."""
-    from autograder.checkpoint_grading import CheckpointRubric, resolve_test_split
+    from autograder.checkpoint.rubric import CheckpointRubric
+    from autograder.checkpoint.split import resolve_test_split
 
     archive = build_zip("simclr_homework", tmp_path / "dist", test_split=cifar_source)
     with zipfile.ZipFile(archive) as opened:

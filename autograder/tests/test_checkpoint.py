@@ -11,9 +11,9 @@ Two tests, one task (``checkpoint``), both marked ``checkpoint`` (left out by
   when the accuracy reaches ``bonus_threshold`` (85 %), i.e. extra credit on top.
 
 The rubric (thresholds, points, visibility) is read from the course configuration when this
-module is imported (`autograder.checkpoint_grading.load_course_config`), so the markers
+module is imported (`autograder.checkpoint.rubric.load_course_config`), so the markers
 below carry the configured values. The checkpoint is graded once per run (a module-scoped
-fixture) by `autograder.checkpoint_grading.grade_checkpoint` in the grader's process: it is
+fixture) by `autograder.checkpoint.grading.grade_checkpoint` in the grader's process: it is
 data loaded with ``weights_only=True``, never code. A bad file fails both tests with the
 loader's message (the student's fault); a missing test split is a `GraderError` (not the
 student's fault), which the results plugin reports as such.
@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from autograder.checkpoint_grading import CheckpointGrade, grade_checkpoint, load_course_config
+from autograder.checkpoint.grading import CheckpointGrade, grade_checkpoint
+from autograder.checkpoint.rubric import load_course_config
 from autograder.compare import GradingFailure
 
 RUBRIC = load_course_config()

@@ -1,0 +1,179 @@
+"""Grading one submission's checkpoint: find, load, evaluate, score, and the student's feedback.
+
+`grade_checkpoint` returns a `CheckpointGrade`, whose messages are the outputs of the two
+graded tests in ``autograder/tests/test_checkpoint.py``. The checkpoint is loaded before the
+test split is looked up, so a bad file is reported to the student even on a grader without
+test data.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autograder.checkpoint.evaluation import (Evaluation, available_cpus, evaluate_classifier, fold_batchnorm,
+                                              torch_threads)
+from autograder.checkpoint.loading import load_submitted_classifier, locate_checkpoint, student_message
+from autograder.checkpoint.rubric import CheckpointRubric, load_course_config
+from autograder.checkpoint.scoring import (CheckpointScore, format_percent, score_accuracy, shortfall_text,
+                                           threshold_text)
+from autograder.checkpoint.split import TestSplit, resolve_test_split
+from helpers.checkpoint import CheckpointError
+from helpers.data import CIFAR10_CLASSES
+
+
+@dataclass
+class CheckpointGrade:
+    """The verdict on one submission's checkpoint.
+
+    Attributes:
+        ok: the checkpoint was loaded and evaluated (else `problem` says why not).
+        problem: the student-facing reason it could not be graded.
+        checkpoint: the file that was graded (None when none was found).
+        note: a remark to show with the result (e.g. found in a sub-folder).
+        evaluation, score: the measurement and the points (when `ok`).
+        test_split_source: where the test images came from.
+        load_seconds: time spent finding, checking and loading the checkpoint.
+    """
+
+    ok: bool
+    rubric: CheckpointRubric
+    problem: str = ""
+    checkpoint: Path | None = None
+    note: str = ""
+    evaluation: Evaluation | None = None
+    score: CheckpointScore | None = None
+    test_split_source: str = ""
+    load_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    # --- messages for the two graded tests -------------------------------------------------
+    def _measurement(self) -> str:
+        ev, sc, name = self.evaluation, self.score, self.rubric.file
+        lines = [f"{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} CIFAR-10 test images "
+                 f"classified correctly).",
+                 f"Test split: {self.test_split_source}."]
+        per_class = ", ".join(f"{cls} {format_percent(c, t) if t else '-'} %" for cls, c, t in
+                              zip(CIFAR10_CLASSES, ev.per_class_correct, ev.per_class_total))
+        lines.append(f"Per class: {per_class}.")
+        if ev.non_finite:
+            lines.append(f"{ev.non_finite:,} images gave NaN or infinite logits and were counted as wrong.")
+        lines.append(f"Evaluated without augmentation on {ev.device} ({ev.threads} thread(s), batches of "
+                     f"{ev.batch_size}) in {ev.seconds:.1f} s.")
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+    def full_credit_message(self) -> str:
+        """The output of the full-credit test."""
+        if not self.ok:
+            return f"{self.problem}\n\nThis checkpoint earns 0 of {self.rubric.points:g} points."
+        sc, rubric = self.score, self.rubric
+        text = self._measurement() + "\n\n"
+        if sc.full_credit:
+            return text + (f"Full credit: {sc.percent_text} % >= {threshold_text(rubric.full_credit_threshold)} earns "
+                           f"{rubric.points:g} points.")
+        text += (f"{sc.percent_text} % is {shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)} "
+                 f"below the {threshold_text(rubric.full_credit_threshold)} needed for credit, so this checkpoint "
+                 f"earns 0 of {rubric.points:g} points.")
+        return text + "\n" + self._advice()
+
+    def bonus_message(self) -> str:
+        """The output of the bonus test."""
+        rubric = self.rubric
+        if not self.ok:
+            return f"No bonus: the checkpoint could not be graded (see the test above).\n{self.problem}"
+        sc = self.score
+        head = (f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images; "
+                f"test split: {self.test_split_source}).")
+        if sc.bonus:
+            return f"{head}\nBonus: {sc.percent_text} % >= {threshold_text(rubric.bonus_threshold)} earns " \
+                   f"{rubric.bonus_points:g} extra points."
+        reason = f"{shortfall_text(sc, rubric.bonus_threshold, sc.missing_for_bonus)} below"
+        return f"{head}\nNo bonus: {sc.percent_text} % is {reason} the {threshold_text(rubric.bonus_threshold)} " \
+               f"needed for the {rubric.bonus_points:g} bonus points."
+
+    def _advice(self) -> str:
+        sc = self.score
+        if sc.accuracy <= Fraction(12, 100):
+            return ("An accuracy near 10 % is chance level. Either the classifier did not learn, or it expects "
+                    "differently scaled inputs: the grader feeds raw images in [0, 1] (no augmentation) and the "
+                    "model must normalise them itself, with the mean/std buffers of helpers.LinearClassifier set "
+                    "to the statistics you normalised with while training (e.g. CIFAR10_MEAN / CIFAR10_STD). Check "
+                    "your own test accuracy with the notebook's evaluate() before saving.")
+        return ("To improve it: pre-train SimCLR longer, fine-tune the whole network (not only the linear layer) "
+                "with a suitable learning rate, and save the best epoch's classifier with "
+                "helpers.save_classifier. Check that your notebook's evaluate() reports the same accuracy on the "
+                "test set.")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (for results' extra data, the CLI and the benchmark)."""
+        out: dict[str, Any] = {"ok": self.ok, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+                               "problem": self.problem or None, "note": self.note or None,
+                               "test_split": self.test_split_source or None,
+                               "load_seconds": round(self.load_seconds, 3)}
+        if self.ok:
+            out.update(accuracy_percent=float(self.score.accuracy * 100), correct=self.score.correct,
+                       total=self.score.total, points=self.score.points, bonus_points=self.score.bonus_points,
+                       evaluation=self.evaluation.to_dict())
+        return out
+
+
+def grade_checkpoint(submission_dir: str | os.PathLike, rubric: CheckpointRubric | None = None,
+                     test_split: TestSplit | None = None, device: str | torch.device | None = None,
+                     threads: int | None = None) -> CheckpointGrade:
+    """Find, load, evaluate and score a submission's checkpoint.
+
+    The checkpoint is loaded before the test split is looked up, so a bad file is reported
+    to the student even on a grader without test data.
+
+    Args:
+        submission_dir: the submitted folder.
+        rubric: the course rubric (default: `load_course_config()`).
+        test_split: the images to grade on (default: `resolve_test_split(rubric)`).
+        device: where to evaluate (default: CUDA if available, else the CPU).
+        threads: CPU threads (default: the rubric's `threads`, 0 meaning `available_cpus()`).
+
+    Returns:
+        A `CheckpointGrade`; a bad file gives ``ok=False`` with the reason in `problem`.
+
+    Raises:
+        TestSplitUnavailable: the checkpoint is fine but no test split can be found (a
+            grader error).
+    """
+    from helpers.runtime import get_device
+
+    rubric = rubric or load_course_config()
+    submission_dir = Path(submission_dir)
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "mps":
+        device = torch.device("cpu")
+    if threads is None:
+        threads = rubric.threads or available_cpus()
+    started = time.perf_counter()
+    try:
+        path, note = locate_checkpoint(submission_dir, rubric.file)
+        with torch_threads(threads):
+            classifier = load_submitted_classifier(path, rubric, device)
+    except CheckpointError as error:
+        return CheckpointGrade(ok=False, rubric=rubric, problem=student_message(error, submission_dir),
+                               load_seconds=time.perf_counter() - started)
+    load_seconds = time.perf_counter() - started
+    if test_split is None:
+        test_split = resolve_test_split(rubric)
+    fold_batchnorm(classifier)
+    evaluation = evaluate_classifier(classifier, test_split.images, test_split.labels, batch_size=rubric.batch_size,
+                                     device=device, threads=threads)
+    del classifier
+    score = score_accuracy(evaluation.correct, evaluation.total, rubric)
+    return CheckpointGrade(ok=True, rubric=rubric, checkpoint=path, note=note, evaluation=evaluation, score=score,
+                           test_split_source=test_split.source, load_seconds=load_seconds)
+
+
+__all__ = ["CheckpointGrade", "grade_checkpoint"]

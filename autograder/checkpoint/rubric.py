@@ -1,0 +1,161 @@
+"""The checkpoint's rubric: the ``[checkpoint]`` table of ``course.toml``, read and checked.
+
+`load_course_config` reads the course configuration (``autograder/course.toml``, or the file
+named by ``$SSL_LAB_COURSE_CONFIG``) and returns a `CheckpointRubric`: the file students
+upload, the thresholds and points, the visibility, the evaluation settings and where to look
+for the test split. An unknown key, a wrong type or an impossible value is a
+`CourseConfigError` (a grader error) naming it, so a typo never silently changes the rubric.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from autograder import course_settings
+from autograder.results import VISIBILITIES, GraderError
+
+#: The course configuration shipped with the autograder.
+DEFAULT_CONFIG = course_settings.DEFAULT_CONFIG
+#: Environment variable naming another course configuration.
+ENV_CONFIG = course_settings.ENV_CONFIG
+
+
+class CourseConfigError(GraderError):
+    """The course configuration is unreadable or impossible (a grader error)."""
+
+
+@dataclass(frozen=True)
+class CheckpointRubric:
+    """How the checkpoint is graded (the ``[checkpoint]`` table of ``course.toml``).
+
+    Attributes:
+        file: the file name students upload.
+        full_credit_threshold: test accuracy in percent that earns `points` (inclusive).
+        bonus_threshold: test accuracy in percent that earns `bonus_points` on top.
+        points: points for reaching the full-credit threshold; below it, none.
+        bonus_points: extra points for reaching the bonus threshold (0: no bonus test).
+        visibility: Gradescope visibility of the checkpoint tests.
+        test_images: the number of images the test split must have (10,000).
+        batch_size: images per evaluation batch.
+        threads: CPU threads for the evaluation; 0 uses every CPU this process may use.
+        max_checkpoint_mb: larger checkpoints are refused unread.
+        test_split_sources: local CIFAR-10 copies to try (relative to the project root); none by
+            default (a development set-up names its copy in its own course.toml, or sets
+            ``$SSL_LAB_CIFAR10`` / ``$SSL_LAB_TEST_SPLIT``).
+    """
+
+    file: str = "simclr_lin_best.pt"
+    full_credit_threshold: float = 75.0
+    bonus_threshold: float = 85.0
+    points: float = 10.0
+    bonus_points: float = 5.0
+    visibility: str = "visible"
+    test_images: int = 10_000
+    batch_size: int = 100
+    threads: int = 0
+    max_checkpoint_mb: float = 200.0
+    test_split_sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.file or Path(self.file).name != self.file or self.file in (".", ".."):
+            problems.append(f"file must be a plain file name, got {self.file!r}")
+        for name in ("full_credit_threshold", "bonus_threshold"):
+            value = getattr(self, name)
+            if not 0 <= value <= 100:
+                problems.append(f"{name} must be a percentage in [0, 100], got {value}")
+        if self.bonus_threshold < self.full_credit_threshold:
+            problems.append(f"bonus_threshold ({self.bonus_threshold}) is below full_credit_threshold "
+                            f"({self.full_credit_threshold})")
+        for name in ("points", "bonus_points"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.visibility not in VISIBILITIES:
+            problems.append(f"visibility must be one of {', '.join(VISIBILITIES)}, got {self.visibility!r}")
+        for name, low in (("test_images", 1), ("batch_size", 1), ("threads", 0)):
+            if getattr(self, name) < low:
+                problems.append(f"{name} must be an integer >= {low}, got {getattr(self, name)}")
+        if self.max_checkpoint_mb <= 0:
+            problems.append(f"max_checkpoint_mb must be > 0, got {self.max_checkpoint_mb}")
+        if problems:
+            raise CourseConfigError("course configuration [checkpoint]: " + "; ".join(problems))
+
+    @property
+    def max_checkpoint_bytes(self) -> int:
+        return int(self.max_checkpoint_mb * 2**20)
+
+    @property
+    def has_bonus(self) -> bool:
+        return self.bonus_points > 0
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "file": (str,), "full_credit_threshold": (int, float), "bonus_threshold": (int, float),
+    "points": (int, float), "bonus_points": (int, float), "visibility": (str,), "test_images": (int,),
+    "batch_size": (int,), "threads": (int,), "max_checkpoint_mb": (int, float), "test_split_sources": (list,),
+}
+
+
+def rubric_from_mapping(table: Mapping[str, Any], where: str = "[checkpoint]") -> CheckpointRubric:
+    """A `CheckpointRubric` from a ``[checkpoint]`` table; unknown keys and wrong types are errors."""
+    unknown = sorted(set(table) - set(_FIELD_TYPES))
+    if unknown:
+        close = {k: difflib.get_close_matches(k, _FIELD_TYPES, n=1) for k in unknown}
+        hints = ", ".join(f"{k!r}" + (f" (did you mean {close[k][0]!r}?)" if close[k] else "") for k in unknown)
+        raise CourseConfigError(f"{where}: unknown key(s) {hints}; known keys: {', '.join(_FIELD_TYPES)}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        types = _FIELD_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise CourseConfigError(f"{where}: {key} must be {' or '.join(t.__name__ for t in types)}, "
+                                    f"got {value!r}")
+        if key == "test_split_sources":
+            if not all(isinstance(v, str) for v in value):
+                raise CourseConfigError(f"{where}: test_split_sources must be a list of paths (strings)")
+            value = tuple(value)
+        elif float in types:
+            value = float(value)
+        values[key] = value
+    try:
+        return CheckpointRubric(**values)
+    except CourseConfigError as error:
+        raise CourseConfigError(f"{where}: {error}") from None
+
+
+def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubric:
+    """The checkpoint rubric of this course.
+
+    Args:
+        path: a TOML file; None reads ``$SSL_LAB_COURSE_CONFIG`` if set, else
+            ``autograder/course.toml``.
+
+    Returns:
+        The rubric: `CheckpointRubric` defaults updated with the file's ``[checkpoint]`` table.
+
+    Raises:
+        CourseConfigError: the file is missing, not TOML, has other tables or unknown keys,
+            wrong types or impossible values.
+    """
+    try:
+        path, document = course_settings.read_course_document(path)
+    except course_settings.CourseConfigError as error:
+        raise CourseConfigError(str(error)) from None
+    other = sorted(set(document) - {"checkpoint", "grading"})
+    if other:
+        raise CourseConfigError(f"{path}: unknown table(s) or key(s) {other}; only [checkpoint] and [grading] are read")
+    table = document.get("checkpoint", {})
+    if not isinstance(table, dict):
+        raise CourseConfigError(f"{path}: [checkpoint] must be a table")
+    try:
+        course_settings.grading_settings_from_mapping(document.get("grading", {}), where=f"{path} [grading]")
+    except course_settings.CourseConfigError as error:
+        raise CourseConfigError(str(error)) from None
+    return rubric_from_mapping(table, where=f"{path} [checkpoint]")
+
+
+__all__ = ["CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG", "load_course_config",
+           "rubric_from_mapping"]
