@@ -8,7 +8,8 @@ Every graded test carries three markers (CONVENTIONS.md 9: the rubric sits on th
 
 and a docstring whose first line says what is asked (CONVENTIONS.md 10). A passing test may
 set its output, and an extra-credit test (``points(0)``) its score, through
-``request.node.user_properties``: ``("output", text)``, ``("score", number)``. A test module
+``request.node.user_properties``: ``("output", text)``, ``("score", number)``; a failing
+test may set a partial score the same way (kept within 0 and its max score). A test module
 declares which assignment it grades with ``pytestmark = pytest.mark.assignment("...")``;
 the plugin keeps only the tests of the assignment being graded, so adding a graded file
 (e.g. the checkpoint tests) is adding one module. Tests marked ``checkpoint`` are left out
@@ -180,6 +181,9 @@ class ResultsPlugin:
             result.output, result.grader_error = self._failure_message(call.excinfo)
             if result.grader_error:
                 self.grader_errors.append(f"{item.nodeid}: {result.output}")
+            elif call.when == "call":  # partial credit (e.g. the checkpoint's linear rubric)
+                partial = dict(report.user_properties).get("score", 0.0)
+                result.score = min(max(float(partial), 0.0), result.max_score)
         if call.when in ("call", "setup") and (report.failed or call.when == "call"):
             printed = self.take_output()
             if printed.strip():

@@ -454,6 +454,34 @@ def test_graded_points_and_thresholds_come_from_the_course_config(tmp_path, monk
     assert "reaches 70 % accuracy" in tests["accuracy"]["name"]
 
 
+@pytest.mark.parametrize(
+    ("correct", "accuracy", "bonus"),
+    [(70, ("failed", 0.0), ("failed", 0.0)), (80, ("failed", 5.0), ("failed", 0.0)),
+     (95, ("passed", 10.0), ("passed", 2.5))],
+)
+def test_graded_linear_rubric_gives_partial_credit(tmp_path, monkeypatch, calibration_checkpoint, correct, accuracy,
+                                                   bonus):
+    """credit = "linear", 0 at 70 %, full at 90 %, bonus up to 100 %: 80 % fails the
+    full-credit test with 5 of its 10 points (Gradescope shows the partial score), 95 % passes
+    it and earns half the bonus; the test names state the scale."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
+    small_split_env(monkeypatch, tmp_path, 100, correct, credit="linear", zero_credit_threshold=70,
+                    full_credit_threshold=90, bonus_threshold=100)
+    plugin, results = run_graded(submission)
+    assert not plugin.grader_errors
+    tests = checkpoint_tests(results)
+    assert (tests["accuracy"]["status"], tests["accuracy"]["score"]) == accuracy
+    assert (tests["bonus"]["status"], tests["bonus"]["score"]) == bonus
+    assert (tests["accuracy"]["max_score"], tests["bonus"]["max_score"]) == (10.0, 0.0)
+    assert results["score"] == accuracy[1] + bonus[1]
+    assert "scaled from 0 points at 70 % to 10 points at 90 %" in tests["accuracy"]["name"]
+    if correct == 80:
+        assert "80.00 % stands 50.00 % of the way from 70 % to 90 %, so this checkpoint earns 5 of 10 points" in \
+            tests["accuracy"]["output"]
+
+
 def _hostile_pickle(marker: Path) -> bytes:
     class Payload:
         def __reduce__(self):

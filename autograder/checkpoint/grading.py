@@ -79,6 +79,8 @@ class CheckpointGrade:
         if sc.full_credit:
             return text + (f"Full credit: {sc.percent_text} % >= {threshold_text(rubric.full_credit_threshold)} earns "
                            f"{rubric.points:g} points.")
+        if rubric.credit == "linear":
+            return text + self._scale_message() + "\n" + self._advice()
         text += (f"{sc.percent_text} % is {shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)} "
                  f"below the {threshold_text(rubric.full_credit_threshold)} needed for credit, so this checkpoint "
                  f"earns 0 of {rubric.points:g} points.")
@@ -92,12 +94,40 @@ class CheckpointGrade:
         sc = self.score
         head = (f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images; "
                 f"test split: {self.test_split_source}).")
-        if sc.bonus:
+        if sc.bonus and sc.bonus_points == rubric.bonus_points:
             return f"{head}\nBonus: {sc.percent_text} % >= {threshold_text(rubric.bonus_threshold)} earns " \
                    f"{rubric.bonus_points:g} extra points."
+        if rubric.credit == "linear":
+            return f"{head}\n{self._bonus_scale_message()}"
         reason = f"{shortfall_text(sc, rubric.bonus_threshold, sc.missing_for_bonus)} below"
         return f"{head}\nNo bonus: {sc.percent_text} % is {reason} the {threshold_text(rubric.bonus_threshold)} " \
                f"needed for the {rubric.bonus_points:g} bonus points."
+
+    def _scale_message(self) -> str:
+        """Where a linear rubric's accuracy below full credit stands on the scale, and what it earns."""
+        sc, rubric = self.score, self.rubric
+        zero, full = threshold_text(rubric.zero_credit_threshold), threshold_text(rubric.full_credit_threshold)
+        scale = f"Linear scale: 0 points at {zero} or below, all {rubric.points:g} at {full} or above."
+        if not sc.scale_position:
+            return (f"{scale} {sc.percent_text} % is at or below {zero}, where the scale starts, so this checkpoint "
+                    f"earns 0 of {rubric.points:g} points; every correct image above {zero} earns a share of them.")
+        gap = shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)
+        return (f"{scale} {sc.percent_text} % stands {_share_text(sc.scale_position)} % of the way from {zero} to "
+                f"{full}, so this checkpoint earns {sc.points:g} of {rubric.points:g} points (rounded down to "
+                f"hundredths); {gap} more earn all {rubric.points:g}.")
+
+    def _bonus_scale_message(self) -> str:
+        """Where a linear rubric's accuracy stands on the bonus scale, and what it earns."""
+        sc, rubric = self.score, self.rubric
+        full, top = threshold_text(rubric.full_credit_threshold), threshold_text(rubric.bonus_threshold)
+        scale = f"Linear bonus: 0 extra points at {full} or below, all {rubric.bonus_points:g} at {top} or above."
+        if not sc.bonus_position:
+            return f"No bonus: {sc.percent_text} % is at or below {full}, where the bonus scale starts. {scale}"
+        gap = shortfall_text(sc, rubric.bonus_threshold, sc.missing_for_bonus)
+        verdict = "Bonus" if sc.bonus else "No bonus yet"
+        return (f"{verdict}: {sc.percent_text} % stands {_share_text(sc.bonus_position)} % of the way from {full} to "
+                f"{top}, which earns {sc.bonus_points:g} of the {rubric.bonus_points:g} extra points (rounded down to "
+                f"hundredths); {gap} more earn all of them. {scale}")
 
     def _advice(self) -> str:
         sc = self.score
@@ -123,6 +153,11 @@ class CheckpointGrade:
                        total=self.score.total, points=self.score.points, bonus_points=self.score.bonus_points,
                        evaluation=self.evaluation.to_dict())
         return out
+
+
+def _share_text(position: Fraction) -> str:
+    """A position on a scale in percent, two decimals, rounded down ("56.15")."""
+    return format_percent(position.numerator, position.denominator)
 
 
 def grade_checkpoint(submission_dir: str | os.PathLike, rubric: CheckpointRubric | None = None,

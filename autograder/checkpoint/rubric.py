@@ -5,6 +5,14 @@ named by ``$SSL_LAB_COURSE_CONFIG``) and returns a `CheckpointRubric`: the file 
 upload, the thresholds and points, the visibility, the evaluation settings and where to look
 for the test split. An unknown key, a wrong type or an impossible value is a
 `CourseConfigError` (a grader error) naming it, so a typo never silently changes the rubric.
+
+Two ways to turn the test accuracy into points (``credit``):
+
+- ``"threshold"`` (the default, the seed's rule): `points` from ``full_credit_threshold`` up,
+  nothing below; `bonus_points` on top from ``bonus_threshold`` up;
+- ``"linear"``: 0 points at ``zero_credit_threshold`` or below, `points` at
+  ``full_credit_threshold`` or above, linear in between; the bonus grows linearly from 0 at
+  ``full_credit_threshold`` to `bonus_points` at ``bonus_threshold``.
 """
 
 from __future__ import annotations
@@ -28,15 +36,25 @@ class CourseConfigError(GraderError):
     """The course configuration is unreadable or impossible (a grader error)."""
 
 
+#: The ways to turn a test accuracy into points (`CheckpointRubric.credit`).
+CREDIT_SCALES = ("threshold", "linear")
+
+
 @dataclass(frozen=True)
 class CheckpointRubric:
     """How the checkpoint is graded (the ``[checkpoint]`` table of ``course.toml``).
 
     Attributes:
         file: the file name students upload.
+        credit: ``"threshold"`` (all or nothing at each threshold) or ``"linear"`` (credit
+            scaled between the thresholds; see the module docstring).
         full_credit_threshold: test accuracy in percent that earns `points` (inclusive).
-        bonus_threshold: test accuracy in percent that earns `bonus_points` on top.
-        points: points for reaching the full-credit threshold; below it, none.
+        bonus_threshold: test accuracy in percent that earns `bonus_points` on top (linear:
+            the whole bonus).
+        zero_credit_threshold: linear only: the accuracy in percent at which the scale starts
+            (0 points there and below).
+        points: points for reaching the full-credit threshold; below it, none (linear: a
+            share of them).
         bonus_points: extra points for reaching the bonus threshold (0: no bonus test).
         visibility: Gradescope visibility of the checkpoint tests.
         test_images: the number of images the test split must have (10,000).
@@ -49,8 +67,10 @@ class CheckpointRubric:
     """
 
     file: str = "simclr_lin_best.pt"
+    credit: str = "threshold"
     full_credit_threshold: float = 75.0
     bonus_threshold: float = 85.0
+    zero_credit_threshold: float | None = None
     points: float = 10.0
     bonus_points: float = 5.0
     visibility: str = "visible"
@@ -71,6 +91,7 @@ class CheckpointRubric:
         if self.bonus_threshold < self.full_credit_threshold:
             problems.append(f"bonus_threshold ({self.bonus_threshold}) is below full_credit_threshold "
                             f"({self.full_credit_threshold})")
+        problems += self._credit_problems()
         for name in ("points", "bonus_points"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -84,6 +105,28 @@ class CheckpointRubric:
         if problems:
             raise CourseConfigError("course configuration [checkpoint]: " + "; ".join(problems))
 
+    def _credit_problems(self) -> list[str]:
+        """What is wrong with `credit` and the thresholds it needs."""
+        if self.credit not in CREDIT_SCALES:
+            return [f"credit must be one of {', '.join(CREDIT_SCALES)}, got {self.credit!r}"]
+        zero = self.zero_credit_threshold
+        if self.credit == "threshold":
+            return [] if zero is None else [
+                f"zero_credit_threshold ({zero:g}) is used only with credit = \"linear\"; remove it, or set "
+                f"credit = \"linear\" to scale the points between it and full_credit_threshold"]
+        if zero is None:
+            return ["credit = \"linear\" needs zero_credit_threshold: the test accuracy in percent at which the "
+                    "scale starts (0 points there and below), e.g. zero_credit_threshold = 70"]
+        problems = []
+        if not 0 <= zero < self.full_credit_threshold:
+            problems.append(f"zero_credit_threshold ({zero:g}) must be a percentage in [0, 100] below "
+                            f"full_credit_threshold ({self.full_credit_threshold:g}), so the scale has a length")
+        if self.has_bonus and self.bonus_threshold <= self.full_credit_threshold:
+            problems.append(f"with credit = \"linear\" the bonus grows from full_credit_threshold "
+                            f"({self.full_credit_threshold:g}) to bonus_threshold ({self.bonus_threshold:g}): "
+                            f"bonus_threshold must be above it (or bonus_points = 0)")
+        return problems
+
     @property
     def max_checkpoint_bytes(self) -> int:
         return int(self.max_checkpoint_mb * 2**20)
@@ -94,7 +137,8 @@ class CheckpointRubric:
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "file": (str,), "full_credit_threshold": (int, float), "bonus_threshold": (int, float),
+    "file": (str,), "credit": (str,), "full_credit_threshold": (int, float), "bonus_threshold": (int, float),
+    "zero_credit_threshold": (int, float),
     "points": (int, float), "bonus_points": (int, float), "visibility": (str,), "test_images": (int,),
     "batch_size": (int,), "threads": (int,), "max_checkpoint_mb": (int, float), "test_split_sources": (list,),
 }
@@ -157,5 +201,5 @@ def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubri
     return rubric_from_mapping(table, where=f"{path} [checkpoint]")
 
 
-__all__ = ["CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG", "load_course_config",
+__all__ = ["CREDIT_SCALES", "CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG", "load_course_config",
            "rubric_from_mapping"]

@@ -4,6 +4,11 @@
 a threshold is taken as the decimal it was written as (74.99 is 7499/100, not the float
 74.98999...), so 7,500 of 10,000 (75.00 %) earns full credit and 7,499 does not. Accuracies
 are shown rounded down, never higher than the one that was scored.
+
+Under the ``linear`` rubric the share of the points is the exact fraction ``(accuracy -
+zero) / (full - zero)``, clipped to [0, 1]; the points it earns are rounded DOWN to 1/100 of
+a point (never more than the scale gives), and exactly the configured points at or above the
+full-credit threshold.
 """
 
 from __future__ import annotations
@@ -38,10 +43,15 @@ class CheckpointScore:
     Attributes:
         correct, total: images classified correctly, images evaluated.
         full_credit: whether ``correct / total >= full_credit_threshold / 100``.
-        bonus: whether ``correct / total >= bonus_threshold / 100`` (and a bonus exists).
-        points: points earned for full credit (0 or the rubric's `points`).
-        bonus_points: bonus points earned (0 or the rubric's `bonus_points`).
+        bonus: whether a bonus was earned: threshold rubric, ``correct / total >=
+            bonus_threshold / 100`` (and a bonus exists); linear, any share of it.
+        points: points earned (threshold: 0 or the rubric's `points`; linear: their share).
+        bonus_points: bonus points earned (threshold: 0 or the rubric's `bonus_points`;
+            linear: their share).
         missing_for_full, missing_for_bonus: more correct images needed (0 when reached).
+        scale_position, bonus_position: linear only: where the accuracy stands on the scale of
+            the points (0 at zero_credit_threshold, 1 at full_credit_threshold) and of the bonus
+            (0 at full_credit_threshold, 1 at bonus_threshold), exact, in [0, 1].
     """
 
     correct: int
@@ -52,6 +62,8 @@ class CheckpointScore:
     bonus_points: float
     missing_for_full: int
     missing_for_bonus: int
+    scale_position: Fraction | None = None
+    bonus_position: Fraction | None = None
 
     @property
     def accuracy(self) -> Fraction:
@@ -82,13 +94,33 @@ def score_accuracy(correct: int, total: int, rubric: CheckpointRubric) -> Checkp
         return math.ceil(_exact(threshold) * total / 100)
 
     full = accuracy * 100 >= _exact(rubric.full_credit_threshold)
+    missing = dict(missing_for_full=max(0, needed(rubric.full_credit_threshold) - correct),
+                   missing_for_bonus=max(0, needed(rubric.bonus_threshold) - correct))
+    if rubric.credit == "linear":
+        position = _position(accuracy * 100, rubric.zero_credit_threshold, rubric.full_credit_threshold)
+        bonus_position = (_position(accuracy * 100, rubric.full_credit_threshold, rubric.bonus_threshold)
+                          if rubric.has_bonus else Fraction(0))
+        bonus_points = _share(rubric.bonus_points, bonus_position)
+        return CheckpointScore(correct=correct, total=total, full_credit=full, bonus=bonus_points > 0,
+                               points=_share(rubric.points, position), bonus_points=bonus_points,
+                               scale_position=position, bonus_position=bonus_position, **missing)
     bonus = rubric.has_bonus and full and accuracy * 100 >= _exact(rubric.bonus_threshold)
     return CheckpointScore(
         correct=correct, total=total, full_credit=full, bonus=bonus,
-        points=rubric.points if full else 0.0, bonus_points=rubric.bonus_points if bonus else 0.0,
-        missing_for_full=max(0, needed(rubric.full_credit_threshold) - correct),
-        missing_for_bonus=max(0, needed(rubric.bonus_threshold) - correct),
-    )
+        points=rubric.points if full else 0.0, bonus_points=rubric.bonus_points if bonus else 0.0, **missing)
+
+
+def _position(percent: Fraction, start: float, end: float) -> Fraction:
+    """Where `percent` stands between `start` (0) and `end` (1), clipped to [0, 1], exactly."""
+    start, end = _exact(start), _exact(end)
+    return min(Fraction(1), max(Fraction(0), (percent - start) / (end - start)))
+
+
+def _share(points: float, position: Fraction) -> float:
+    """`position` of `points`, rounded DOWN to 1/100 of a point; all of them at position 1."""
+    if position >= 1:
+        return float(points)
+    return math.floor(_exact(points) * position * 100) / 100
 
 
 def shortfall_text(score: CheckpointScore, threshold: float, missing: int) -> str:
