@@ -1,6 +1,10 @@
 """Fixtures of the checkpoint tests: course files, and classifiers whose test accuracy is known in advance.
 
-`write_config` writes a course.toml with the given ``[checkpoint]`` keys.
+`write_config` writes a course.toml with the given ``[checkpoint]`` keys, `small_split_env`
+points the grader at a calibration split and such a course.toml, and `run_graded` runs the
+graded checkpoint tests (autograder/tests/test_checkpoint.py) through the real results plugin
+in a nested pytest session, as the grader runs them, with only the notebook part of the
+grading context stubbed (the checkpoint tests use just the submission folder).
 `calibration_classifier` is a genuine ResNet-18 classifier whose weights are set (not
 trained) so that it predicts the class encoded in an image's red level, and
 `calibration_test_split(total, correct)` labels exactly `correct` images with the class they
@@ -12,14 +16,26 @@ out of the grader's package.)
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 
-from autograder.checkpoint.split import TestSplit
+from autograder.assignments import ASSIGNMENTS
+from autograder.checkpoint.rubric import ENV_CONFIG
+from autograder.checkpoint.split import ENV_TEST_SPLIT, TestSplit, save_test_split
+from autograder.results import ResultsPlugin, build_results
+from helpers.checkpoint import save_classifier
 from helpers.data import CIFAR10_CLASSES
 from helpers.models import LinearClassifier
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+GRADED_TESTS = PROJECT_ROOT / "autograder" / "tests"
+GRADED_MODULE = GRADED_TESTS / "test_checkpoint.py"
+TASKS = list(ASSIGNMENTS["simclr_homework"].tasks)
 
 
 def write_config(path: Path, **values) -> Path:
@@ -110,3 +126,50 @@ def calibration_test_split(total: int, correct: int, seed: int = 0) -> TestSplit
     labels[wrong] = (shown[wrong] + 1 + torch.randint(0, 9, (len(wrong),), generator=generator)) % 10
     return TestSplit(images, labels.to(torch.int64),
                      f"calibration split ({total:,} synthetic images, {correct:,} labelled as their class)")
+
+
+def save_calibration_checkpoint(folder: Path) -> Path:
+    """The calibration classifier saved with helpers.save_classifier in `folder` (a real 45 MB checkpoint)."""
+    return save_classifier(calibration_classifier(), folder / "simclr_lin_best.pt")
+
+
+def small_split_env(monkeypatch, tmp_path: Path, total: int, correct: int, **config) -> Path:
+    """Point the grader at a calibration split of `total` images and a matching course config."""
+    split = calibration_test_split(total, correct)
+    path = save_test_split(split.images, split.labels, tmp_path / f"split-{total}-{correct}.pt", split.source)
+    settings = dict(test_images=total, batch_size=32, threads=1)
+    settings.update(config)
+    monkeypatch.setenv(ENV_TEST_SPLIT, str(path))
+    monkeypatch.setenv(ENV_CONFIG, str(write_config(tmp_path / "course.toml", **settings)))
+    return path
+
+
+class _ContextPlugin:
+    """Hands a grading context to autograder/tests/conftest.py, as autograder.grading does."""
+
+    def __init__(self, context: SimpleNamespace) -> None:
+        self.sslgrader_context = context
+
+
+def run_graded(submission: Path) -> tuple[ResultsPlugin, dict]:
+    """Run autograder/tests/test_checkpoint.py as the grader does; returns (plugin, results.json dict).
+
+    The module is imported afresh so that it reads the current course configuration.
+    """
+    sys.modules.pop("autograder.tests.test_checkpoint", None)
+    plugin = ResultsPlugin("simclr_homework", TASKS)
+    context = SimpleNamespace(submission_dir=submission, extracted=SimpleNamespace(task_problem=lambda task: None))
+    code = pytest.main([str(GRADED_MODULE), "-c", str(GRADED_TESTS / "pytest.ini"), "--rootdir", str(GRADED_TESTS),
+                        "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
+                        "-W", "ignore::DeprecationWarning"],
+                       plugins=[plugin, _ContextPlugin(context)])
+    assert code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), code
+    error = ("The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)
+             if plugin.grader_errors else None)
+    return plugin, build_results(plugin, [], 0.0, error=error)
+
+
+def checkpoint_tests(results: dict) -> dict[str, dict]:
+    """The checkpoint tests of a results dict, by kind ("accuracy" / "bonus")."""
+    tests = [t for t in results["tests"] if t["tags"] == ["checkpoint"]]
+    return {("bonus" if "Bonus" in t["name"] else "accuracy"): t for t in tests}

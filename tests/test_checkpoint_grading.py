@@ -29,33 +29,28 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.assignments import ASSIGNMENTS
 from autograder.checkpoint import evaluation, split as split_module
 from autograder.checkpoint.evaluation import evaluate_classifier, fold_batchnorm
 from autograder.checkpoint.grading import grade_checkpoint
 from autograder.checkpoint.loading import check_zip_expansion, load_submitted_classifier, locate_checkpoint
 from autograder.checkpoint.rubric import DEFAULT_CONFIG, ENV_CONFIG, CheckpointRubric, load_course_config
 from autograder.checkpoint.split import TestSplitUnavailable, resolve_test_split, save_test_split
-from autograder.results import ResultsPlugin, build_results
-from checkpoint_fixtures import calibration_classifier, calibration_test_split, write_config
+from checkpoint_fixtures import (calibration_classifier, calibration_test_split, checkpoint_tests, run_graded,
+                                 save_calibration_checkpoint, small_split_env, write_config)
 from helpers.checkpoint import CheckpointError, save_classifier
 from helpers.models import LinearClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-GRADED_TESTS = PROJECT_ROOT / "autograder" / "tests"
-GRADED_MODULE = GRADED_TESTS / "test_checkpoint.py"
-TASKS = list(ASSIGNMENTS["simclr_homework"].tasks)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 # ======================================================================================
-# Fixtures and helpers
+# Fixtures
 # ======================================================================================
 @pytest.fixture(scope="module")
 def calibration_checkpoint(tmp_path_factory) -> Path:
-    """The calibration classifier saved with helpers.save_classifier (a real 45 MB checkpoint)."""
-    return save_classifier(calibration_classifier(), tmp_path_factory.mktemp("calibration") / "simclr_lin_best.pt")
+    return save_calibration_checkpoint(tmp_path_factory.mktemp("calibration"))
 
 
 @pytest.fixture(scope="module")
@@ -71,48 +66,6 @@ def weightless() -> dict[str, torch.Tensor]:
             light[key] = torch.tensor(index / 1000 if value.is_floating_point() else index,
                                       dtype=value.dtype).expand(value.shape)
     return light
-
-
-def small_split_env(monkeypatch, tmp_path: Path, total: int, correct: int, **config) -> Path:
-    """Point the grader at a calibration split of `total` images and a matching course config."""
-    split = calibration_test_split(total, correct)
-    path = save_test_split(split.images, split.labels, tmp_path / f"split-{total}-{correct}.pt", split.source)
-    settings = dict(test_images=total, batch_size=32, threads=1)
-    settings.update(config)
-    monkeypatch.setenv(split_module.ENV_TEST_SPLIT, str(path))
-    monkeypatch.setenv(ENV_CONFIG, str(write_config(tmp_path / "course.toml", **settings)))
-    return path
-
-
-class _ContextPlugin:
-    """Hands a grading context to autograder/tests/conftest.py, as autograder.grading does."""
-
-    def __init__(self, context: SimpleNamespace) -> None:
-        self.sslgrader_context = context
-
-
-def run_graded(submission: Path) -> tuple[ResultsPlugin, dict]:
-    """Run autograder/tests/test_checkpoint.py as the grader does; returns (plugin, results.json dict).
-
-    The module is imported afresh so that it reads the current course configuration.
-    """
-    sys.modules.pop("autograder.tests.test_checkpoint", None)
-    plugin = ResultsPlugin("simclr_homework", TASKS)
-    context = SimpleNamespace(submission_dir=submission, extracted=SimpleNamespace(task_problem=lambda task: None))
-    code = pytest.main([str(GRADED_MODULE), "-c", str(GRADED_TESTS / "pytest.ini"), "--rootdir", str(GRADED_TESTS),
-                        "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
-                        "-W", "ignore::DeprecationWarning"],
-                       plugins=[plugin, _ContextPlugin(context)])
-    assert code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), code
-    error = ("The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)
-             if plugin.grader_errors else None)
-    return plugin, build_results(plugin, [], 0.0, error=error)
-
-
-def checkpoint_tests(results: dict) -> dict[str, dict]:
-    """The checkpoint tests of a results dict, by kind ("accuracy" / "bonus")."""
-    tests = [t for t in results["tests"] if t["tags"] == ["checkpoint"]]
-    return {("bonus" if "Bonus" in t["name"] else "accuracy"): t for t in tests}
 
 
 # ======================================================================================

@@ -52,6 +52,7 @@ def _main_check(args: argparse.Namespace) -> int:
     counts = torch.bincount(split.labels, minlength=10).tolist()
     print(f"test split: {len(split):,} images, per class {counts}\nfrom {split.source}")
     print(f"rubric: {json.dumps(dataclasses.asdict(rubric))}")
+    print(rubric.summary())
     return 0
 
 

@@ -3,7 +3,12 @@
 `grade_checkpoint` returns a `CheckpointGrade`, whose messages are the outputs of the two
 graded tests in ``autograder/tests/test_checkpoint.py``. The checkpoint is loaded before the
 test split is looked up, so a bad file is reported to the student even on a grader without
-test data.
+test data. `grade_submission`, what the graded tests call, is `grade_checkpoint` unless the
+course's rate limit applies (`autograder.checkpoint.rate_limit`): then the latest evaluated
+submission's measurement is carried over and scored. A grade records itself in results.json
+(`CheckpointGrade.results_properties`): whether an evaluation ran and what it measured, in
+``extra_data.checkpoint`` (what the rate limit counts), and, when the course's leaderboard is
+on, the test accuracy in Gradescope's ``leaderboard`` field.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from autograder.checkpoint import rate_limit
 from autograder.checkpoint.evaluation import (Evaluation, available_cpus, evaluate_classifier, fold_batchnorm,
                                               torch_threads)
 from autograder.checkpoint.loading import load_submitted_classifier, locate_checkpoint, student_message
@@ -24,6 +31,7 @@ from autograder.checkpoint.rubric import CheckpointRubric, load_course_config
 from autograder.checkpoint.scoring import (CheckpointScore, format_percent, score_accuracy, shortfall_text,
                                            threshold_text)
 from autograder.checkpoint.split import TestSplit, resolve_test_split
+from autograder.submission_metadata import SubmissionMetadata
 from helpers.checkpoint import CheckpointError
 from helpers.data import CIFAR10_CLASSES
 
@@ -40,6 +48,10 @@ class CheckpointGrade:
         evaluation, score: the measurement and the points (when `ok`).
         test_split_source: where the test images came from.
         load_seconds: time spent finding, checking and loading the checkpoint.
+        limited: the rate limit's message when this checkpoint was not evaluated and the
+            measurement of `carried_from`'s submission was scored instead ("" otherwise).
+        carried_from: when the submission whose measurement was carried over was made.
+        extra: notes for the instructor (e.g. the rate limit's), recorded in results.json.
     """
 
     ok: bool
@@ -51,11 +63,17 @@ class CheckpointGrade:
     score: CheckpointScore | None = None
     test_split_source: str = ""
     load_seconds: float = 0.0
+    limited: str = ""
+    carried_from: datetime | None = None
     extra: dict = field(default_factory=dict)
 
     # --- messages for the two graded tests -------------------------------------------------
     def _measurement(self) -> str:
         ev, sc, name = self.evaluation, self.score, self.rubric.file
+        if ev is None:  # rate-limited: the latest evaluated submission's measurement
+            return (f"{self.limited}\n\n{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} "
+                    f"CIFAR-10 test images classified correctly), measured for your submission of "
+                    f"{rate_limit.format_time(self.carried_from)}.")
         lines = [f"{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} CIFAR-10 test images "
                  f"classified correctly).",
                  f"Test split: {self.test_split_source}."]
@@ -93,7 +111,9 @@ class CheckpointGrade:
             return f"No bonus: the checkpoint could not be graded (see the test above).\n{self.problem}"
         sc = self.score
         head = (f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images; "
-                f"test split: {self.test_split_source}).")
+                f"test split: {self.test_split_source})." if not self.limited else
+                f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images), "
+                f"carried over from your submission of {rate_limit.format_time(self.carried_from)} (see the test above).")
         if sc.bonus and sc.bonus_points == rubric.bonus_points:
             return f"{head}\nBonus: {sc.percent_text} % >= {threshold_text(rubric.bonus_threshold)} earns " \
                    f"{rubric.bonus_points:g} extra points."
@@ -151,8 +171,36 @@ class CheckpointGrade:
         if self.ok:
             out.update(accuracy_percent=float(self.score.accuracy * 100), correct=self.score.correct,
                        total=self.score.total, points=self.score.points, bonus_points=self.score.bonus_points,
-                       evaluation=self.evaluation.to_dict())
+                       evaluation=self.evaluation.to_dict() if self.evaluation else None)
         return out
+
+    # --- what results.json records -----------------------------------------------------------
+    def record(self) -> dict:
+        """``extra_data.checkpoint``: whether an evaluation ran (what the rate limit counts), what
+        was measured and scored, and where a measurement was carried over from."""
+        out: dict[str, Any] = {"evaluated": self.ok and self.evaluation is not None}
+        if self.ok:
+            out.update(correct=self.score.correct, total=self.score.total,
+                       accuracy_percent=float(self.score.percent_text), points=self.score.points,
+                       bonus_points=self.score.bonus_points, credit=self.rubric.credit)
+        if self.carried_from is not None:
+            out["carried_over_from"] = self.carried_from.isoformat()
+        return {**out, **self.extra}
+
+    def leaderboard_entry(self) -> dict | None:
+        """Gradescope's leaderboard entry: the test accuracy in percent as shown (None when ungraded)."""
+        if not self.ok:
+            return None
+        return {"name": self.rubric.leaderboard.name, "value": float(self.score.percent_text), "order": "desc"}
+
+    def results_properties(self) -> list[tuple[str, Any]]:
+        """What a graded test hands to the results plugin (``request.node.user_properties``):
+        the record, and the leaderboard entry when the course's leaderboard is on."""
+        properties: list[tuple[str, Any]] = [("extra_data", {rate_limit.RECORD_KEY: self.record()})]
+        entry = self.leaderboard_entry()
+        if self.rubric.leaderboard.enabled and entry is not None:
+            properties.append(("leaderboard", [entry]))
+        return properties
 
 
 def _share_text(position: Fraction) -> str:
@@ -211,4 +259,30 @@ def grade_checkpoint(submission_dir: str | os.PathLike, rubric: CheckpointRubric
                            test_split_source=test_split.source, load_seconds=load_seconds)
 
 
-__all__ = ["CheckpointGrade", "grade_checkpoint"]
+def grade_submission(submission_dir: str | os.PathLike, rubric: CheckpointRubric | None = None,
+                     metadata: SubmissionMetadata | None = None) -> CheckpointGrade:
+    """`grade_checkpoint`, unless the course's rate limit applies to this submission: then the
+    latest evaluated submission's measurement, carried over and scored under `rubric`.
+
+    Args:
+        submission_dir: the submitted folder.
+        rubric: the course rubric (default: `load_course_config()`).
+        metadata: the submission's metadata (default: the file named by
+            ``$SSL_LAB_SUBMISSION_METADATA``, read only when a rate limit is set).
+    """
+    rubric = rubric or load_course_config()
+    if not rubric.rate_limit.enabled:
+        return grade_checkpoint(submission_dir, rubric)
+    metadata = metadata if metadata is not None else rate_limit.read_metadata()
+    decision = rate_limit.decide(rubric.rate_limit, metadata, rubric.test_images)
+    if not decision.limited:
+        grade = grade_checkpoint(submission_dir, rubric)
+        grade.extra["rate_limit"] = decision.note
+        return grade
+    carried = decision.carried
+    return CheckpointGrade(ok=True, rubric=rubric, score=score_accuracy(carried.correct, carried.total, rubric),
+                           limited=rate_limit.limit_message(decision, rubric.rate_limit, metadata.created_at),
+                           carried_from=carried.time, extra={"rate_limit": decision.note})
+
+
+__all__ = ["CheckpointGrade", "grade_checkpoint", "grade_submission"]

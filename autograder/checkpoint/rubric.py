@@ -13,6 +13,10 @@ Two ways to turn the test accuracy into points (``credit``):
 - ``"linear"``: 0 points at ``zero_credit_threshold`` or below, `points` at
   ``full_credit_threshold`` or above, linear in between; the bonus grows linearly from 0 at
   ``full_credit_threshold`` to `bonus_points` at ``bonus_threshold``.
+
+Two opt-in tables below it: ``[checkpoint.leaderboard]`` (`LeaderboardSettings`: the test
+accuracy on Gradescope's leaderboard) and ``[checkpoint.rate_limit]`` (`RateLimitSettings`: at
+most so many graded evaluations per student per window, `autograder.checkpoint.rate_limit`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,52 @@ CREDIT_SCALES = ("threshold", "linear")
 
 
 @dataclass(frozen=True)
+class LeaderboardSettings:
+    """``[checkpoint.leaderboard]``: the checkpoint's test accuracy on Gradescope's leaderboard.
+
+    Attributes:
+        enabled: write results.json's ``leaderboard`` field (Gradescope shows it only when the
+            assignment's leaderboard setting is on; students appear under a pseudonym they choose).
+        name: the column's title.
+    """
+
+    enabled: bool = False
+    name: str = "Test accuracy (%)"
+
+    def problems(self) -> list[str]:
+        return [] if 0 < len(self.name.strip()) <= 100 else [f"leaderboard name must be 1 to 100 characters, "
+                                                             f"got {self.name!r}"]
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """``[checkpoint.rate_limit]``: at most `evaluations` graded checkpoint evaluations per
+    student in any `window_hours` (0 evaluations: no limit, the default).
+    """
+
+    evaluations: int = 0
+    window_hours: float = 24.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.evaluations > 0
+
+    def problems(self) -> list[str]:
+        problems = [] if self.evaluations >= 0 else [f"rate_limit evaluations must be >= 0 (0: no limit), got "
+                                                     f"{self.evaluations}"]
+        if not 0 < self.window_hours <= 24 * 366:
+            problems.append(f"rate_limit window_hours must be in (0, {24 * 366}], got {self.window_hours:g}")
+        return problems
+
+
+#: The keys of the tables under [checkpoint] and their TOML types.
+_SUBTABLES: dict[str, tuple[type, dict[str, tuple[type, ...]]]] = {
+    "leaderboard": (LeaderboardSettings, {"enabled": (bool,), "name": (str,)}),
+    "rate_limit": (RateLimitSettings, {"evaluations": (int,), "window_hours": (int, float)}),
+}
+
+
+@dataclass(frozen=True)
 class CheckpointRubric:
     """How the checkpoint is graded (the ``[checkpoint]`` table of ``course.toml``).
 
@@ -61,6 +111,8 @@ class CheckpointRubric:
         batch_size: images per evaluation batch.
         threads: CPU threads for the evaluation; 0 uses every CPU this process may use.
         max_checkpoint_mb: larger checkpoints are refused unread.
+        leaderboard: ``[checkpoint.leaderboard]`` (off by default).
+        rate_limit: ``[checkpoint.rate_limit]`` (off by default).
         test_split_sources: local CIFAR-10 copies to try (relative to the project root); none by
             default (a development set-up names its copy in its own course.toml, or sets
             ``$SSL_LAB_CIFAR10`` / ``$SSL_LAB_TEST_SPLIT``).
@@ -79,6 +131,8 @@ class CheckpointRubric:
     threads: int = 0
     max_checkpoint_mb: float = 200.0
     test_split_sources: tuple[str, ...] = ()
+    leaderboard: LeaderboardSettings = LeaderboardSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,7 +145,7 @@ class CheckpointRubric:
         if self.bonus_threshold < self.full_credit_threshold:
             problems.append(f"bonus_threshold ({self.bonus_threshold}) is below full_credit_threshold "
                             f"({self.full_credit_threshold})")
-        problems += self._credit_problems()
+        problems += self._credit_problems() + self.leaderboard.problems() + self.rate_limit.problems()
         for name in ("points", "bonus_points"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -127,6 +181,22 @@ class CheckpointRubric:
                             f"bonus_threshold must be above it (or bonus_points = 0)")
         return problems
 
+    def summary(self) -> str:
+        """One line for instructors: the credit rule, the leaderboard and the rate limit."""
+        bonus = f", +{self.bonus_points:g} bonus" if self.has_bonus else ""
+        if self.credit == "linear":
+            credit = (f"linear credit (0 points at {self.zero_credit_threshold:g} % up to {self.points:g} at "
+                      f"{self.full_credit_threshold:g} %{bonus} growing up to {self.bonus_threshold:g} %)")
+        else:
+            credit = (f"threshold credit ({self.points:g} points at {self.full_credit_threshold:g} %{bonus} at "
+                      f"{self.bonus_threshold:g} %)")
+        board = (f"on (\"{self.leaderboard.name}\"; turn on the assignment's leaderboard setting too)"
+                 if self.leaderboard.enabled else "off")
+        limit = (f"{self.rate_limit.evaluations} evaluation(s) per {self.rate_limit.window_hours:g} h"
+                 if self.rate_limit.enabled else "off")
+        return (f"checkpoint: {credit}; leaderboard {board}; rate limit {limit} (course.toml [checkpoint], "
+                f"[checkpoint.leaderboard], [checkpoint.rate_limit]; README.md, \"Checkpoint options\")")
+
     @property
     def max_checkpoint_bytes(self) -> int:
         return int(self.max_checkpoint_mb * 2**20)
@@ -141,7 +211,25 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "zero_credit_threshold": (int, float),
     "points": (int, float), "bonus_points": (int, float), "visibility": (str,), "test_images": (int,),
     "batch_size": (int,), "threads": (int,), "max_checkpoint_mb": (int, float), "test_split_sources": (list,),
+    "leaderboard": (dict,), "rate_limit": (dict,),
 }
+
+
+def _subtable(key: str, table: Mapping[str, Any], where: str) -> Any:
+    """The settings of ``[checkpoint.<key>]``; unknown keys and wrong types are errors."""
+    cls, types = _SUBTABLES[key]
+    unknown = sorted(set(table) - set(types))
+    if unknown:
+        raise CourseConfigError(f"{where}: unknown key(s) {unknown} in [checkpoint.{key}]; known keys: "
+                                f"{', '.join(types)}")
+    values = {}
+    for name, value in table.items():
+        expected = types[name]
+        if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):
+            raise CourseConfigError(f"{where}: [checkpoint.{key}] {name} must be "
+                                    f"{' or '.join(t.__name__ for t in expected)}, got {value!r}")
+        values[name] = float(value) if float in expected else value
+    return cls(**values)
 
 
 def rubric_from_mapping(table: Mapping[str, Any], where: str = "[checkpoint]") -> CheckpointRubric:
@@ -154,10 +242,14 @@ def rubric_from_mapping(table: Mapping[str, Any], where: str = "[checkpoint]") -
     values: dict[str, Any] = {}
     for key, value in table.items():
         types = _FIELD_TYPES[key]
+        if key in _SUBTABLES and not isinstance(value, dict):
+            raise CourseConfigError(f"{where}: {key} must be a table, [checkpoint.{key}], got {value!r}")
         if isinstance(value, bool) or not isinstance(value, types):
             raise CourseConfigError(f"{where}: {key} must be {' or '.join(t.__name__ for t in types)}, "
                                     f"got {value!r}")
-        if key == "test_split_sources":
+        if key in _SUBTABLES:
+            value = _subtable(key, value, where)
+        elif key == "test_split_sources":
             if not all(isinstance(v, str) for v in value):
                 raise CourseConfigError(f"{where}: test_split_sources must be a list of paths (strings)")
             value = tuple(value)
@@ -201,5 +293,5 @@ def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubri
     return rubric_from_mapping(table, where=f"{path} [checkpoint]")
 
 
-__all__ = ["CREDIT_SCALES", "CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG", "load_course_config",
-           "rubric_from_mapping"]
+__all__ = ["CREDIT_SCALES", "CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG",
+           "LeaderboardSettings", "RateLimitSettings", "load_course_config", "rubric_from_mapping"]

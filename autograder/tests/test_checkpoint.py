@@ -16,10 +16,13 @@ Two tests, one task (``checkpoint``), both marked ``checkpoint`` (left out by
 The rubric (thresholds, points, visibility) is read from the course configuration when this
 module is imported (`autograder.checkpoint.rubric.load_course_config`), so the markers
 below carry the configured values. The checkpoint is graded once per run (a module-scoped
-fixture) by `autograder.checkpoint.grading.grade_checkpoint` in the grader's process: it is
+fixture) by `autograder.checkpoint.grading.grade_submission` in the grader's process (when
+the course's rate limit applies, the latest evaluated submission's result instead); it is
 data loaded with ``weights_only=True``, never code. A bad file fails both tests with the
 loader's message (the student's fault); a missing test split is a `GraderError` (not the
-student's fault), which the results plugin reports as such.
+student's fault), which the results plugin reports as such. The full-credit test also hands
+the grade's record (results.json's ``extra_data.checkpoint``) and, when the course's
+leaderboard is on, the leaderboard entry to the results plugin.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from autograder.checkpoint.grading import CheckpointGrade, grade_checkpoint
+from autograder.checkpoint.grading import CheckpointGrade, grade_submission
 from autograder.checkpoint.rubric import load_course_config
 from autograder.compare import GradingFailure
 
@@ -40,7 +43,7 @@ pytestmark = [pytest.mark.assignment("simclr_homework"), pytest.mark.task("check
 @pytest.fixture(scope="module")
 def checkpoint_grade(submission_dir: Any) -> CheckpointGrade:
     """The submission's checkpoint, loaded, evaluated on the test split and scored (once)."""
-    return grade_checkpoint(submission_dir, RUBRIC)
+    return grade_submission(submission_dir, RUBRIC)
 
 
 def _report(request: pytest.FixtureRequest, output: str, score: float | None = None) -> None:
@@ -54,6 +57,7 @@ def _report(request: pytest.FixtureRequest, output: str, score: float | None = N
 @pytest.mark.visibility(RUBRIC.visibility)
 def test_checkpoint_accuracy(checkpoint_grade: CheckpointGrade, request: pytest.FixtureRequest) -> None:
     grade = checkpoint_grade
+    request.node.user_properties.extend(grade.results_properties())
     if not (grade.ok and grade.score.full_credit):
         if grade.ok and grade.score.points:  # a linear rubric's share of the points
             request.node.user_properties.append(("score", grade.score.points))
