@@ -206,6 +206,9 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
             ssl_scores = _grade_all(ssl, "ssl_methods", folder, grading, say)
             say("\n3. grading two simclr_homework submissions, checkpoint included")
             say(f"   the checkpoint is graded on {_split_source(split)}")
+            from autograder.checkpoint.rubric import load_course_config  # the options in force
+
+            say(f"   {load_course_config().summary()}")
             homework = {
                 "reference solutions + a generated simclr_lin_best.pt (random weights)":
                     (load("solutions/simclr_homework.ipynb"), {"simclr_lin_best.pt": _generated_checkpoint}),
