@@ -383,7 +383,8 @@ def secret_paths(submission: Path, results_path: Path, solutions: Path) -> dict:
                               PROJECT_ROOT / ".git", f"/proc/{os.getpid()}/cwd", f"/proc/{os.getpid()}/environ",
                               f"/proc/{os.getpid()}/mem", "/root"]
     try:
-        from autograder.checkpoint.split import candidate_sources, load_course_config
+        from autograder.checkpoint.rubric import load_course_config
+        from autograder.checkpoint.split import candidate_sources
 
         rubric = load_course_config()
         for _, path, _ in candidate_sources(rubric, PROJECT_ROOT, PROJECT_ROOT / "data", os.environ):
