@@ -361,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(gradescope build|run ARGS: autograder.gradescope's own commands)")
     gradescope_zip.add_build_arguments(gradescope)
     gradescope.set_defaults(run=gradescope_zip.cmd_build)
+    from autograder.checkpoint import command as checkpoint_command  # no torch at import time
+
+    checkpoint_command.add_arguments(commands.add_parser("checkpoint", help="the homework's checkpoint: prepare or "
+                                                         "check the test split, grade one checkpoint"))
     return parser
 
 

@@ -1,7 +1,7 @@
 """The ``[grading]`` table of ``course.toml``: limits of running one submission's code.
 
 Kept free of torch (the command line reads it before starting the sandbox); the
-``[checkpoint]`` table is read by `autograder.checkpoint_grading`, which checks the whole file.
+``[checkpoint]`` table is read by `autograder.checkpoint.rubric`, which checks the whole file.
 """
 
 from __future__ import annotations

@@ -90,24 +90,26 @@ DEMO_TEST_IMAGES = 1_000
 
 def _demo_test_split(folder: Path, say) -> tuple[Path, Path]:
     """A prepared test split and a course configuration whose rubric expects its size."""
-    from autograder import checkpoint_grading as cg
+    from autograder.checkpoint.rubric import load_course_config
+    from autograder.checkpoint.split import save_test_split
     from helpers.data import load_cifar10
 
-    rubric = cg.load_course_config()
+    rubric = load_course_config()
     sources = [(PROJECT_ROOT / s).resolve() if not Path(s).is_absolute() else Path(s) for s in rubric.test_split_sources]
+    sources.append(None)  # then $SSL_LAB_CIFAR10, else torchvision's download in data/ (never downloads)
     images = labels = None
     for source in sources:
         try:
-            images, labels = load_cifar10("test", source=source, root=folder / "data", limit=DEMO_TEST_IMAGES,
-                                          verbose=False)
-            described = f"{len(labels):,} class-balanced CIFAR-10 test images from {source}"
+            images, labels = load_cifar10("test", source=source, root=folder / "data" if source else PROJECT_ROOT / "data",
+                                          download=False, limit=DEMO_TEST_IMAGES, verbose=False)
+            described = f"{len(labels):,} class-balanced CIFAR-10 test images from {source or 'the local copy'}"
             break
         except Exception:  # noqa: BLE001 - try the next source; the synthetic set is the last resort
             continue
     if images is None:
         images, labels = load_cifar10("test", synthetic=True, verbose=False)
         described = f"the SYNTHETIC stand-in's {len(labels):,} test images (no CIFAR-10 copy found; not CIFAR-10)"
-    split = cg.save_test_split(images, labels, folder / "demo-test-split.pt", described)
+    split = save_test_split(images, labels, folder / "demo-test-split.pt", described)
     config = folder / "demo-course.toml"
     config.write_text(f"# The demo's rubric: course.toml's, graded on {len(labels)} images instead of 10,000.\n"
                       f"[checkpoint]\ntest_images = {len(labels)}\n")
@@ -115,9 +117,9 @@ def _demo_test_split(folder: Path, say) -> tuple[Path, Path]:
 
 
 def _split_source(path: Path) -> str:
-    from autograder import checkpoint_grading as cg
+    from autograder.checkpoint.split import load_test_split_file
 
-    return cg.load_test_split_file(path).source
+    return load_test_split_file(path).source
 
 
 def _generated_checkpoint(path: Path) -> Path:
@@ -204,6 +206,9 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
             ssl_scores = _grade_all(ssl, "ssl_methods", folder, grading, say)
             say("\n3. grading two simclr_homework submissions, checkpoint included")
             say(f"   the checkpoint is graded on {_split_source(split)}")
+            from autograder.checkpoint.rubric import load_course_config  # the options in force
+
+            say(f"   {load_course_config().summary()}")
             homework = {
                 "reference solutions + a generated simclr_lin_best.pt (random weights)":
                     (load("solutions/simclr_homework.ipynb"), {"simclr_lin_best.pt": _generated_checkpoint}),

@@ -42,7 +42,9 @@ Running (``run_autograder`` calls ``python -m autograder.gradescope run``, as ro
    students' code can neither read the grader, the reference or the test split, nor write
    the results;
 2. grade ``/autograder/submission`` with `autograder.grading.grade` in this (root) process,
-   which writes ``/autograder/results/results.json`` itself;
+   which writes ``/autograder/results/results.json`` itself; ``/autograder/submission_metadata.json``
+   is named to the checkpoint tests (``$SSL_LAB_SUBMISSION_METADATA``) for the course's rate
+   limit of checkpoint evaluations (`autograder.checkpoint.rate_limit`; off by default);
 3. check the results against Gradescope's format (``gradescope_files/results.schema.json``)
    and print the score table to stdout (which Gradescope shows to instructors only);
 4. if the grader itself crashed, still write a valid ``results.json`` that says so (score 0,
@@ -139,7 +141,7 @@ def _git_commit(root: Path) -> str | None:
 
 def _embedded_test_split(test_split: Path, rubric, workdir: Path) -> tuple[Path, dict]:
     """A prepared test split file for the zip, from a prepared file or any CIFAR-10 source."""
-    from autograder.checkpoint_grading import TestSplitUnavailable, load_test_split_file, prepare_test_split
+    from autograder.checkpoint.split import TestSplitUnavailable, load_test_split_file, prepare_test_split
     from helpers.data import DataSourceError
 
     test_split = Path(test_split).expanduser()
@@ -185,7 +187,7 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
         BuildError: unknown assignment, a missing file, a test split for an assignment
             without a checkpoint, or a test split / course configuration that cannot be used.
     """
-    from autograder.checkpoint_grading import CourseConfigError, load_course_config
+    from autograder.checkpoint.rubric import CourseConfigError, load_course_config
 
     assignments = _assignments()
     if assignment not in assignments:
@@ -340,6 +342,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if split:
         print("test split: " + (f"embedded ({split['images']:,} images from {split['source']})" if split["embedded"]
                                 else "downloaded by setup.sh when Gradescope builds the image"))
+    if "checkpoint_rubric" in info:
+        from autograder.checkpoint.rubric import load_course_config
+
+        print(load_course_config(args.course_config or PROJECT_ROOT / "autograder" / "course.toml").summary())
     print("Upload the zip on the assignment's 'Configure Autograder' page (base image: Ubuntu 22.04, the default); "
           "see README.md, 'For instructors'.")
     return 0
@@ -415,10 +421,12 @@ def run(root: str | os.PathLike, assignment: str) -> int:
         print(f"lock-down: {line}", flush=True)
     try:
         from autograder import grading
+        from autograder.checkpoint.rate_limit import metadata_named
 
         options = grading.GradeOptions(assignment=assignment, results=results_path,
                                        progress=lambda text: print(text, flush=True))
-        outcome = grading.grade(root / "submission", options)
+        with metadata_named(root / "submission_metadata.json"):
+            outcome = grading.grade(root / "submission", options)
         results = outcome.results
         print("\n" + grading.summary_table(results), flush=True)
         print(f"score {results['score']:g} ({time.monotonic() - started:.1f} s); exit code {outcome.exit_code}")

@@ -383,10 +383,11 @@ def secret_paths(submission: Path, results_path: Path, solutions: Path) -> dict:
                               PROJECT_ROOT / ".git", f"/proc/{os.getpid()}/cwd", f"/proc/{os.getpid()}/environ",
                               f"/proc/{os.getpid()}/mem", "/root"]
     try:
-        from autograder import checkpoint_grading
+        from autograder.checkpoint.rubric import load_course_config
+        from autograder.checkpoint.split import candidate_sources
 
-        rubric = checkpoint_grading.load_course_config()
-        for _, path, _ in checkpoint_grading._candidates(rubric, PROJECT_ROOT, PROJECT_ROOT / "data", os.environ):
+        rubric = load_course_config()
+        for _, path, _ in candidate_sources(rubric, PROJECT_ROOT, PROJECT_ROOT / "data", os.environ):
             if path.exists():
                 read.append(path)
     except Exception:  # noqa: BLE001 - a broken course.toml is reported by the checkpoint test

@@ -8,7 +8,11 @@ Every graded test carries three markers (CONVENTIONS.md 9: the rubric sits on th
 
 and a docstring whose first line says what is asked (CONVENTIONS.md 10). A passing test may
 set its output, and an extra-credit test (``points(0)``) its score, through
-``request.node.user_properties``: ``("output", text)``, ``("score", number)``. A test module
+``request.node.user_properties``: ``("output", text)``, ``("score", number)``; a failing
+test may set a partial score the same way (kept within 0 and its max score). Any graded test
+may add to results.json's ``extra_data`` (``("extra_data", mapping)``) and its
+``leaderboard`` (``("leaderboard", [{"name", "value", "order"}, ...])``, Gradescope's
+leaderboard entries). A test module
 declares which assignment it grades with ``pytestmark = pytest.mark.assignment("...")``;
 the plugin keeps only the tests of the assignment being graded, so adding a graded file
 (e.g. the checkpoint tests) is adding one module. Tests marked ``checkpoint`` are left out
@@ -39,6 +43,7 @@ MAX_RESULTS_BYTES = 1_000_000
 TEST_OUTPUT_CHARS = 6000
 PRINTED_CHARS = 2500
 TOP_OUTPUT_CHARS = 12000
+SMALL_EXTRA_CHARS = 2000  # an extra_data entry kept when results.json must shrink
 
 
 class GraderError(RuntimeError):
@@ -116,6 +121,8 @@ class ResultsPlugin:
         self.progress = progress
         self.results: dict[str, GradedTest] = {}
         self.grader_errors: list[str] = []
+        self.extra_data: dict[str, Any] = {}
+        self.leaderboard: list[dict] = []
 
     # --- configuration and collection ------------------------------------------------------
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -169,6 +176,11 @@ class ResultsPlugin:
             return
         if call.when == "call":
             result.seconds = call.duration
+            for key, value in report.user_properties:
+                if key == "extra_data" and isinstance(value, dict):
+                    self.extra_data.update(value)
+                elif key == "leaderboard" and isinstance(value, list):
+                    self.leaderboard += value
         if report.passed and call.when == "call":
             # A passing test may set its score (extra credit above a max_score of 0) and its
             # output with request.node.user_properties.append(("score", x) / ("output", text)).
@@ -180,6 +192,9 @@ class ResultsPlugin:
             result.output, result.grader_error = self._failure_message(call.excinfo)
             if result.grader_error:
                 self.grader_errors.append(f"{item.nodeid}: {result.output}")
+            elif call.when == "call":  # partial credit (e.g. the checkpoint's linear rubric)
+                partial = dict(report.user_properties).get("score", 0.0)
+                result.score = min(max(float(partial), 0.0), result.max_score)
         if call.when in ("call", "setup") and (report.failed or call.when == "call"):
             printed = self.take_output()
             if printed.strip():
@@ -242,8 +257,10 @@ def build_results(plugin: ResultsPlugin | None, notes: list[str], execution_time
         "output_format": "text",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"tasks": tasks, **(extra or {})},
+        "extra_data": {"tasks": tasks, **(plugin.extra_data if plugin else {}), **(extra or {})},
     }
+    if plugin and plugin.leaderboard:
+        results["leaderboard"] = plugin.leaderboard
     return shrink(results)
 
 
@@ -265,7 +282,9 @@ def shrink(results: dict) -> dict:
         for test in results["tests"]:
             test["output"] = clean_text(test["output"], limit) if limit else ""
         results["output"] = clean_text(results["output"], max(limit, 200))
-    results["extra_data"] = {}
+    # Keep the small entries (e.g. the checkpoint's record, which its rate limit reads from earlier results).
+    results["extra_data"] = {key: value for key, value in results["extra_data"].items()
+                             if len(json.dumps(value)) <= SMALL_EXTRA_CHARS}
     return results
 
 

@@ -122,7 +122,7 @@ def _machine() -> dict:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from autograder.checkpoint_grading import available_cpus
+    from autograder.checkpoint.evaluation import available_cpus
 
     return {"platform": platform.platform(), "cpu": cpu, "cpus_available": available_cpus(),
             "load_average_before": os.getloadavg()}
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from autograder.checkpoint_grading import load_course_config, prepare_test_split
+    from autograder.checkpoint.rubric import load_course_config
+    from autograder.checkpoint.split import prepare_test_split
     from helpers.checkpoint import save_classifier
     from helpers.data import CIFAR10_MEAN, CIFAR10_STD
     from helpers.models import LinearClassifier
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         record["test_split"] = {"source": args.source, "file_mb": round(split_path.stat().st_size / 2**20, 1)}
         torch.manual_seed(0)
         save_classifier(LinearClassifier(mean=CIFAR10_MEAN, std=CIFAR10_STD), work / "submission" / "simclr_lin_best.pt")
-        baseline = _run(args.python, "-c", "import autograder.checkpoint_grading, helpers.models", [], env)
+        baseline = _run(args.python, "-c", "import autograder.checkpoint.grading, helpers.models", [], env)
         record["import_baseline"] = {k: baseline[k] for k in ("wall_s", "peak_rss_mb")}
         print(f"import only: {baseline['wall_s']} s, peak RSS {baseline['peak_rss_mb']} MiB", flush=True)
         for threads in args.threads:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from autograder import sandbox
-    from autograder.checkpoint_grading import prepare_test_split
+    from autograder.checkpoint.split import prepare_test_split
     from benchmarks.checkpoint_eval import _child_torch
     from benchmarks.machine import cpu_model
     from helpers.checkpoint import save_classifier

@@ -1,7 +1,9 @@
-"""Tests of autograder.checkpoint_grading and the graded checkpoint tests (autograder/tests/test_checkpoint.py).
+"""Tests of the autograder.checkpoint package (test split, loading, evaluation, grading) and the graded
+checkpoint tests (autograder/tests/test_checkpoint.py); the rubric and its scoring are in
+tests/test_checkpoint_rubric.py.
 
-Accuracies are known without training anything: `calibration_classifier` is a genuine
-ResNet-18 classifier whose weights are set so that it predicts the class encoded in an
+Accuracies are known without training anything (tests/checkpoint_fixtures.py): `calibration_classifier`
+is a genuine ResNet-18 classifier whose weights are set so that it predicts the class encoded in an
 image's red level, and `calibration_test_split(total, correct)` labels exactly `correct`
 images with the class they show. The graded tests run through the real results plugin
 (`autograder.results.ResultsPlugin`) in a nested pytest session, as the grader runs them,
@@ -27,41 +29,28 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import checkpoint_grading as cg
-from autograder.assignments import ASSIGNMENTS
-from autograder.checkpoint_grading import (CheckpointRubric, CourseConfigError, TestSplitUnavailable,
-                                           calibration_classifier, calibration_test_split, check_zip_expansion,
-                                           evaluate_classifier, fold_batchnorm, format_percent, grade_checkpoint,
-                                           load_course_config, load_submitted_classifier, locate_checkpoint,
-                                           resolve_test_split, save_test_split, score_accuracy)
-from autograder.results import ResultsPlugin, build_results
+from autograder.checkpoint import evaluation, split as split_module
+from autograder.checkpoint.evaluation import evaluate_classifier, fold_batchnorm
+from autograder.checkpoint.grading import grade_checkpoint
+from autograder.checkpoint.loading import check_zip_expansion, load_submitted_classifier, locate_checkpoint
+from autograder.checkpoint.rubric import DEFAULT_CONFIG, ENV_CONFIG, CheckpointRubric, load_course_config
+from autograder.checkpoint.split import TestSplitUnavailable, resolve_test_split, save_test_split
+from checkpoint_fixtures import (calibration_classifier, calibration_test_split, checkpoint_tests, run_graded,
+                                 save_calibration_checkpoint, small_split_env, write_config)
 from helpers.checkpoint import CheckpointError, save_classifier
 from helpers.models import LinearClassifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-GRADED_TESTS = PROJECT_ROOT / "autograder" / "tests"
-GRADED_MODULE = GRADED_TESTS / "test_checkpoint.py"
-TASKS = list(ASSIGNMENTS["simclr_homework"].tasks)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 # ======================================================================================
-# Fixtures and helpers
+# Fixtures
 # ======================================================================================
-def write_config(path: Path, **values) -> Path:
-    """A course.toml with a [checkpoint] table of `values`."""
-    lines = ["[checkpoint]"]
-    for key, value in values.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def calibration_checkpoint(tmp_path_factory) -> Path:
-    """The calibration classifier saved with helpers.save_classifier (a real 45 MB checkpoint)."""
-    return save_classifier(calibration_classifier(), tmp_path_factory.mktemp("calibration") / "simclr_lin_best.pt")
+    return save_calibration_checkpoint(tmp_path_factory.mktemp("calibration"))
 
 
 @pytest.fixture(scope="module")
@@ -77,134 +66,6 @@ def weightless() -> dict[str, torch.Tensor]:
             light[key] = torch.tensor(index / 1000 if value.is_floating_point() else index,
                                       dtype=value.dtype).expand(value.shape)
     return light
-
-
-def small_split_env(monkeypatch, tmp_path: Path, total: int, correct: int, **config) -> Path:
-    """Point the grader at a calibration split of `total` images and a matching course config."""
-    split = calibration_test_split(total, correct)
-    path = save_test_split(split.images, split.labels, tmp_path / f"split-{total}-{correct}.pt", split.source)
-    settings = dict(test_images=total, batch_size=32, threads=1)
-    settings.update(config)
-    monkeypatch.setenv(cg.ENV_TEST_SPLIT, str(path))
-    monkeypatch.setenv(cg.ENV_CONFIG, str(write_config(tmp_path / "course.toml", **settings)))
-    return path
-
-
-class _ContextPlugin:
-    """Hands a grading context to autograder/tests/conftest.py, as autograder.grading does."""
-
-    def __init__(self, context: SimpleNamespace) -> None:
-        self.sslgrader_context = context
-
-
-def run_graded(submission: Path) -> tuple[ResultsPlugin, dict]:
-    """Run autograder/tests/test_checkpoint.py as the grader does; returns (plugin, results.json dict).
-
-    The module is imported afresh so that it reads the current course configuration.
-    """
-    sys.modules.pop("autograder.tests.test_checkpoint", None)
-    plugin = ResultsPlugin("simclr_homework", TASKS)
-    context = SimpleNamespace(submission_dir=submission, extracted=SimpleNamespace(task_problem=lambda task: None))
-    code = pytest.main([str(GRADED_MODULE), "-c", str(GRADED_TESTS / "pytest.ini"), "--rootdir", str(GRADED_TESTS),
-                        "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
-                        "-W", "ignore::DeprecationWarning"],
-                       plugins=[plugin, _ContextPlugin(context)])
-    assert code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), code
-    error = ("The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)
-             if plugin.grader_errors else None)
-    return plugin, build_results(plugin, [], 0.0, error=error)
-
-
-def checkpoint_tests(results: dict) -> dict[str, dict]:
-    """The checkpoint tests of a results dict, by kind ("accuracy" / "bonus")."""
-    tests = [t for t in results["tests"] if t["tags"] == ["checkpoint"]]
-    return {("bonus" if "Bonus" in t["name"] else "accuracy"): t for t in tests}
-
-
-# ======================================================================================
-# Scoring
-# ======================================================================================
-@pytest.mark.parametrize(
-    ("correct", "total", "points", "bonus", "shown"),
-    [
-        (7499, 10_000, 0.0, 0.0, "74.99"),
-        (7500, 10_000, 10.0, 0.0, "75.00"),
-        (8499, 10_000, 10.0, 0.0, "84.99"),
-        (8500, 10_000, 10.0, 5.0, "85.00"),
-        (10_000, 10_000, 10.0, 5.0, "100.00"),
-        (0, 10_000, 0.0, 0.0, "0.00"),
-        (3, 4, 10.0, 0.0, "75.00"),
-        (74_999, 100_000, 0.0, 0.0, "74.99"),  # 74.999 % is shown rounded down, never as 75.00
-        (2, 3, 0.0, 0.0, "66.66"),
-    ],
-)
-def test_thresholds_are_inclusive_and_exact(correct, total, points, bonus, shown):
-    """75 % earns full credit, 74.99 % (or 74.999 %) earns nothing, 85 % earns the bonus on
-    top; the accuracy shown is rounded down so it never looks like a pass when it is not."""
-    score = score_accuracy(correct, total, CheckpointRubric())
-    assert (score.points, score.bonus_points) == (points, bonus)
-    assert score.full_credit == (points > 0) and score.bonus == (bonus > 0)
-    assert score.percent_text == shown == format_percent(correct, total)
-
-
-def test_missing_images_and_custom_thresholds():
-    rubric = CheckpointRubric(full_credit_threshold=74.99, bonus_threshold=90.0, points=7, bonus_points=2)
-    assert score_accuracy(7499, 10_000, rubric).points == 7  # 74.99 is exact, not 74.9899999...
-    low = score_accuracy(7120, 10_000, CheckpointRubric())
-    assert (low.missing_for_full, low.missing_for_bonus) == (380, 1380)
-    assert cg._shortfall_text(low, 75.0, low.missing_for_full) == "3.80 percentage points (380 more correct images)"
-    no_bonus = CheckpointRubric(bonus_points=0)
-    assert not score_accuracy(10_000, 10_000, no_bonus).bonus
-
-
-@pytest.mark.parametrize(("correct", "total"), [(-1, 10), (11, 10), (0, 0)])
-def test_impossible_counts_are_refused(correct, total):
-    with pytest.raises(ValueError):
-        score_accuracy(correct, total, CheckpointRubric())
-
-
-# ======================================================================================
-# The course configuration
-# ======================================================================================
-def test_shipped_course_toml_matches_the_defaults_and_the_seed():
-    """The shipped course.toml states the rubric of the seed: 75 % / 85 %, 5 bonus credits."""
-    rubric = load_course_config(cg.DEFAULT_CONFIG)
-    assert rubric == CheckpointRubric()
-    assert (rubric.full_credit_threshold, rubric.bonus_threshold, rubric.bonus_points) == (75.0, 85.0, 5.0)
-    assert rubric.file == "simclr_lin_best.pt" and rubric.test_images == 10_000
-
-
-def test_config_from_environment_overrides_defaults(tmp_path, monkeypatch):
-    path = write_config(tmp_path / "c.toml", points=7, bonus_points=0, full_credit_threshold=60,
-                        visibility="after_due_date", test_split_sources=["/data/cifar"])
-    monkeypatch.setenv(cg.ENV_CONFIG, str(path))
-    rubric = load_course_config()
-    assert rubric == CheckpointRubric(points=7.0, bonus_points=0.0, full_credit_threshold=60.0,
-                                      visibility="after_due_date", test_split_sources=("/data/cifar",))
-    assert not rubric.has_bonus
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("[checkpoint]\npoint = 3\n", "unknown key(s) 'point' (did you mean 'points'?)"),
-        ("[checkpoint]\npoints = \"ten\"\n", "points must be int or float"),
-        ("[checkpoint]\ntest_images = 10000.0\n", "test_images must be int"),
-        ("[checkpoint]\nbonus_threshold = 70\n", "bonus_threshold (70.0) is below full_credit_threshold (75.0)"),
-        ("[checkpoint]\nvisibility = \"public\"\n", "visibility must be one of visible, hidden"),
-        ("[checkpoint]\nfull_credit_threshold = 175\n", "must be a percentage in [0, 100]"),
-        ("[checkpoint]\nfile = \"../x.pt\"\n", "file must be a plain file name"),
-        ("[checkpoints]\npoints = 3\n", "only [checkpoint] and [grading] are read"),
-        ("[checkpoint\n", "is not valid TOML"),
-    ],
-)
-def test_bad_config_is_a_grader_error_naming_the_problem(tmp_path, text, expected):
-    path = tmp_path / "course.toml"
-    path.write_text(text)
-    with pytest.raises(CourseConfigError) as info:
-        load_course_config(path)
-    assert expected in str(info.value)
-    assert isinstance(info.value, cg.GraderError)
 
 
 # ======================================================================================
@@ -245,7 +106,7 @@ def test_split_resolution_order(tmp_path, monkeypatch):
     explicit = calibration_test_split(20, 3, seed=5)
     path = save_test_split(explicit.images, explicit.labels, tmp_path / "explicit.pt", "explicit copy")
     split = resolve_test_split(rubric, project_root=project, data_root=data_root,
-                               environ={cg.ENV_TEST_SPLIT: str(path)})
+                               environ={split_module.ENV_TEST_SPLIT: str(path)})
     assert split.source.startswith("explicit copy") and "$SSL_LAB_TEST_SPLIT" in split.source
     torch.testing.assert_close(split.labels, explicit.labels, rtol=0, atol=0)
 
@@ -259,7 +120,7 @@ def test_no_split_is_a_grader_error_listing_what_was_tried(tmp_path):
     assert str(tmp_path / "data" / "cifar10-test.pt") in message and str(tmp_path / "nowhere") in message
     assert "--test-split" in message and "prepare" in message
     with pytest.raises(TestSplitUnavailable, match="does not exist"):
-        resolve_test_split(rubric, project_root=tmp_path, environ={cg.ENV_TEST_SPLIT: str(tmp_path / "x.pt")})
+        resolve_test_split(rubric, project_root=tmp_path, environ={split_module.ENV_TEST_SPLIT: str(tmp_path / "x.pt")})
 
 
 def test_partial_or_damaged_split_is_refused(tmp_path):
@@ -280,10 +141,10 @@ def test_partial_or_damaged_split_is_refused(tmp_path):
 
 def test_prepare_copies_a_prepared_file_and_decodes_a_source(tmp_path):
     source = _jpeg_source(tmp_path / "jpeg", per_class=1)
-    out = cg.prepare_test_split(tmp_path / "a.pt", source=source, download=False, verbose=False)
-    split = cg.load_test_split_file(out)
+    out = split_module.prepare_test_split(tmp_path / "a.pt", source=source, download=False, verbose=False)
+    split = split_module.load_test_split_file(out)
     assert len(split) == 10 and f"from {source.resolve()}" in split.source
-    again = cg.load_test_split_file(cg.prepare_test_split(tmp_path / "b.pt", source=out, verbose=False))
+    again = split_module.load_test_split_file(split_module.prepare_test_split(tmp_path / "b.pt", source=out, verbose=False))
     torch.testing.assert_close(again.images, split.images, rtol=0, atol=0)
     assert again.source.split(", prepared copy")[0] == split.source.split(", prepared copy")[0]
 
@@ -430,8 +291,8 @@ def test_freed_memory_is_reused_during_evaluation_and_the_defaults_come_back(mon
     memory of the one before instead of faulting fresh pages in), and afterwards restores
     glibc's defaults and returns the memory, also when the evaluation fails."""
     libc = _FakeLibc()
-    monkeypatch.setattr(cg, "_glibc", lambda: libc)
-    with cg.reuse_freed_memory() as active:
+    monkeypatch.setattr(evaluation, "_glibc", lambda: libc)
+    with evaluation.reuse_freed_memory() as active:
         assert active
         assert libc.calls == [("mallopt", -3, 1 << 30), ("mallopt", -1, 1 << 30)]
     assert libc.calls[2:] == [("mallopt", -3, 128 * 1024), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]
@@ -443,8 +304,8 @@ def test_freed_memory_is_reused_during_evaluation_and_the_defaults_come_back(mon
     assert [call[0] for call in libc.calls] == ["mallopt"] * 4 + ["malloc_trim"]
     assert libc.calls[-3:-1] == [("mallopt", -3, 128 * 1024), ("mallopt", -1, 128 * 1024)]
 
-    monkeypatch.setattr(cg, "_glibc", lambda: None)  # macOS, Windows, musl: nothing to change
-    with cg.reuse_freed_memory() as active:
+    monkeypatch.setattr(evaluation, "_glibc", lambda: None)  # macOS, Windows, musl: nothing to change
+    with evaluation.reuse_freed_memory() as active:
         assert not active
 
 
@@ -452,9 +313,9 @@ def test_glibc_is_found_only_where_it_is(monkeypatch):
     import platform
 
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert cg._glibc() is not None
+        assert evaluation._glibc() is not None
     monkeypatch.setattr(platform, "libc_ver", lambda *args, **kwargs: ("", ""))
-    assert cg._glibc() is None
+    assert evaluation._glibc() is None
 
 
 class _Failing(nn.Module):
@@ -469,7 +330,9 @@ def test_grading_path_does_not_import_torchvision(tmp_path):
     save_classifier(LinearClassifier(mean=CIFAR_MEAN, std=CIFAR_STD), tmp_path / "simclr_lin_best.pt")
     code = f"""
 import sys, torch
-from autograder.checkpoint_grading import evaluate_classifier, fold_batchnorm, load_course_config, load_submitted_classifier
+from autograder.checkpoint.evaluation import evaluate_classifier, fold_batchnorm
+from autograder.checkpoint.loading import load_submitted_classifier
+from autograder.checkpoint.rubric import load_course_config
 from pathlib import Path
 classifier = load_submitted_classifier(Path({str(tmp_path / "simclr_lin_best.pt")!r}), load_course_config(), torch.device("cpu"))
 evaluation = evaluate_classifier(fold_batchnorm(classifier), torch.zeros(3, 32, 32, 3, dtype=torch.uint8),
@@ -486,7 +349,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision"))
 
 
 def test_available_cpus_is_within_the_affinity():
-    assert 1 <= cg.available_cpus() <= max(1, len(os.sched_getaffinity(0)))
+    assert 1 <= evaluation.available_cpus() <= max(1, len(os.sched_getaffinity(0)))
 
 
 # ======================================================================================
@@ -542,6 +405,34 @@ def test_graded_points_and_thresholds_come_from_the_course_config(tmp_path, monk
     assert tests["accuracy"]["visibility"] == "after_published"
     assert "74.00 % >= 70 % earns 7 points" in tests["accuracy"]["output"]
     assert "reaches 70 % accuracy" in tests["accuracy"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("correct", "accuracy", "bonus"),
+    [(70, ("failed", 0.0), ("failed", 0.0)), (80, ("failed", 5.0), ("failed", 0.0)),
+     (95, ("passed", 10.0), ("passed", 2.5))],
+)
+def test_graded_linear_rubric_gives_partial_credit(tmp_path, monkeypatch, calibration_checkpoint, correct, accuracy,
+                                                   bonus):
+    """credit = "linear", 0 at 70 %, full at 90 %, bonus up to 100 %: 80 % fails the
+    full-credit test with 5 of its 10 points (Gradescope shows the partial score), 95 % passes
+    it and earns half the bonus; the test names state the scale."""
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
+    small_split_env(monkeypatch, tmp_path, 100, correct, credit="linear", zero_credit_threshold=70,
+                    full_credit_threshold=90, bonus_threshold=100)
+    plugin, results = run_graded(submission)
+    assert not plugin.grader_errors
+    tests = checkpoint_tests(results)
+    assert (tests["accuracy"]["status"], tests["accuracy"]["score"]) == accuracy
+    assert (tests["bonus"]["status"], tests["bonus"]["score"]) == bonus
+    assert (tests["accuracy"]["max_score"], tests["bonus"]["max_score"]) == (10.0, 0.0)
+    assert results["score"] == accuracy[1] + bonus[1]
+    assert "scaled from 0 points at 70 % to 10 points at 90 %" in tests["accuracy"]["name"]
+    if correct == 80:
+        assert "80.00 % stands 50.00 % of the way from 70 % to 90 %, so this checkpoint earns 5 of 10 points" in \
+            tests["accuracy"]["output"]
 
 
 def _hostile_pickle(marker: Path) -> bytes:
@@ -650,8 +541,8 @@ def test_every_bad_file_gets_a_clear_message_and_zero(tmp_path, monkeypatch, wei
 def test_missing_test_split_is_a_grader_error_in_results(tmp_path, monkeypatch, calibration_checkpoint):
     """A good checkpoint on a grader without test data: both tests fail as grader errors and
     the results say so (not the student's fault); a bad checkpoint still gets its own message."""
-    monkeypatch.setattr(cg, "PROJECT_ROOT", tmp_path / "empty-project")
-    monkeypatch.setenv(cg.ENV_CONFIG, str(write_config(tmp_path / "course.toml", test_split_sources=[])))
+    monkeypatch.setattr(split_module, "PROJECT_ROOT", tmp_path / "empty-project")
+    monkeypatch.setenv(ENV_CONFIG, str(write_config(tmp_path / "course.toml", test_split_sources=[])))
     submission = tmp_path / "submission"
     submission.mkdir()
     os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
@@ -683,7 +574,7 @@ def test_random_classifier_on_the_real_test_split_scores_about_chance(cifar_sour
     torch.manual_seed(0)
     submission = tmp_path / "submission"
     save_classifier(LinearClassifier(mean=CIFAR_MEAN, std=CIFAR_STD), submission / "simclr_lin_best.pt")
-    rubric = dataclasses.replace(load_course_config(cg.DEFAULT_CONFIG), test_split_sources=(str(cifar_source),))
+    rubric = dataclasses.replace(load_course_config(DEFAULT_CONFIG), test_split_sources=(str(cifar_source),))
     split = resolve_test_split(rubric, project_root=tmp_path, data_root=data_root, environ={})
     assert len(split) == 10_000 and torch.bincount(split.labels).tolist() == [1000] * 10
     grade = grade_checkpoint(submission, rubric, test_split=split, device="cpu", threads=2)

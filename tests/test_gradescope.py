@@ -24,8 +24,9 @@ import jsonschema
 import pytest
 
 from autograder import gradescope
-from autograder.checkpoint_grading import calibration_classifier, calibration_test_split, save_test_split
+from autograder.checkpoint.split import save_test_split
 from autograder.gradescope import RESULTS_SCHEMA, BuildError, build_zip, validate_results
+from checkpoint_fixtures import calibration_classifier, calibration_test_split
 from helpers.checkpoint import save_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -238,11 +239,57 @@ def test_cli_builds_the_zip(tmp_path, capsys):
     assert "unknown assignment 'homework'" in capsys.readouterr().err
 
 
+def test_homework_build_says_which_checkpoint_options_are_on(tmp_path, capsys):
+    """Building the homework's zip prints the checkpoint's credit rule, leaderboard and rate
+    limit as configured, where the instructor looks right after building."""
+    from autograder import cli
+
+    course = tmp_path / "course.toml"
+    course.write_text('[checkpoint]\ncredit = "linear"\nzero_credit_threshold = 70\nfull_credit_threshold = 90\n'
+                      'bonus_threshold = 100\n[checkpoint.leaderboard]\nenabled = true\n'
+                      '[checkpoint.rate_limit]\nevaluations = 2\nwindow_hours = 12\n')
+    assert cli.main(["gradescope", "--assignment", "simclr_homework", "--output", str(tmp_path / "a")]) == 0
+    assert "checkpoint: threshold credit (10 points at 75 %, +5 bonus at 85 %); leaderboard off; rate limit off" \
+        in capsys.readouterr().out
+    assert cli.main(["gradescope", "--assignment", "simclr_homework", "--course-config", str(course),
+                     "--output", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "linear credit (0 points at 70 % up to 10 at 90 %, +5 bonus growing up to 100 %)" in out
+    assert "leaderboard on" in out and "rate limit 2 evaluation(s) per 12 h" in out
+    with zipfile.ZipFile(tmp_path / "b" / "simclr_homework-autograder.zip") as opened:
+        rubric = json.loads(opened.read("BUILD.json"))["checkpoint_rubric"]
+    assert rubric["leaderboard"]["enabled"] and rubric["rate_limit"] == {"evaluations": 2, "window_hours": 12.0}
+
+
+def test_run_names_the_submission_metadata_to_the_grader(tmp_path, monkeypatch):
+    """run_autograder's grading reads /autograder/submission_metadata.json for the checkpoint's
+    rate limit ($SSL_LAB_SUBMISSION_METADATA while grading, restored afterwards)."""
+    from autograder import grading
+    from autograder.checkpoint.rate_limit import ENV_METADATA
+    from autograder.results import write_json_atomic
+
+    seen = {}
+
+    def fake_grade(folder, options):
+        seen["metadata"] = os.environ.get(ENV_METADATA)
+        results = {"score": 0.0, "output": "", "tests": [], "extra_data": {}}
+        write_json_atomic(results, options.results)
+        return grading.GradeOutcome(results, 0, options.results, "ssl_methods")
+
+    monkeypatch.setattr(grading, "grade", fake_grade)
+    monkeypatch.delenv(ENV_METADATA, raising=False)
+    (tmp_path / "submission").mkdir()
+    assert gradescope.run(tmp_path, "ssl_methods") == 0
+    assert seen["metadata"] == str(tmp_path / "submission_metadata.json")
+    assert ENV_METADATA not in os.environ
+
+
 @pytest.mark.realdata
 def test_homework_zip_embeds_the_real_test_split(cifar_source, tmp_path):
     """--test-split ../shared/data/cifar10-jpeg embeds the full 10,000-image split as
     data/cifar10-test.pt, and the grader code reads it back from an unpacked zip."""
-    from autograder.checkpoint_grading import CheckpointRubric, resolve_test_split
+    from autograder.checkpoint.rubric import CheckpointRubric
+    from autograder.checkpoint.split import resolve_test_split
 
     archive = build_zip("simclr_homework", tmp_path / "dist", test_split=cifar_source)
     with zipfile.ZipFile(archive) as opened:
