@@ -1,6 +1,7 @@
-"""Answers to `barlow_loss` (barlow_loss): the correct ways students write it and their known mistakes.
+"""Answers to `barlow_loss` (its cell defines `barlow_loss`; graded in ssl_methods.ipynb and simclr_homework.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Answers to `barlow_step` (barlow_train_step): the correct ways students write it and their known mistakes.
+"""Answers to `barlow_step` (its cell defines `barlow_train_step`; graded in ssl_methods.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

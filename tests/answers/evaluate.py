@@ -1,6 +1,7 @@
-"""Answers to `evaluate` (evaluate): the correct ways students write it and their known mistakes.
+"""Answers to `evaluate` (its cell defines `evaluate`; graded in simclr_homework.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Answers to `extract_features` (extract_features_and_labels): the correct ways students write it and their known mistakes.
+"""Answers to `extract_features` (its cell defines `extract_features_and_labels`; graded in ssl_methods.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Answers to `finetune_step` (finetune_train_step): the correct ways students write it and their known mistakes.
+"""Answers to `finetune_step` (its cell defines `finetune_train_step`; graded in simclr_homework.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Answers to `nt_xent` (nt_xent): the correct ways students write it and their known mistakes.
+"""Answers to `nt_xent` (its cell defines `nt_xent`; graded in ssl_methods.ipynb and simclr_homework.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Answers to `probes` (run_knn_probe, run_linear_probe): the correct ways students write it and their known mistakes.
+"""Answers to `probes` (its cell defines `run_knn_probe`, `run_linear_probe`; graded in ssl_methods.ipynb).
 
-See tests/answers/__init__.py for what each field promises.
+The correct ways students write it and their known mistakes; tests/answers/__init__.py says
+what each field promises.
 """
 
 from __future__ import annotations
