@@ -25,62 +25,48 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: Three classic mistakes, as a student would write the graded cells.
-PARTLY_WRONG = {
-    "nt_xent": '''import torch
-import torch.nn.functional as F
+#: The partly wrong submission: three classic mistakes (task -> answer) of the project's corpus
+#: of student answers, which tests/test_grading_answers.py grades (they cost 11 of 34 points):
+#: the EPFL markdown's 1/N in NT-Xent, beta and 1 - beta swapped in the EMA, and the target's EMA
+#: update before the online network's optimiser step.
+PARTLY_WRONG = {"nt_xent": "mean_over_n", "ema": "swapped_weights", "byol_step": "ema_before_step"}
+#: The corpus (a test fixture, so outside the shipped packages): the demo runs from a checkout.
+ANSWERS = PROJECT_ROOT / "tests" / "answers"
 
 
-def nt_xent(z1, z2, tau=0.5):
-    # Mistake: the EPFL markdown's 1/N (the mean is over the 2N anchors).
-    n = z1.shape[0]
-    z = torch.cat([z1, z2])
-    logits = (z @ z.T / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
-    return F.cross_entropy(logits, targets, reduction="sum") / n
-''',
-    "ema": '''import torch
+def partly_wrong_sources() -> dict[str, str]:
+    """task -> the source of the graded cell the partly wrong submission holds (read from `ANSWERS`)."""
+    import importlib.util
 
-
-class EMA:
-    def __init__(self, beta=0.99):
-        self.beta = beta
-
-    @torch.no_grad()
-    def update(self, online, target):
-        # Mistake: beta and 1 - beta swapped.
-        for o, t in zip(online.parameters(), target.parameters()):
-            t.mul_(1 - self.beta).add_(o, alpha=self.beta)
-''',
-    "byol_step": '''import torch
-
-
-def byol_train_step(online, target, ema, optimizer, x1, x2):
-    optimizer.zero_grad()
-    _, _, prediction = online(torch.cat([x1, x2]))
-    with torch.no_grad():
-        _, projection, _ = target(torch.cat([x2, x1]))
-    loss = (2 - 2 * (prediction * projection).sum(dim=-1)).mean()
-    loss.backward()
-    ema.update(online, target)  # Mistake: the target follows the online network *before* its update.
-    optimizer.step()
-    return loss.item()
-''',
-}
+    if not (ANSWERS / "__init__.py").is_file():
+        raise FileNotFoundError(f"the demo reads its partly wrong answers from {ANSWERS}, a folder of the "
+                                "project's checkout; run the demo from a checkout of SSL Lab")
+    spec = importlib.util.spec_from_file_location("ssl_lab_demo_answers", ANSWERS / "__init__.py",
+                                                  submodule_search_locations=[str(ANSWERS)])
+    corpus = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = corpus  # the corpus's task modules import it by this name
+    try:
+        spec.loader.exec_module(corpus)
+    finally:
+        for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
+            del sys.modules[name]
+    return {task: corpus.answer(task, name).source for task, name in PARTLY_WRONG.items()}
 
 
 def _partly_wrong(solution: dict) -> dict:
+    sources = partly_wrong_sources()
     notebook = copy.deepcopy(solution)
     for cell in notebook["cells"]:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in PARTLY_WRONG:
-            cell["source"] = PARTLY_WRONG[grade_id]
+        if grade_id in sources:
+            cell["source"] = sources[grade_id]
     return notebook
 
 
