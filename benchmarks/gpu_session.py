@@ -361,10 +361,12 @@ def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, devic
     from helpers.train import fit
 
     return fit(run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
-               epochs=epochs, batch_size=recipe.batch_size, warmup_epochs=min(recipe.warmup_epochs, epochs),
-               augment=augment, amp=amp, compile=compiled, device=device, checkpoint=None,
-               extra_state=run.extra_state, on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-               smoke=False, seed=0, progress=False, verbose=False)
+               **recipe.fit_kwargs(
+                   epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs), augment=augment, amp=amp,
+                   compile=compiled, device=device, checkpoint=None, extra_state=run.extra_state,
+                   on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+                   smoke=False, seed=0, progress=False, verbose=False,
+               ))
 
 
 def paths_worker(args) -> int:

@@ -288,32 +288,6 @@ def load_data(source: str | None, data_root: Path, smoke: bool, synthetic: bool)
 # ======================================================================================
 # Methods
 # ======================================================================================
-class _EMABetaSchedule:
-    """BYOL's target decay per epoch, ``recipe.ema_beta_at(finished epochs)``.
-
-    Kept in fit's checkpoint (``extra_state``) as the number of finished epochs, so a resumed
-    run starts with the beta of the epoch it resumes at.
-    """
-
-    def __init__(self, ema, recipe) -> None:
-        self.ema, self.recipe = ema, recipe
-        self.finished = 0
-        self.ema.beta = recipe.ema_beta_at(0)
-
-    def __call__(self, epoch: int, history) -> dict[str, float]:
-        used = self.ema.beta
-        self.finished = epoch
-        self.ema.beta = self.recipe.ema_beta_at(epoch)  # for the next (0-based `epoch`) epoch
-        return {"ema_beta": used}
-
-    def state_dict(self) -> dict[str, int]:
-        return {"finished_epochs": self.finished}
-
-    def load_state_dict(self, state: Mapping[str, int]) -> None:
-        self.finished = int(state["finished_epochs"])
-        self.ema.beta = self.recipe.ema_beta_at(self.finished)
-
-
 @dataclasses.dataclass
 class MethodRun:
     """What fit needs for one method: the model trained and probed (BYOL: the online network),
@@ -327,16 +301,17 @@ class MethodRun:
     optimizer_description: str
 
 
-def _sgd(parameters, recipe, device: torch.device) -> tuple[torch.optim.Optimizer, str]:
-    """The recipes' SGD, fused (one kernel per parameter group) wherever torch has it: CUDA, and
-    the CPU in recent versions (`benchmarks/train_overheads.py` measured the step about 3x
-    faster than the default ``foreach`` one on a 2-core CPU)."""
-    kwargs = {"lr": recipe.lr, "momentum": recipe.momentum, "weight_decay": recipe.weight_decay}
+def _sgd(parameters, recipe) -> tuple[torch.optim.Optimizer, str]:
+    """The recipe's optimiser (`recipe.optimizer`), fused (one kernel per parameter group)
+    wherever torch has it: CUDA, and the CPU in recent versions (`benchmarks/train_overheads.py`
+    measured the step about 3x faster than the default ``foreach`` one on a 2-core CPU)."""
     parameters = list(parameters)
     try:
-        return torch.optim.SGD(parameters, fused=True, **kwargs), f"SGD(fused=True, {kwargs})"
+        optimizer, options = recipe.optimizer(parameters, fused=True), "fused=True, "
     except (TypeError, RuntimeError, ValueError):  # an older torch, a device or dtype without the kernel
-        return torch.optim.SGD(parameters, **kwargs), f"SGD({kwargs})"
+        optimizer, options = recipe.optimizer(parameters), ""
+    settings = {name: optimizer.defaults[name] for name in ("lr", "momentum", "weight_decay")}
+    return optimizer, f"{type(optimizer).__name__}({options}{settings})"
 
 
 def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> MethodRun:
@@ -344,7 +319,7 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
     method = recipe.method
     if method == "simclr":
         model = reference["SimCLRModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
-        optimizer, described = _sgd(model.parameters(), recipe, device)
+        optimizer, described = _sgd(model.parameters(), recipe)
         train_step = reference["simclr_train_step"]
 
         def step(x1, x2):
@@ -356,8 +331,8 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
         target = copy.deepcopy(online)  # same initial weights
         target.requires_grad_(False)  # moved only by the EMA
         ema = reference["EMA"](beta=recipe.ema_beta)
-        schedule = _EMABetaSchedule(ema, recipe)
-        optimizer, described = _sgd(online.parameters(), recipe, device)
+        schedule = recipe.ema_schedule(ema)
+        optimizer, described = _sgd(online.parameters(), recipe)
         train_step = reference["byol_train_step"]
 
         def step(x1, x2):
@@ -366,7 +341,7 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
         return MethodRun(online, optimizer, step, {"target": target, "ema_beta": schedule}, [schedule], described)
     if method == "barlow":
         model = reference["BarlowTwinsModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
-        optimizer, described = _sgd(model.parameters(), recipe, device)
+        optimizer, described = _sgd(model.parameters(), recipe)
         train_step = reference["barlow_train_step"]
 
         def step(x1, x2):
@@ -573,11 +548,12 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
     try:
         history = fit(
             run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
-            epochs=recipe.epochs, batch_size=recipe.batch_size, warmup_epochs=recipe.warmup_epochs,
-            augment=_augment_for(args.smoke, device), monitor=monitor, monitor_every=recipe.knn_every,
-            checkpoint=checkpoint, checkpoint_minutes=args.checkpoint_minutes, extra_state=extra_state,
-            on_epoch_end=clock.on_epoch_end, stop_after_epoch=clock.stop_after_epoch, device=device,
-            compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+            **recipe.fit_kwargs(
+                augment=_augment_for(args.smoke, device), monitor=monitor, checkpoint=checkpoint,
+                checkpoint_minutes=args.checkpoint_minutes, extra_state=extra_state,
+                on_epoch_end=clock.on_epoch_end, stop_after_epoch=clock.stop_after_epoch, device=device,
+                compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+            ),
         )
     except TrainingCheckpointError as error:
         raise SystemExit(f"{checkpoint}: {clock.mismatch or error}") from None
@@ -701,10 +677,11 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
     monitor = _TimedMonitor(_knn_monitor(data), device)
     history = fit(
         run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
-        epochs=epochs, batch_size=recipe.batch_size, warmup_epochs=recipe.warmup_epochs,
-        augment=_augment_for(args.smoke, device), monitor=monitor, monitor_every=1, checkpoint=None,
-        extra_state=run.extra_state, on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-        device=device, compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+        **recipe.fit_kwargs(
+            augment=_augment_for(args.smoke, device), monitor=monitor, monitor_every=1, checkpoint=None,
+            extra_state=run.extra_state, on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+            device=device, compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+        ),
     )
     fast_rows = []
     for epoch, seconds, knn_seconds, value, loss in zip(history.epoch, history.seconds, monitor.calls,
@@ -717,7 +694,7 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         torch.cuda.empty_cache()
 
     # ------------------------------------------------------------ (b) the seeds' pipeline
-    say(f"(b) the seeds' pipeline: per-image augmentation in DataLoader workers, AdamW, scikit-learn k-NN per epoch")
+    say("(b) the seeds' pipeline: per-image augmentation in DataLoader workers, AdamW, scikit-learn k-NN per epoch")
     remaining = None if budget is None else budget - (time.perf_counter() - started) - 5.0
     overrides = {}
     if args.smoke:

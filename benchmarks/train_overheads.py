@@ -68,8 +68,7 @@ def time_optimizer_step(model: torch.nn.Module, implementation: str, device: tor
     options = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[implementation]
     params = [p for p in model.parameters() if p.requires_grad]
     try:
-        optimizer = torch.optim.SGD(params, lr=SIMCLR.lr, momentum=SIMCLR.momentum,
-                                    weight_decay=SIMCLR.weight_decay, **options)
+        optimizer = SIMCLR.optimizer(params, **options)
     except (RuntimeError, TypeError, ValueError) as error:
         return {"implementation": implementation, "error": f"{type(error).__name__}: {error}"[:300]}
     generator = torch.Generator(device=device).manual_seed(0)
@@ -92,7 +91,8 @@ def time_optimizer_step(model: torch.nn.Module, implementation: str, device: tor
 
 def time_checkpoint(model: torch.nn.Module, device: torch.device, repeats: int) -> dict:
     """Median seconds of fit's checkpoint write (its payload, its writer) and the file's size."""
-    from helpers.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, History, _rng_state, _save_atomically
+    from helpers.history import History
+    from helpers.training_state import save_training_state
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for p in model.parameters():  # one step, so the optimiser holds its momentum buffers
@@ -107,10 +107,8 @@ def time_checkpoint(model: torch.nn.Module, device: torch.device, repeats: int) 
         for _ in range(repeats):
             _sync(device)
             started = time.perf_counter()
-            _save_atomically({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": {},
-                              "finished_epochs": 100, "model": model.state_dict(),
-                              "optimizer": optimizer.state_dict(), "extra_state": {}, "loss_scaler": None,
-                              "base_lrs": [0.1], "history": history.to_dict(), "rng": _rng_state()}, path)
+            save_training_state(path, config={}, finished_epochs=100, model=model, optimizer=optimizer,
+                                extra_state={}, scaler=None, base_lrs=[0.1], history=history)
             times.append(time.perf_counter() - started)
             size = path.stat().st_size
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats,

@@ -1,5 +1,8 @@
-"""SimCLR's two-view augmentation for a whole batch on the device, every image with its own
-random parameters.
+"""Every augmentation the bundle's training runs on a whole batch on the device, every image
+with its own random parameters: SimCLR's two views (`BatchTwoViewAugment`, self-supervised
+pre-training) and the standard CIFAR crop and flip (`BatchCropFlip`, supervised fine-tuning).
+`helpers.train.fit` picks them by default (``augment="auto"``). (The seeds' per-image
+torchvision pipeline, for DataLoader workers on a CPU, is `helpers.data.TwoViewTransform`.)
 
 The seeds' ``SimCLRTransform`` (EPFL exercise 2) runs torchvision per image in DataLoader
 workers: RandomResizedCrop(32, scale=(0.2, 1)), RandomHorizontalFlip, ColorJitter(0.8s, 0.8s,
@@ -525,3 +528,41 @@ class BatchTwoViewAugment(nn.Module):
         params = self.sample_params(2 * batch, generator=generator, device=images.device, image_size=(height, width))
         views = self.apply(torch.cat((images, images)), params)  # (2B, 3, S, S): view 1, then view 2
         return views[:batch], views[batch:]
+
+
+class BatchCropFlip(nn.Module):
+    """The standard CIFAR training augmentation for a uint8 batch on the device: pad by
+    `padding` pixels (zeros), take a random crop of the original size, flip horizontally with
+    probability `flip_p` (He et al. 2016, https://arxiv.org/abs/1512.03385, section 4.2) --
+    every image with its own offsets and flip.
+
+    ``batched = True`` tells `fit` to call it on whole batches:
+    ``forward(images uint8 (B, H, W, 3), generator=None) -> float32 (B, 3, H, W) in [0, 1]``.
+    """
+
+    batched = True
+
+    def __init__(self, padding: int = 4, flip_p: float = 0.5) -> None:
+        super().__init__()
+        if padding < 0 or not 0.0 <= flip_p <= 1.0:
+            raise ValueError(f"need padding >= 0 and 0 <= flip_p <= 1, got {padding}, {flip_p}")
+        self.padding, self.flip_p = int(padding), float(flip_p)
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"BatchCropFlip expects uint8 (B, H, W, 3), got {tuple(images.shape)}")
+        batch, height, width, _ = images.shape
+        pad, device = self.padding, images.device
+        padded = F.pad(images, (0, 0, pad, pad, pad, pad))  # (B, H+2p, W+2p, 3)
+        top = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)  # (B,)
+        left = torch.randint(0, 2 * pad + 1, (batch,), generator=generator, device=device)  # (B,)
+        flip = torch.rand(batch, generator=generator, device=device) < self.flip_p  # (B,)
+        rows = top[:, None] + torch.arange(height, device=device)  # (B, H)
+        cols = torch.arange(width, device=device).expand(batch, width)  # (B, W)
+        cols = torch.where(flip[:, None], cols.flip(1), cols) + left[:, None]  # (B, W), mirrored if flipped
+        image_index = torch.arange(batch, device=device)[:, None, None]  # (B, 1, 1)
+        crops = padded[image_index, rows[:, :, None], cols[:, None, :]]  # (B, H, W, 3)
+        return crops.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, flip_p={self.flip_p}"

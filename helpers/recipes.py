@@ -4,6 +4,13 @@ A notebook takes a recipe and overrides fields by keyword, e.g.
 ``recipe = dataclasses.replace(SIMCLR, epochs=50)``. Every recipe states where it comes
 from and what was changed for this bundle.
 
+A recipe also produces what the training loop needs, so that the notebooks, the homework and
+the benchmarks train the same way and cannot drift apart: its optimiser
+(``recipe.optimizer(model.parameters())``) and `helpers.train.fit`'s loop configuration
+(``fit(step, model, optimizer, images, labels, **recipe.fit_kwargs(monitor=..., checkpoint=...))``:
+epochs, batch size, views, warmup and schedule, k-NN monitor interval). BYOL's target decay
+schedule is `EMABetaSchedule` (``BYOL.ema_schedule(ema)``), the only copy of it.
+
 The seeds trained with AdamW at lr 0.5-0.6 (seed erratum 4), a learning rate of SGD/LARS
 scale that AdamW does not converge with. All recipes here use SGD with momentum, the linear
 scaling rule ``lr = base_lr * batch_size / 256`` (Goyal et al. 2017) and a warmup + cosine
@@ -12,11 +19,60 @@ schedule, the set-up of lightly's CIFAR-10 benchmarks and of solo-learn's CIFAR 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class _SGDRecipe:
+    """What every recipe does with its fields ``base_lr``, ``batch_size``, ``momentum`` and
+    ``weight_decay``: the linear scaling rule, the optimiser, fit's configuration."""
+
+    @property
+    def lr(self) -> float:
+        """The learning rate after the linear scaling rule: ``base_lr * batch_size / 256``."""
+        return self.base_lr * self.batch_size / 256
+
+    def to_dict(self) -> dict:
+        """All fields plus the derived ``lr``, for reports and benchmark records."""
+        return {**asdict(self), "lr": self.lr}
+
+    def optimizer(self, params: Iterable, **options: Any):
+        """``torch.optim.SGD`` over `params` with the recipe's ``lr``, momentum and weight decay.
+
+        Args:
+            params: parameters, or parameter groups (a group's own ``"lr"`` wins, e.g. a smaller
+                encoder learning rate when fine-tuning everything).
+            options: more keyword arguments of ``torch.optim.SGD``, e.g. ``fused=True``.
+        """
+        import torch
+
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                               **options)
+
+    def fit_kwargs(self, **settings: Any) -> dict[str, Any]:
+        """Keyword arguments of `helpers.train.fit` for this recipe, plus `settings`.
+
+        The recipe decides ``epochs``, ``batch_size``, ``views``, ``warmup_epochs``, ``schedule``
+        (and ``monitor_every`` for pre-training); `settings` adds the rest (``monitor``,
+        ``checkpoint``, ``device``, ``on_epoch_end`` ...) and overrides any of the recipe's
+        (e.g. ``monitor_every=1``). A name fit does not take is a TypeError here, not a silently
+        ignored setting.
+        """
+        import inspect
+
+        from helpers.train import fit
+
+        known = {name for name, p in inspect.signature(fit).parameters.items() if p.kind is p.KEYWORD_ONLY}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise TypeError(f"fit takes no keyword argument {', '.join(map(repr, unknown))}; known: {sorted(known)}")
+        return {**self._loop(), **settings}  # _loop: each recipe's own part of the configuration
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(_SGDRecipe):
     """Hyperparameters shared by the three methods.
 
     Attributes:
@@ -43,14 +99,10 @@ class Recipe:
     proj_dim: int = 128
     knn_every: int = 5
 
-    @property
-    def lr(self) -> float:
-        """The learning rate after the linear scaling rule: ``base_lr * batch_size / 256``."""
-        return self.base_lr * self.batch_size / 256
-
-    def to_dict(self) -> dict:
-        """All fields plus the derived ``lr``, for reports and benchmark records."""
-        return {**asdict(self), "lr": self.lr}
+    def _loop(self) -> dict[str, Any]:
+        # Two views per image; linear warmup, then the cosine to 0, per step.
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "views": 2,
+                "warmup_epochs": self.warmup_epochs, "schedule": "cosine", "monitor_every": self.knn_every}
 
 
 @dataclass(frozen=True)
@@ -93,10 +145,49 @@ class BYOLRecipe(Recipe):
         """The EMA decay for (0-based) ``epoch``: ``1 - (1 - beta0) (cos(pi k / K) + 1) / 2``."""
         if not self.ema_cosine:
             return self.ema_beta
-        import math
-
         progress = min(max(epoch / max(self.epochs, 1), 0.0), 1.0)
         return 1.0 - (1.0 - self.ema_beta) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+    def ema_schedule(self, ema: Any) -> EMABetaSchedule:
+        """The `EMABetaSchedule` that sets ``ema.beta`` per epoch along this recipe."""
+        return EMABetaSchedule(ema, self)
+
+
+class EMABetaSchedule:
+    """BYOL's target decay per epoch: sets ``ema.beta = recipe.ema_beta_at(finished epochs)``.
+
+    Both fit's ``on_epoch_end`` (it records the beta the finished epoch used as ``ema_beta`` in
+    the history) and an ``extra_state`` entry: its state is the number of finished epochs, so
+    a resumed run continues with the beta of the epoch it resumes at (for its own `recipe`,
+    e.g. a longer run's)::
+
+        ema = EMA(beta=recipe.ema_beta)
+        schedule = recipe.ema_schedule(ema)
+        fit(step, online, optimizer, images, **recipe.fit_kwargs(
+            extra_state={"target": target, "ema_beta": schedule}, on_epoch_end=schedule))
+
+    Args:
+        ema: the object whose ``beta`` the step's EMA update reads (the notebook's ``EMA``).
+        recipe: a `BYOLRecipe`.
+    """
+
+    def __init__(self, ema: Any, recipe: BYOLRecipe) -> None:
+        self.ema, self.recipe = ema, recipe
+        self.finished = 0
+        self.ema.beta = recipe.ema_beta_at(0)
+
+    def __call__(self, epoch: int, history: Any = None) -> dict[str, float]:
+        used = self.ema.beta
+        self.finished = epoch
+        self.ema.beta = self.recipe.ema_beta_at(epoch)  # for the next (0-based `epoch`) epoch
+        return {"ema_beta": used}
+
+    def state_dict(self) -> dict[str, int]:
+        return {"finished_epochs": self.finished}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.finished = int(state["finished_epochs"])
+        self.ema.beta = self.recipe.ema_beta_at(self.finished)
 
 
 @dataclass(frozen=True)
@@ -118,7 +209,7 @@ class BarlowTwinsRecipe(Recipe):
 
 
 @dataclass(frozen=True)
-class FinetuneRecipe:
+class FinetuneRecipe(_SGDRecipe):
     """Supervised training of the classifier on top of a pre-trained encoder.
 
     ``mode="linear"`` is linear evaluation: the encoder is frozen (weights and batch-norm
@@ -147,13 +238,10 @@ class FinetuneRecipe:
     momentum: float = 0.9
     weight_decay: float = 0.0
 
-    @property
-    def lr(self) -> float:
-        """The head's learning rate after the linear scaling rule."""
-        return self.base_lr * self.batch_size / 256
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "lr": self.lr}
+    def _loop(self) -> dict[str, Any]:
+        # Labelled batches of one view; the cosine to 0 per step, no warmup.
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "views": 1, "warmup_epochs": 0,
+                "schedule": "cosine"}
 
 
 SIMCLR = SimCLRRecipe()

@@ -1,4 +1,5 @@
-"""Tests of helpers.augment.BatchTwoViewAugment and of the augmentation throughput benchmark.
+"""Tests of helpers.augment (BatchTwoViewAugment, BatchCropFlip) and of the augmentation throughput
+benchmark.
 
 Three kinds:
 (a) distributions: every parameter is drawn per image from the same distribution as the
@@ -23,7 +24,7 @@ import torch
 import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as TF
 
-from helpers.augment import BRIGHTNESS, CONTRAST, HUE, JITTER_OPS, SATURATION, BatchTwoViewAugment
+from helpers.augment import BRIGHTNESS, CONTRAST, HUE, JITTER_OPS, SATURATION, BatchCropFlip, BatchTwoViewAugment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NUM_CROPS = 3000  # crop boxes per distribution sample
@@ -484,3 +485,26 @@ def test_benchmark_smoke_run_writes_its_record(tmp_path):
     assert saved["per_image_images_per_s"] > 0 and saved["batched_images_per_s"] > 0
     assert math.isclose(saved["ratio"], saved["batched_images_per_s"] / saved["per_image_images_per_s"], rel_tol=0.01)
     assert saved["command"].startswith("python benchmarks/augment_throughput.py --smoke")
+
+
+# ----------------------------------------------------------------------------- BatchCropFlip
+
+
+def test_batch_crop_flip():
+    """Padding 0 and no flip is the identity; flip_p=1 mirrors; crops are per image and seeded."""
+    images = torch.randint(0, 256, (5, 6, 6, 3), dtype=torch.uint8)
+    plain = images.permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(BatchCropFlip(padding=0, flip_p=0.0)(images), plain)
+    torch.testing.assert_close(BatchCropFlip(padding=0, flip_p=1.0)(images), plain.flip(3))
+    augment = BatchCropFlip(padding=2)
+    a = augment(images, generator=torch.Generator().manual_seed(0))
+    b = augment(images, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, rtol=0.0, atol=0.0)
+    assert a.shape == (5, 3, 6, 6) and a.dtype == torch.float32
+    # Every output is a shifted (and maybe mirrored) window of the zero-padded image.
+    padded = torch.nn.functional.pad(plain, (2, 2, 2, 2))
+    for i in range(5):
+        windows = [padded[i, :, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
+        assert any(torch.equal(a[i], w) or torch.equal(a[i], w.flip(2)) for w in windows)
+    many = BatchCropFlip(padding=4)(torch.randint(0, 256, (64, 6, 6, 3), dtype=torch.uint8).expand(64, 6, 6, 3))
+    assert len({tuple(v.flatten().tolist()) for v in many}) > 10

@@ -1,4 +1,5 @@
-"""Tests of helpers.train: the generic fit loop, its schedule, checkpoints/resume and loss scaling.
+"""Tests of helpers.train: the generic fit loop, its schedule, its training state (resume), its
+history and mixed precision (helpers.training_state, helpers.history, helpers.precision).
 
 Everything runs on the CPU with tiny models and 8x8 images; per-epoch seeding makes resumed
 runs bit-identical to uninterrupted ones here, so those comparisons use zero tolerance.
@@ -22,7 +23,6 @@ from torch import nn
 from torch.testing import assert_close
 
 from helpers.train import (
-    BatchCropFlip,
     DynamicLossScaler,
     History,
     TrainingCheckpointError,
@@ -447,26 +447,6 @@ def test_auto_augment_on_cpu_is_the_per_image_transform(job, monkeypatch):
     assert len(made) == 1 and seen == [(8, 3, 32, 32)] * 2  # TwoViewTransform() crops to 32
 
 
-def test_batch_crop_flip():
-    """Padding 0 and no flip is the identity; flip_p=1 mirrors; crops are per image and seeded."""
-    images = torch.randint(0, 256, (5, 6, 6, 3), dtype=torch.uint8)
-    plain = images.permute(0, 3, 1, 2).float() / 255
-    assert_close(BatchCropFlip(padding=0, flip_p=0.0)(images), plain)
-    assert_close(BatchCropFlip(padding=0, flip_p=1.0)(images), plain.flip(3))
-    augment = BatchCropFlip(padding=2)
-    a = augment(images, generator=torch.Generator().manual_seed(0))
-    b = augment(images, generator=torch.Generator().manual_seed(0))
-    assert_close(a, b, **EXACT)
-    assert a.shape == (5, 3, 6, 6) and a.dtype == torch.float32
-    # Every output is a shifted (and maybe mirrored) window of the zero-padded image.
-    padded = F.pad(plain, (2, 2, 2, 2))
-    for i in range(5):
-        windows = [padded[i, :, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
-        assert any(torch.equal(a[i], w) or torch.equal(a[i], w.flip(2)) for w in windows)
-    many = BatchCropFlip(padding=4)(torch.randint(0, 256, (64, 6, 6, 3), dtype=torch.uint8).expand(64, 6, 6, 3))
-    assert len({tuple(v.flatten().tolist()) for v in many}) > 10
-
-
 # --------------------------------------------------------------------------------------
 # Checkpoints and resuming
 # --------------------------------------------------------------------------------------
@@ -818,15 +798,15 @@ def test_fit_fp16_runs_with_a_loss_scaler_and_checkpoints_it(job, tmp_path):
 
 def recorded_writes(monkeypatch):
     """The finished_epochs of every checkpoint fit writes (the files are still written)."""
-    import helpers.train as train
+    import helpers.training_state as training_state
 
-    writes, real_save = [], train._save_atomically
+    writes, real_save = [], training_state._save_atomically
 
     def save(payload, path):
         writes.append(payload["finished_epochs"])
         real_save(payload, path)
 
-    monkeypatch.setattr(train, "_save_atomically", save)
+    monkeypatch.setattr(training_state, "_save_atomically", save)
     return writes
 
 
