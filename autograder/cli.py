@@ -31,12 +31,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from autograder.contract import ASSIGNMENTS
+
 USAGE_ERROR = 64
 GRADER_ERROR = 2
 
 
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", choices=["ssl_methods", "simclr_homework"],
+    parser.add_argument("--assignment", choices=list(ASSIGNMENTS),
                         help="which assignment (default: detected from the notebook's file name)")
     parser.add_argument("--solutions", type=Path, default=None,
                         help="folder of the reference notebooks (default: the project's solutions/)")

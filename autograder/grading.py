@@ -32,6 +32,7 @@ from torch import nn
 from autograder import extract as extraction
 from autograder import conform, harness, protocol, sandbox
 from autograder.assignments import ASSIGNMENTS, Assignment, find_notebook
+from autograder.contract import TASKS
 from autograder.results import GraderError, ResultsPlugin, build_results, format_table, write_json_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def load_reference(assignment: str, solutions_dir: Path = SOLUTIONS_DIR) -> dict
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _REFERENCES:
         roots = {"device", "EMA"} | {n for task in ASSIGNMENTS[assignment].tasks
-                                     for n in extraction.TASK_NAMES.get(task, ())}
+                                     for n in TASKS.get(task, ())}
         try:
             namespace = extraction.load_trusted(extraction.extract(path), module_name=f"reference_{assignment}",
                                                 roots=roots)
