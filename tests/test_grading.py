@@ -239,15 +239,10 @@ def _readme_point_claims(points=None) -> list[str]:
     """The point totals README.md states, each computed from the graded tests' ``points``
     markers (`points`, default `autograder.tests.tasks.unit_points`) and the course's
     checkpoint points."""
-    import warnings
-
     from autograder.checkpoint_grading import load_course_config
+    from autograder.tests.tasks import unit_points
 
-    with warnings.catch_warnings():  # the markers are registered by the grader's plugin, not here
-        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-        from autograder.tests.tasks import unit_points
-
-        ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
+    ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
     checkpoint = load_course_config(PROJECT_ROOT / "autograder" / "course.toml").points
     return [f"the reference solutions ({ssl:g} / {ssl:g})", f"/ {ssl:g});", f"gets the {hw:g} unit-test points",
             f"(0 / {checkpoint:g},", f"(0 / {hw + checkpoint:g},", f"The {hw:g} points of the unit tests",
