@@ -8,7 +8,9 @@ student sees as the test's name.
 
 Every test runs the same harness operation on the reference (``reference.run``, in the grader)
 and on the submission (``student.run``, in the sandboxed worker) with the same seeded inputs,
-and compares.
+and compares. A hidden test whose inputs can vary while every correct answer still passes (same
+shapes, other values) takes its seeds through the ``draw`` fixture, so a course can draw them
+per submission (`autograder.hidden_inputs`); the others keep their fixed seeds.
 
 What the submission cannot forge: it runs in the same process as the harness operations and
 can rewrite them, so every result is first held against the reference's form

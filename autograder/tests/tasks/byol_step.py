@@ -6,7 +6,7 @@ trajectory.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -74,15 +74,15 @@ class TestBYOLStep(StepTests):
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
-    def test_two_steps(self, student: Any, reference: Any) -> None:
+    def test_two_steps(self, student: Any, reference: Any, draw: Callable) -> None:
         """Two consecutive steps with one optimiser (gradients must not accumulate)."""
-        self._byol(student, reference, steps=2, seed=102, requires_grad=False)
+        self._byol(student, reference, steps=2, seed=draw(102), requires_grad=False)
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
-    def test_stop_gradient(self, student: Any, reference: Any) -> None:
+    def test_stop_gradient(self, student: Any, reference: Any, draw: Callable) -> None:
         """No gradient reaches the target network, even when its parameters require grad."""
-        actual = self._byol(student, reference, steps=1, seed=103, requires_grad=True)
+        actual = self._byol(student, reference, steps=1, seed=draw(103), requires_grad=True)
         touched = actual["steps"][0]["target_grads"]
         if touched:
             fail(f"the target network received gradients ({', '.join(touched[:3])}...): compute its projections "

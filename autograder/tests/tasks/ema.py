@@ -4,7 +4,7 @@ without autograd history, the online network untouched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -36,17 +36,17 @@ class TestEMA:
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
-    def test_repeated_updates(self, student: Any, reference: Any) -> None:
+    def test_repeated_updates(self, student: Any, reference: Any, draw: Callable) -> None:
         """Three updates with beta = 0.75; the online network and its gradients are untouched."""
-        _, actual = self._run(student, reference, beta=0.75, updates=3, requires_grad=False, seed=72)
+        _, actual = self._run(student, reference, beta=0.75, updates=3, requires_grad=False, seed=draw(72))
         if not actual["online_grads_kept"]:
             fail("EMA.update changed the online network's gradients; it must only write the target's weights.")
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
-    def test_in_place_without_autograd(self, student: Any, reference: Any) -> None:
+    def test_in_place_without_autograd(self, student: Any, reference: Any, draw: Callable) -> None:
         """In place, without autograd history, also when the target's parameters require grad."""
-        _, actual = self._run(student, reference, beta=0.6, updates=2, requires_grad=True, seed=73)
+        _, actual = self._run(student, reference, beta=0.6, updates=2, requires_grad=True, seed=draw(73))
         if not actual["same_objects"]:
             fail("EMA.update replaced the target's parameter objects; update them in place "
                  "(e.g. `target_param.mul_(beta).add_(online_param, alpha=1 - beta)` inside torch.no_grad()), "

@@ -4,7 +4,7 @@ in order, optionally normalised, without gradients.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -47,9 +47,9 @@ class TestExtractFeatures:
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
-    def test_normalize_without_gradients(self, student: Any, reference: Any) -> None:
+    def test_normalize_without_gradients(self, student: Any, reference: Any, draw: Callable) -> None:
         """normalize=True gives unit rows, and the features carry no autograd graph."""
-        actual = self._case(student, reference, "features-list", True, seed=14)
+        actual = self._case(student, reference, "features-list", True, seed=draw(14))
         if actual.get("features_require_grad"):
             fail("the features still require gradients: extract them inside `with torch.no_grad():` (or "
                  "detach them), so no autograd graph is kept for the whole dataset.")
