@@ -38,12 +38,17 @@ from typing import Any
 from autograder.batch import GRADER_ERROR
 from autograder.contract import ASSIGNMENTS
 
+from autograder.contract import ASSIGNMENTS
+
 USAGE_ERROR = 64
 
 
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assignment", choices=list(ASSIGNMENTS),
                         help="which assignment (default: detected from the notebook's file name)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the hidden tests' inputs, for a reproducible regrade (default: course.toml "
+                             "[grading] hidden_seed; results.json names the seed it used)")
     parser.add_argument("--solutions", type=Path, default=None,
                         help="folder of the reference notebooks (default: the project's solutions/)")
     parser.add_argument("--call-timeout", type=float, default=None,
@@ -100,7 +105,8 @@ def _options(args: argparse.Namespace, results: Path | None, progress: Any) -> A
 
     return grading.GradeOptions(assignment=args.assignment, results=results,
                                 solutions=args.solutions or grading.SOLUTIONS_DIR, limits=_limits(args),
-                                isolation=args.isolation, unit_only=args.unit_only, progress=progress)
+                                isolation=args.isolation, unit_only=args.unit_only, progress=progress,
+                                seed=args.seed)
 
 
 def _say(text: str) -> None:
@@ -153,6 +159,8 @@ def _serve_command(args: argparse.Namespace) -> list[str]:
             command += [flag, str(value)]
     if args.unit_only:
         command.append("--unit-only")
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
     return command
 
 

@@ -31,11 +31,16 @@ def grading_settings_from_mapping(table: Any, where: str = "[grading]") -> dict[
     """The ``[grading]`` settings, validated (CourseConfigError names a bad key or value)."""
     if not isinstance(table, dict):
         raise CourseConfigError(f"{where} must be a table")
-    unknown = sorted(set(table) - set(GRADING_DEFAULTS))
+    unknown = sorted(set(table) - set(GRADING_DEFAULTS) - {"hidden_seed"})
     if unknown:
         raise CourseConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(GRADING_DEFAULTS)}")
     settings = dict(GRADING_DEFAULTS)
     for key, value in table.items():
+        if key == "hidden_seed":  # not a time limit: checked here, used by autograder.hidden_inputs
+            from autograder.hidden_inputs import parse_setting
+
+            parse_setting(value, where=f"{where} {key}")
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 3600:
             raise CourseConfigError(f"{where}: {key} must be a number of seconds between 1 and 3600, not {value!r}")
         settings[key] = float(value)

@@ -32,21 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Contract (DESIGN.md, "Graded tasks"): task id -> the names its graded cell defines.
-TASK_NAMES: dict[str, tuple[str, ...]] = {
-    "extract_features": ("extract_features_and_labels",),
-    "probes": ("run_knn_probe", "run_linear_probe"),
-    "simclr_forward": ("SimCLRModel",),
-    "nt_xent": ("nt_xent",),
-    "simclr_step": ("simclr_train_step",),
-    "byol_forward": ("BYOLModel",),
-    "ema": ("EMA",),
-    "byol_step": ("byol_train_step",),
-    "barlow_loss": ("barlow_loss",),
-    "barlow_step": ("barlow_train_step",),
-    "finetune_step": ("finetune_train_step",),
-    "evaluate": ("evaluate",),
-}
+from .contract import TASKS  # relative: the sandboxed worker imports this module as sslgrader_worker.extract
 
 #: Calls whose result a kept top-level assignment may bind (cheap, no training).
 SAFE_CALLS = frozenset({"get_device", "smoke_mode", "torch.device", "helpers.get_device",
@@ -142,7 +128,7 @@ class ExtractedNotebook:
         by_id = [c for c in self.cells if c.grade_id == task]
         if by_id:
             return by_id[-1]
-        names = set(TASK_NAMES.get(task, ()))
+        names = set(TASKS.get(task, ()))
         candidates = [c for c in self.cells if names & set(c.names)]
         return candidates[-1] if candidates else None
 

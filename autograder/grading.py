@@ -30,8 +30,10 @@ import torch
 from torch import nn
 
 from autograder import extract as extraction
-from autograder import conform, harness, protocol, sandbox
+from autograder import conform, harness, hidden_inputs, protocol, sandbox
 from autograder.assignments import ASSIGNMENTS, Assignment, find_notebook
+from autograder.contract import TASKS
+from autograder.course_settings import CourseConfigError
 from autograder.results import GraderError, ResultsPlugin, build_results, format_table, write_json_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +61,7 @@ def load_reference(assignment: str, solutions_dir: Path = SOLUTIONS_DIR) -> dict
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _REFERENCES:
         roots = {"device", "EMA"} | {n for task in ASSIGNMENTS[assignment].tasks
-                                     for n in extraction.TASK_NAMES.get(task, ())}
+                                     for n in TASKS.get(task, ())}
         try:
             namespace = extraction.load_trusted(extraction.extract(path), module_name=f"reference_{assignment}",
                                                 roots=roots)
@@ -269,6 +271,7 @@ class GradeOptions:
     isolation: str = "auto"
     unit_only: bool = False
     progress: Callable[[str], None] | None = None
+    seed: int | None = None  # the hidden tests' seed (regrades); default: course.toml's hidden_seed
 
 
 @dataclass
@@ -282,6 +285,7 @@ class GradingContext:
     student: Student
     reference: Reference
     worker: sandbox.Worker
+    hidden_seed: int | None = None  # the hidden tests draw their inputs from it (None: their fixed seeds)
 
 
 class SuitePlugin:
@@ -333,7 +337,9 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
     worker = None
     plugin = ResultsPlugin(name, list(assignment.tasks), unit_only=options.unit_only, progress=options.progress)
     error_text = None
+    hidden_seed = None
     try:
+        hidden_seed, seed_source = hidden_inputs.choose(hidden_inputs.load_setting(), folder, notebook, options.seed)
         isolation = sandbox.detect_isolation(options.isolation)
         if not (Path(options.solutions) / assignment.notebook).is_file():
             raise GraderError(f"the reference notebook {Path(options.solutions) / assignment.notebook} is missing")
@@ -346,14 +352,15 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
                                 secrets=secret_paths(folder, results_path, Path(options.solutions)),
                                 restart_zygote=lambda: sandbox.shared_zygote(isolation, options.limits, preload))
         plugin.take_output = worker.take_output
-        context = GradingContext(assignment, folder, notebook, extracted, Student(worker, reference), reference, worker)
+        context = GradingContext(assignment, folder, notebook, extracted, Student(worker, reference), reference, worker,
+                                 hidden_seed)
         code = run_suite(plugin, SuitePlugin(context))
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             plugin.grader_errors.append(f"pytest ended with {code!r}")
         report = worker.load_report
         if report.output.strip():
             notes.append("While its definitions were loaded, your notebook printed:\n" + report.output[-3000:])
-    except (GraderError, sandbox.SandboxError) as error:
+    except (GraderError, sandbox.SandboxError, CourseConfigError) as error:
         plugin.grader_errors.append(str(error))
     except Exception as error:  # noqa: BLE001 - a bug of the grader: still a valid results.json, exit 2
         plugin.grader_errors.append(f"{type(error).__name__}: {error}\n{traceback.format_exc()[-2000:]}")
@@ -371,7 +378,11 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
         extra["student_code_seconds"] = round(worker.budget.used, 2)
     if plugin.grader_errors:
         extra["grader_errors"] = [e[:2000] for e in plugin.grader_errors]
+    if hidden_seed is not None:
+        extra["hidden_seed"] = {"seed": hidden_seed, "source": seed_source}
     results = build_results(plugin, notes, time.monotonic() - started, extra, error=error_text)
+    if hidden_seed is not None:  # instructors only: the seed that reproduces this grading
+        results["tests"].append(hidden_inputs.seed_test(hidden_seed, seed_source))
     return finish(results, 2 if plugin.grader_errors else 0)
 
 

@@ -76,7 +76,7 @@ PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.utils.dat
            "helpers.checkpoint", "helpers.probes", "helpers.train", "helpers.recipes", "helpers.plots",
            "helpers.checks")
 #: Files copied into the worker's package (the only grader code the sandbox sees; no answers).
-WORKER_MODULES = ("protocol.py", "harness.py", "worker.py", "extract.py", "confine.py")
+WORKER_MODULES = ("protocol.py", "harness.py", "worker.py", "extract.py", "contract.py", "confine.py")
 PACKAGE = "sslgrader_worker"
 
 #: Caps on one answer of the worker: the grader's memory stays bounded whatever a submission returns.

@@ -47,6 +47,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from autograder.gradescope import GRADER_REQUIREMENTS, IMAGE_VENV, build_zip  # noqa: E402
 from autograder.wheels import TORCH_CPU_INDEX, reachable  # noqa: E402
+from autograder.contract import ASSIGNMENTS  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MIRRORS = {"bookworm": "http://deb.debian.org/debian", "trixie": "http://deb.debian.org/debian",
@@ -156,7 +157,7 @@ def step_seconds(log: list[dict]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--assignment", default="ssl_methods", choices=["ssl_methods", "simclr_homework"])
+    parser.add_argument("--assignment", default="ssl_methods", choices=list(ASSIGNMENTS))
     parser.add_argument("--suite", default="bookworm", choices=sorted(MIRRORS))
     parser.add_argument("--torch-wheels", type=Path, default=None,
                         help="folder with CPU wheels of torch and torchvision, used when PyTorch's CPU index "

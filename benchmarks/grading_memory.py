@@ -45,7 +45,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-ASSIGNMENTS = ("ssl_methods", "simclr_homework")
+from autograder.contract import ASSIGNMENTS  # noqa: E402
 
 
 def _tree_memory(root: "psutil.Process") -> tuple[float, float, int]:

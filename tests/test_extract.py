@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from autograder import extract
+from autograder.contract import TASKS
 from autograder.grading import ASSIGNMENTS, find_notebook
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -131,14 +132,13 @@ def test_reference_extraction_keeps_what_the_tasks_need(tmp_path):
     training imports), and the solutions define every task of their assignment."""
     for assignment in ASSIGNMENTS.values():
         extracted = extract.extract(PROJECT_ROOT / "solutions" / assignment.notebook)
-        names = {n for task in assignment.tasks for n in extract.TASK_NAMES.get(task, ())}
+        names = {n for task in assignment.cell_tasks for n in TASKS[task]}
         needed = extract.needed_statements(extracted.statements, names | {"EMA", "device"})
         bound = {n for s in needed for n in s.names}
         assert names <= bound, names - bound
         assert not bound & {"plt", "plot_history", "fit", "show_images"}, bound
-        for task in assignment.tasks:
-            if task in extract.TASK_NAMES:
-                assert extracted.task_cell(task).grade_id == task
+        for task in assignment.cell_tasks:
+            assert extracted.task_cell(task).grade_id == task
 
 
 @pytest.mark.parametrize("files, assignment, expected, note", [
@@ -312,10 +312,14 @@ def test_extract_imports_alone_as_in_the_workers_package(tmp_path):
     import subprocess
     import sys
 
+    from autograder import sandbox
+
     package = tmp_path / "worker_copy"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    shutil.copy(PROJECT_ROOT / "autograder" / "extract.py", package / "extract.py")
+    for name in ("extract.py", "contract.py"):  # extract imports the task registry relatively
+        assert name in sandbox.WORKER_MODULES
+        shutil.copy(PROJECT_ROOT / "autograder" / name, package / name)
     code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import worker_copy.extract"
     done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)

@@ -27,12 +27,13 @@ from autograder import gradescope
 from autograder.checkpoint.split import save_test_split
 from autograder.gradescope import RESULTS_SCHEMA, BuildError, build_zip, validate_results
 from checkpoint_fixtures import calibration_classifier, calibration_test_split
+from autograder.tests.tasks import unit_points
 from helpers.checkpoint import save_classifier
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(RESULTS_SCHEMA.read_text())
 REQUIREMENTS = (PROJECT_ROOT / "autograder" / "requirements-grader.txt").read_text()
-UNIT_POINTS = 22  # simclr_homework's unit tests (autograder/tests/test_simclr_homework.py)
+UNIT_POINTS = sum(unit_points("simclr_homework").values())  # the points markers of its unit tests
 SPLIT_IMAGES = 200
 
 

@@ -233,3 +233,33 @@ def test_graded_suite_is_not_collected_by_the_projects_pytest():
     ini = (PROJECT_ROOT / "pytest.ini").read_text()
     assert "testpaths = tests" in ini
     assert os.path.isfile(PROJECT_ROOT / "autograder" / "tests" / "pytest.ini")
+
+
+def _readme_point_claims(points=None) -> list[str]:
+    """The point totals README.md states, each computed from the graded tests' ``points``
+    markers (`points`, default `autograder.tests.tasks.unit_points`) and the course's
+    checkpoint points."""
+    from autograder.checkpoint_grading import load_course_config
+    from autograder.tests.tasks import unit_points
+
+    ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
+    checkpoint = load_course_config(PROJECT_ROOT / "autograder" / "course.toml").points
+    return [f"the reference solutions ({ssl:g} / {ssl:g})", f"/ {ssl:g});", f"gets the {hw:g} unit-test points",
+            f"(0 / {checkpoint:g},", f"(0 / {hw + checkpoint:g},", f"The {hw:g} points of the unit tests",
+            f"`simclr_homework` {hw + checkpoint:g} autograded points ({hw:g} unit tests + {checkpoint:g} for the "
+            "checkpoint", f"`ssl_methods` {ssl:g} autograded points"]
+
+
+def test_readme_point_totals_are_the_sums_of_the_markers():
+    """Does every point total of README.md equal the sum of the graded tests' points markers?
+    (One point more on a marker, with README.md unchanged, is caught.)"""
+    from autograder.tests.tasks import unit_points
+
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    assert [claim for claim in _readme_point_claims() if claim not in readme] == []
+
+    def one_more(assignment: str) -> dict:
+        points = unit_points(assignment)
+        return {**points, "nt_xent": points["nt_xent"] + 1}
+
+    assert len([claim for claim in _readme_point_claims(one_more) if claim not in readme]) == 7

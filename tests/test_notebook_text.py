@@ -14,6 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder import contract
+
 
 def _graded_module(name: str):
     """A graded test module of autograder/tests (its markers are registered by the grader's plugin, not here)."""
@@ -29,7 +31,7 @@ test_simclr_homework = _graded_module("test_simclr_homework")
 test_ssl_methods = _graded_module("test_ssl_methods")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_FOLDERS = ("solutions", "notebooks")
-ASSIGNMENTS = ("ssl_methods", "simclr_homework")
+ASSIGNMENTS = tuple(contract.ASSIGNMENTS)
 
 
 def _marks(obj, name: str) -> list:

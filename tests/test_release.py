@@ -18,33 +18,12 @@ import nbformat
 import pytest
 
 from autograder import release as rel
+from autograder.contract import ASSIGNMENTS, TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The graded tasks of DESIGN.md: notebook -> task id (= nbgrader grade_id) -> names it defines.
-CONTRACT: dict[str, dict[str, tuple[str, ...]]] = {
-    "ssl_methods": {
-        "extract_features": ("extract_features_and_labels",),
-        "probes": ("run_knn_probe", "run_linear_probe"),
-        "simclr_forward": ("SimCLRModel",),
-        "nt_xent": ("nt_xent",),
-        "simclr_step": ("simclr_train_step",),
-        "byol_forward": ("BYOLModel",),
-        "ema": ("EMA",),
-        "byol_step": ("byol_train_step",),
-        "barlow_loss": ("barlow_loss",),
-        "barlow_step": ("barlow_train_step",),
-    },
-    "simclr_homework": {
-        "nt_xent": ("nt_xent",),
-        "barlow_loss": ("barlow_loss",),
-        "simclr_forward": ("SimCLRModel",),
-        "simclr_step": ("simclr_train_step",),
-        "finetune_step": ("finetune_train_step",),
-        "evaluate": ("evaluate",),
-    },
-}
-GRADED_TASKS = [(name, task) for name, tasks in CONTRACT.items() for task in tasks]
+#: (notebook, task id) of every graded cell of DESIGN.md's contract, from the task registry.
+GRADED_TASKS = [(Path(a.notebook).stem, task) for a in ASSIGNMENTS.values() for task in a.cell_tasks]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 #: A solution line shorter than this (stripped) is too generic to identify an answer.
@@ -146,7 +125,8 @@ def generated() -> dict[str, str]:
 def test_every_contract_notebook_has_a_solution() -> None:
     """Does solutions/ hold exactly the notebooks of the contract?"""
     names = sorted(path.stem for path in rel.solution_notebooks(ROOT))
-    assert names == sorted(CONTRACT), f"solutions/ holds {names}; the contract names {sorted(CONTRACT)}"
+    contract = sorted(Path(a.notebook).stem for a in ASSIGNMENTS.values())
+    assert names == contract, f"solutions/ holds {names}; the contract names {contract}"
 
 
 def test_committed_student_notebooks_are_up_to_date(generated) -> None:
@@ -212,6 +192,23 @@ def test_release_rejects_broken_markup(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 # The contract's graded cells
 # --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("assignment", list(ASSIGNMENTS))
+def test_registry_matches_the_solution_graded_cells(assignment: str) -> None:
+    """Are the solution notebook's answer cells that define names exactly the registry's tasks of
+    the assignment (grade_id, then the names the cell defines), in the notebook's order?"""
+    found = []
+    for cell in _read(_solution_path(Path(ASSIGNMENTS[assignment].notebook).stem)).cells:
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not nbgrader.get("solution"):
+            continue
+        names = tuple(node.name for node in ast.parse(cell.source).body
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        if names or nbgrader.get("grade_id") in TASKS:
+            found.append((nbgrader.get("grade_id"), names))
+    expected = [(task, TASKS[task]) for task in ASSIGNMENTS[assignment].cell_tasks]
+    assert found == expected, f"solutions/{ASSIGNMENTS[assignment].notebook}: {found} != autograder/contract.py's {expected}"
+
+
 @pytest.mark.parametrize(("notebook", "task"), GRADED_TASKS)
 def test_contract_task_is_a_graded_cell_in_the_solution(notebook: str, task: str) -> None:
     """Is each task id a solution cell of the right solution notebook, defining its names with an answer?"""
@@ -222,7 +219,7 @@ def test_contract_task_is_a_graded_cell_in_the_solution(notebook: str, task: str
         f"{notebook}/{task}: must be a code cell with nbgrader solution=true"
     )
     assert BEGIN in cell.source and END in cell.source, f"{notebook}/{task}: no {BEGIN} ... {END} region"
-    missing = set(CONTRACT[notebook][task]) - _defined_names(cell.source)
+    missing = set(TASKS[task]) - _defined_names(cell.source)
     assert not missing, f"{notebook}/{task}: the graded cell does not define {sorted(missing)}"
 
 
@@ -236,7 +233,7 @@ def test_contract_task_is_a_todo_in_the_student_notebook(notebook: str, task: st
     assert "raise NotImplementedError()" in cell.source and BEGIN not in cell.source, (
         f"{notebook}/{task}: the student version must be a TODO stub"
     )
-    missing = set(CONTRACT[notebook][task]) - _defined_names(cell.source)
+    missing = set(TASKS[task]) - _defined_names(cell.source)
     assert not missing, f"{notebook}/{task}: the student stub no longer defines {sorted(missing)}"
     assert cell.metadata["nbgrader"].get("checksum"), f"{notebook}/{task}: nbgrader checksum missing"
 

@@ -22,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from autograder.tests.tasks import unit_points
 from sandbox_python import readable_python
 from submissions.attacks import (FORGE_RECORDS, HARVEST, MALFORMED_FRAMES, SLOW, SURROUNDINGS, attack_notebook,
                                  replace_task)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace and uid modes need root")
+SSL_POINTS = sum(unit_points("ssl_methods").values())  # the points markers of ssl_methods' graded tests
 LEFTOVERS = ("/tmp/ssl-lab-leftover", "/dev/shm/ssl-lab-leftover", "/var/tmp/ssl-lab-leftover",
              "/tmp/.harvest", "/dev/shm/.harvest", "/var/tmp/.harvest")
 
@@ -137,7 +139,7 @@ def test_the_mode_asked_for_is_the_mode_that_ran(graded, mode):
         assert extra["sandbox"] == mode[0]
         assert extra["sandbox_applied"].startswith("confinement: uid ") and "uid 0," not in extra["sandbox_applied"]
         assert "Landlock applied" in extra["sandbox_applied"] and "seccomp applied" in extra["sandbox_applied"]
-    assert graded["reference"][0]["score"] == 34
+    assert graded["reference"][0]["score"] == SSL_POINTS
 
 
 @needs_root
@@ -283,8 +285,8 @@ def test_run_autograder_in_a_container_that_cannot_unshare(tmp_path):
     results = {name: finish(run_autograder(root, python=str(wrapper)), root) for name, root in roots.items()}
     for result in results.values():
         assert_valid_results(result)
-    assert results["reference"]["score"] == 34, results["reference"]["output"][-2000:]
-    assert results["attack"]["score"] == 34, results["attack"]["output"][-2000:]
+    assert results["reference"]["score"] == SSL_POINTS, results["reference"]["output"][-2000:]
+    assert results["attack"]["score"] == SSL_POINTS, results["attack"]["output"][-2000:]
     output = "\n".join(t["output"] for t in results["attack"]["tests"] if "simclr_forward" in t["tags"])
     assert re.search(r"\buid [1-9]\d* euid [1-9]\d* groups \[\]", output), output  # the attack ran, unprivileged
     for forbidden in ("PTRACED", "READ ", "SOCKET AF_INET", "UNSHARED", "MOUNTED", "BEGIN SOLUTION"):

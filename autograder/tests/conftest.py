@@ -8,7 +8,10 @@ holding the grading context; the fixtures hand its parts to the tests:
 - ``reference``: runs the same operation on the reference from ``solutions/``
   (`autograder.grading.Reference`);
 - ``grading``: the whole context (assignment, submission folder, notebook, extraction);
-- ``submission_dir``: the submitted folder (for graded files such as a checkpoint).
+- ``submission_dir``: the submitted folder (for graded files such as a checkpoint);
+- ``draw``: the seed a test draws its inputs from in place of a fixed one: the fixed seed
+  itself, unless the course draws hidden inputs per submission (`autograder.hidden_inputs`)
+  and the test is not visible to students.
 
 A graded module declares its assignment (``pytestmark = pytest.mark.assignment("...")``)
 and every test its ``task``, ``points`` and ``visibility`` markers (`autograder.results`).
@@ -18,10 +21,11 @@ Before each test, a syntax error in the task's graded cell fails it with that me
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
+from autograder.hidden_inputs import drawn
 from autograder.sandbox import SubmissionFault
 
 
@@ -52,6 +56,14 @@ def reference(grading: Any) -> Any:
 @pytest.fixture(scope="session")
 def submission_dir(grading: Any) -> Path:
     return grading.submission_dir
+
+
+@pytest.fixture
+def draw(request: pytest.FixtureRequest, grading: Any) -> Callable[[int], int]:
+    """fixed seed -> the seed this test draws from (visible tests always keep their fixed seeds)."""
+    marker = request.node.get_closest_marker("visibility")
+    hidden_seed = None if marker is None or marker.args[0] == "visible" else grading.hidden_seed
+    return lambda seed: drawn(hidden_seed, seed)
 
 
 @pytest.fixture(autouse=True)

@@ -23,15 +23,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.contract import ASSIGNMENTS
+
 from . import hostile
 from .variants import CORRECT, WRONG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TASKS = {
-    "ssl_methods": ["extract_features", "probes", "simclr_forward", "nt_xent", "simclr_step", "byol_forward",
-                    "ema", "byol_step", "barlow_loss", "barlow_step"],
-    "simclr_homework": ["nt_xent", "barlow_loss", "simclr_forward", "simclr_step", "finetune_step", "evaluate"],
-}
+#: assignment -> its notebook's graded tasks (the task registry's).
+TASKS = {name: list(assignment.cell_tasks) for name, assignment in ASSIGNMENTS.items()}
 #: Tasks whose graded tests cannot depend on one another (losses, forwards, EMA, ...) and the
 #: tasks that use them (the steps); a wrong sample makes one group wrong and gives the other
 #: group correct variants, so it also shows that wrong answers cost nothing elsewhere.
@@ -42,7 +41,7 @@ GROUPS = {
 }
 #: Tasks of both notebooks: ssl_methods samples use their first SSL_ROUNDS wrong answers,
 #: simclr_homework samples the rest.
-SHARED = {"nt_xent", "barlow_loss", "simclr_forward", "simclr_step"}
+SHARED = set(TASKS["ssl_methods"]) & set(TASKS["simclr_homework"])
 SSL_ROUNDS = 5
 
 
