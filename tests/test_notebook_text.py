@@ -242,11 +242,14 @@ def test_setup_block_imports_helpers_or_says_how_to_install_it(installed: bool, 
 
 
 def test_given_cells_leave_submission_check_report_and_export_to_helpers() -> None:
-    """The submission check, the report's helpers and the export are calls into helpers, not code in cells."""
+    """The submission check, the report's and the comparison's helpers and the export are calls into helpers."""
     cells = {c.id: c.source for c in _code_cells("notebooks", "simclr_homework")}
     assert "check_submission(SUBMISSION_CHECKPOINT, test_images, test_labels" in cells["submission-check"]
     assert "load_classifier" not in cells["submission-check"] and "for x, y in" not in cells["submission-check"]
     assert "def " not in cells["report"] and "print_settings(" in cells["report"]
+    ssl = {c.id: c.source for c in _code_cells("notebooks", "ssl_methods")}
+    for cell_id in ("probe-helpers", "baseline", "simclr-probe", "byol-probe", "barlow-probe", "comparison"):
+        assert "def " not in ssl[cell_id] and "comparison." in ssl[cell_id], cell_id
     for assignment in ASSIGNMENTS:
         export = next(c.source for c in _code_cells("notebooks", assignment) if c.id == "export-report")
         assert f'export_report("{assignment}.ipynb", missing_ok=True)' in export and "if " not in export
