@@ -22,8 +22,9 @@ outputs, no execution counts, no execution timestamps, and only the ``kernelspec
 bytes and a test can insist that the committed ``notebooks/`` equal a fresh release.
 
 ``build_student_zip`` packs what a student downloads: the student notebooks, the
-``helpers`` package, ``requirements.txt`` and ``README.students.md`` (as ``README.md``),
-never anything from ``solutions/`` or ``autograder/``.
+``helpers`` package with ``pyproject.toml`` (so that ``pip install ./ssl-lab`` installs it),
+``requirements.txt`` and ``README.students.md`` (as ``README.md``), never anything from
+``solutions/`` or ``autograder/``.
 
 Usage::
 
@@ -53,6 +54,9 @@ STUDENT_ZIP = Path("dist") / "ssl-lab-student.zip"
 #: The folder every member of the student zip sits in.
 ZIP_FOLDER = "ssl-lab"
 STUDENT_README = "README.students.md"
+#: Files of the project root that go into the student zip as they are: the package's build
+#: configuration (it installs `helpers` only) and the pins it reads.
+STUDENT_ROOT_FILES = ("pyproject.toml", "requirements.txt")
 #: Notebook-level metadata kept in a student notebook (everything else is dropped).
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 #: Cell metadata that records when or how a cell was last run, never part of a release.
@@ -225,7 +229,7 @@ def student_zip_members(project_root: str | os.PathLike | None = None) -> list[t
         rel = path.relative_to(root)
         if path.is_file() and _is_packaged(rel):
             members.append((path, f"{ZIP_FOLDER}/{rel.as_posix()}"))
-    for source, name in (("requirements.txt", "requirements.txt"), (STUDENT_README, "README.md")):
+    for source, name in (*((f, f) for f in STUDENT_ROOT_FILES), (STUDENT_README, "README.md")):
         if not (root / source).is_file():
             raise ReleaseError(f"{root / source} is missing: the student zip needs it")
         members.append((root / source, f"{ZIP_FOLDER}/{name}"))
@@ -236,9 +240,9 @@ def build_student_zip(project_root: str | os.PathLike | None = None, output: str
     """Write the students' download, ``dist/ssl-lab-student.zip`` (reproducible bytes).
 
     Contents, under one ``ssl-lab/`` folder: ``notebooks/*.ipynb`` (the student notebooks as
-    committed; run `release` first), ``helpers/`` (no ``__pycache__``), ``requirements.txt``
-    and ``README.md`` (from ``README.students.md``). Nothing from ``solutions/`` or
-    ``autograder/``.
+    committed; run `release` first), ``helpers/`` (no ``__pycache__``), ``pyproject.toml``
+    (``pip install ./ssl-lab`` installs ``helpers``), ``requirements.txt`` and ``README.md``
+    (from ``README.students.md``). Nothing from ``solutions/`` or ``autograder/``.
 
     Args:
         project_root: the project root (default: the one this module belongs to).

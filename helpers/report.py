@@ -1,4 +1,7 @@
-"""Export the parts of a notebook that are graded by hand (answers, plots, report) to one file.
+"""The parts of a notebook that are graded by hand: the homework's report, and their export to one file.
+
+`print_settings` and `describe_optimizer` write the homework's report cell (its
+hyperparameters and optimisers, as they were run).
 
 Which cells those are is written in the notebooks themselves (one source, also read by the
 instructors' ``python -m autograder manual-answers``):
@@ -18,7 +21,7 @@ markdown cell just before it) and every figure the notebook drew, drops all code
 Usage, in the last cell of a notebook (save the notebook first: the export reads the file)::
 
     from helpers.report import export_report
-    export_report("simclr_homework.ipynb")
+    export_report("simclr_homework.ipynb", missing_ok=True)
 """
 
 from __future__ import annotations
@@ -40,6 +43,33 @@ PRINT_TO_PDF_STEPS = (
     "  4. under More settings, turn on \"Background graphics\" so the plots keep their colours;\n"
     "  5. Save, and upload that PDF where your course asks for the report."
 )
+
+
+#: What the export prints instead of failing (`missing_ok`) when the notebook is not where it looked.
+NOT_SAVED_HERE = (
+    "{path} not found: save the notebook (File > Save) and run this cell again. If it is saved elsewhere "
+    "(on Colab: in your Google Drive), run export_report with its path in a new cell, e.g. "
+    "export_report(\"/content/drive/MyDrive/Colab Notebooks/{name}\")."
+)
+
+
+def print_settings(title: str, settings: dict) -> None:
+    """Print a title, then one aligned `key: value` line per setting (the report's tables)."""
+    print(title)
+    for key, value in settings.items():
+        print(f"  {key:>20}: {value}")
+
+
+def describe_optimizer(optimizer) -> str:
+    """The optimiser as it was run: its type and every parameter group's base lr, momentum, weight decay.
+
+    The base lr is the group's ``initial_lr`` when a schedule has set one (`fit` scales ``lr``
+    during training), else its ``lr``.
+    """
+    groups = [f"group {i} ({sum(p.numel() for p in g['params']):,} parameters): lr {g.get('initial_lr', g['lr']):g}, "
+              f"momentum {g.get('momentum', '-')}, weight_decay {g.get('weight_decay', '-')}"
+              for i, g in enumerate(optimizer.param_groups)]
+    return f"{type(optimizer).__name__}; " + "; ".join(groups)
 
 
 @dataclass(frozen=True)
@@ -127,7 +157,8 @@ def pdf_engine() -> str | None:
     return shutil.which("xelatex")
 
 
-def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf: bool | None = None) -> Path:
+def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf: bool | None = None,
+                  missing_ok: bool = False) -> Path | None:
     """Write the notebook's report (see the module docstring) as PDF, or as HTML with print steps.
 
     Args:
@@ -136,9 +167,12 @@ def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf:
             ``.html`` beside the notebook.
         pdf: force PDF (True; fails without a PDF engine) or HTML (False); default: PDF when
             `pdf_engine()` finds one.
+        missing_ok: when the notebook is not at `notebook_path`, print what to do and return
+            None instead of raising (the notebooks' read-only export cell, which must not stop
+            a run-all before the cells after it).
 
     Returns:
-        The path written.
+        The path written (None when the notebook is missing and `missing_ok`).
 
     Raises:
         FileNotFoundError: the notebook is not at `notebook_path` (with the folder searched).
@@ -147,6 +181,9 @@ def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf:
     from nbconvert import HTMLExporter, PDFExporter
 
     path = Path(notebook_path)
+    if not path.is_file() and missing_ok:
+        print(NOT_SAVED_HERE.format(path=path.resolve(), name=path.name))
+        return None
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found (looked in {Path.cwd()}). Save the notebook (File > Save), then pass its path; "

@@ -168,3 +168,90 @@ def test_precision_belongs_to_fit(folder: str) -> None:
         text = " ".join(markdown(folder, assignment).split())
         assert "Precision belongs to `fit`" in text and "do not open a `torch.autocast(...)`" in text, assignment
     assert "with torch.autocast(device_type=z1.device.type, enabled=False):" in markdown(folder, "ssl_methods")
+
+
+#: Given cells that call `fit` with a recipe and an optimiser: the recipes rewrite (issue 13, step 4)
+#: owns them and locks them; every other given code cell is read-only already.
+TRAINING_CELLS = {"ssl_methods": {"simclr-train", "byol-train", "barlow-train"}, "simclr_homework": set()}
+
+
+def _code_cells(folder: str, assignment: str) -> list:
+    nb = nbformat.read(PROJECT_ROOT / folder / f"{assignment}.ipynb", as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_given_code_cell_is_read_only(assignment: str) -> None:
+    """Only the TODO cells are editable: every given code cell is locked (nbgrader) and read-only for students."""
+    for folder in NOTEBOOK_FOLDERS:
+        for cell in _code_cells(folder, assignment):
+            nbgrader = cell.metadata.get("nbgrader", {})
+            if nbgrader.get("solution") or cell.id in TRAINING_CELLS[assignment]:
+                continue
+            assert nbgrader.get("locked") is True, f"{folder}/{assignment}: given cell {cell.id} is not locked"
+            if folder == "notebooks":
+                assert cell.metadata.get("editable") is False and cell.metadata.get("deletable") is False, cell.id
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_check_cells_call_the_public_checks_one_way(assignment: str) -> None:
+    """Every check cell calls `checks.check_<task>(...)` (the module imported in the set-up), never a bare name."""
+    for folder in NOTEBOOK_FOLDERS:
+        cells = _code_cells(folder, assignment)
+        check_cells = [c for c in cells if c.id.startswith("check-")]
+        assert check_cells, assignment
+        for cell in check_cells:
+            calls = re.findall(r"^(\S*check_\w+)\(", cell.source, re.M)
+            assert calls and all(call.startswith("checks.check_") for call in calls), (folder, cell.id, calls)
+        code = "\n".join(c.source for c in cells)
+        assert "from helpers import checks" in code and "from helpers.checks import" not in code, (folder, assignment)
+
+
+def _setup_block(assignment: str) -> str:
+    """The set-up cell up to its magics: what makes `import helpers` work (or says how to)."""
+    setup = next(c for c in _code_cells("notebooks", assignment) if c.id == "setup").source
+    return setup[:setup.index("%load_ext")]
+
+
+def test_setup_cells_import_the_installed_package() -> None:
+    """Both set-up cells share one short text that imports the installed package (no search up the folders)."""
+    blocks = {assignment: _setup_block(assignment) for assignment in ASSIGNMENTS}
+    assert len(set(blocks.values())) == 1, "the two set-up cells differ"
+    block = blocks["ssl_methods"]
+    assert ".parents" not in block and "pip install -e ." in block and "ssl-lab-student.zip" in block
+    assert len(block.strip().splitlines()) <= 20
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_setup_block_imports_helpers_or_says_how_to_install_it(installed: bool, tmp_path: Path) -> None:
+    """Run the set-up block in a fresh Python outside the project: it imports helpers when installed
+    (here: on PYTHONPATH), else stops with the install command."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if installed:
+        env["PYTHONPATH"] = str(PROJECT_ROOT)
+    code = _setup_block("ssl_methods") + "\nprint(helpers.__file__)\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    if installed:
+        assert done.returncode == 0 and done.stdout.strip() == str(PROJECT_ROOT / "helpers" / "__init__.py"), done.stderr
+    else:
+        assert done.returncode != 0 and "ImportError: Cannot import the SSL Lab `helpers` package" in done.stderr
+        assert "run `pip install -e .`" in done.stderr
+
+
+def test_given_cells_leave_submission_check_report_and_export_to_helpers() -> None:
+    """The submission check, the report's and the comparison's helpers and the export are calls into helpers."""
+    cells = {c.id: c.source for c in _code_cells("notebooks", "simclr_homework")}
+    assert "check_submission(SUBMISSION_CHECKPOINT, test_images, test_labels" in cells["submission-check"]
+    assert "load_classifier" not in cells["submission-check"] and "for x, y in" not in cells["submission-check"]
+    assert "def " not in cells["report"] and "print_settings(" in cells["report"]
+    ssl = {c.id: c.source for c in _code_cells("notebooks", "ssl_methods")}
+    for cell_id in ("probe-helpers", "baseline", "simclr-probe", "byol-probe", "barlow-probe", "comparison"):
+        assert "def " not in ssl[cell_id] and "comparison." in ssl[cell_id], cell_id
+    for assignment in ASSIGNMENTS:
+        export = next(c.source for c in _code_cells("notebooks", assignment) if c.id == "export-report")
+        assert f'export_report("{assignment}.ipynb", missing_ok=True)' in export and "if " not in export

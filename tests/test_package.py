@@ -1,8 +1,14 @@
-"""The helpers package as a whole: its exports, and that it holds no graded answer."""
+"""The helpers package as a whole: its exports, that it holds no graded answer, and that
+`pip install` (from a checkout or from the student zip) makes `import helpers` work."""
 
 from __future__ import annotations
 
 import ast
+import os
+import site
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -35,3 +41,61 @@ def test_no_graded_task_is_defined_in_helpers(path):
     assert not defined & GRADED_NAMES, (
         f"{path.name} defines {sorted(defined & GRADED_NAMES)}, the answer to a graded task; "
         "helpers must only hold what the notebooks are given")
+
+
+# ----------------------------------------------------------------------------- installing
+
+PROJECT_ROOT = HELPERS_DIR.parent
+
+
+def _fresh_venv(folder: Path) -> Path:
+    """A virtual environment without pip or packages of its own that sees this environment's
+    site-packages (torch, pip, setuptools: nothing is downloaded), but not the project."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "this_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+def _run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    return subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _where_helpers(python: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return _run(python, "-c", "import helpers, importlib.util; print(helpers.__file__); "
+                "print(importlib.util.find_spec('autograder') is None)", cwd=cwd)
+
+
+@pytest.mark.slow  # about 13-16 s each on a shared 2-core CPU (a venv, a build, torch imported)
+@pytest.mark.parametrize("source", ["checkout", "student zip"])
+def test_pip_install_makes_helpers_importable(source, tmp_path):
+    """Does `pip install -e <checkout>` (or `pip install ./ssl-lab` from the student zip) make
+    `import helpers` work from any folder, and install helpers only (no autograder)?"""
+    pytest.importorskip("setuptools")  # the build backend, used without network (--no-build-isolation)
+    python = _fresh_venv(tmp_path / "venv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = _where_helpers(python, elsewhere)
+    assert before.returncode != 0 and "No module named 'helpers'" in before.stderr, "helpers importable before install"
+    if source == "checkout":
+        target, editable = PROJECT_ROOT, ["-e"]
+    else:
+        from autograder.release import ZIP_FOLDER, build_student_zip
+
+        with zipfile.ZipFile(build_student_zip(PROJECT_ROOT, output=tmp_path / "ssl-lab-student.zip")) as zf:
+            zf.extractall(tmp_path / "unzipped")
+        target, editable = tmp_path / "unzipped" / ZIP_FOLDER, []
+    installed = _run(python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                     "--disable-pip-version-check", *editable, str(target), cwd=tmp_path)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    after = _where_helpers(python, elsewhere)
+    assert after.returncode == 0, after.stderr[-2000:]
+    location, no_autograder = after.stdout.split()
+    if source == "checkout":
+        assert Path(location) == HELPERS_DIR / "__init__.py"  # editable: the checkout's own files
+    else:
+        assert Path(location).is_relative_to(tmp_path / "venv")  # copied into the environment
+    assert no_autograder == "True", "the package must install helpers only, never the grader"

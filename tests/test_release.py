@@ -293,7 +293,7 @@ def student_zip(tmp_path_factory) -> Path:
 
 
 def test_student_zip_contents(student_zip: Path) -> None:
-    """The zip holds the student notebooks, helpers/, requirements.txt and README.md — nothing else."""
+    """The zip holds the student notebooks, helpers/, pyproject.toml, requirements.txt and README.md — nothing else."""
     with zipfile.ZipFile(student_zip) as zf:
         names = set(zf.namelist())
         readme = zf.read(f"{rel.ZIP_FOLDER}/README.md")
@@ -304,7 +304,7 @@ def test_student_zip_contents(student_zip: Path) -> None:
         p.relative_to(ROOT).as_posix() for p in (ROOT / "helpers").rglob("*.py") if "__pycache__" not in p.parts
     }
     notebooks = {f"notebooks/{path.stem}.ipynb" for path in rel.solution_notebooks(ROOT)}
-    expected = notebooks | helpers | {"requirements.txt", "README.md"}
+    expected = notebooks | helpers | {"pyproject.toml", "requirements.txt", "README.md"}
     assert inner == expected, f"missing {sorted(expected - inner)}, unexpected {sorted(inner - expected)}"
     assert "helpers/__init__.py" in inner and "notebooks/ssl_methods.ipynb" in inner
     for name in inner:

@@ -56,3 +56,29 @@ def test_pdf_export_when_a_pdf_engine_exists(tmp_path):
 def test_missing_notebook_says_to_save_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="Save the notebook"):
         report.export_report(tmp_path / "ssl_methods.ipynb")
+
+
+def test_missing_notebook_with_missing_ok_prints_what_to_do(tmp_path, capsys):
+    """The notebooks' read-only export cell: a missing notebook is a message (with the Colab way), not an error."""
+    assert report.export_report(tmp_path / "ssl_methods.ipynb", missing_ok=True) is None
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'ssl_methods.ipynb'} not found" in out and "File > Save" in out
+    assert 'export_report("/content/drive/MyDrive/Colab Notebooks/ssl_methods.ipynb")' in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_settings_and_optimizer_as_run(capsys):
+    """The homework's report lists the optimiser's base learning rate per group (not the scheduled one)."""
+    import torch
+
+    weights, bias = torch.nn.Parameter(torch.zeros(3, 2)), torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.SGD([{"params": [weights], "lr": 0.01}, {"params": [bias]}], lr=0.1, momentum=0.9)
+    for group in optimizer.param_groups:  # what fit's schedule leaves behind: initial_lr kept, lr scaled
+        group["initial_lr"], group["lr"] = group["lr"], group["lr"] * 0.5
+    assert report.describe_optimizer(optimizer) == (
+        "SGD; group 0 (6 parameters): lr 0.01, momentum 0.9, weight_decay 0; "
+        "group 1 (3 parameters): lr 0.1, momentum 0.9, weight_decay 0")
+    del optimizer.param_groups[1]["initial_lr"]  # never scheduled: its lr is the base lr
+    assert "group 1 (3 parameters): lr 0.05," in report.describe_optimizer(optimizer)
+    report.print_settings("Settings", {"epochs": 3, "optimizer": "SGD"})
+    assert capsys.readouterr().out == "Settings\n                epochs: 3\n             optimizer: SGD\n"
