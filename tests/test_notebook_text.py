@@ -170,8 +170,9 @@ def test_precision_belongs_to_fit(folder: str) -> None:
     assert "with torch.autocast(device_type=z1.device.type, enabled=False):" in markdown(folder, "ssl_methods")
 
 
-#: Given cells that call `fit` with a recipe and an optimiser: the recipes rewrite (issue 13, step 4)
-#: owns them and locks them; every other given code cell is read-only already.
+#: Given cells that stay editable on purpose: the three training cells of ssl_methods, where the
+#: student picks the run (``dataclasses.replace(SIMCLR, epochs=50)``, their comments say). Every
+#: other given code cell is read-only.
 TRAINING_CELLS = {"ssl_methods": {"simclr-train", "byol-train", "barlow-train"}, "simclr_homework": set()}
 
 
