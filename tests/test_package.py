@@ -31,7 +31,8 @@ def test_unknown_name_is_an_attribute_error():
         helpers.nt_xent  # noqa: B018
 
 
-@pytest.mark.parametrize("path", sorted(HELPERS_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
+                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
 def test_no_graded_task_is_defined_in_helpers(path):
     """No module-level function or class of helpers has a graded task's name."""
     tree = ast.parse(path.read_text())
