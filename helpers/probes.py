@@ -28,7 +28,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["encode_images", "knn_accuracy", "KNNMonitor", "class_balanced_indices"]
+from helpers.data.subsets import class_balanced_indices  # the monitor's subsets (also helpers.train's)
+
+__all__ = ["encode_images", "knn_accuracy", "KNNMonitor"]
 
 
 def _module_device(module: torch.nn.Module) -> torch.device | None:
@@ -213,38 +215,6 @@ def knn_accuracy(
         predictions = votes.argmax(dim=1)  # (C,) first maximum: ties -> lowest class index
         correct += (predictions == test_labels[start : start + chunk_size]).sum()
     return correct.item() / test_unit.shape[0]
-
-
-def class_balanced_indices(labels: torch.Tensor | None, n: int, size: int | None = None) -> torch.Tensor:
-    """Indices of a deterministic, class-balanced subset of `n` items, in their original order.
-
-    Takes the first items of every class in turn (round-robin over the classes), like
-    `load_cifar10(limit=n)`, so a subset is stable from run to run and nested in larger ones.
-
-    Args:
-        labels: Shape: (N,) integer classes, or None (then the first `n` of `size` items).
-        n: subset size; at least the whole set is returned when `n >= N`.
-        size: number of items when `labels` is None.
-
-    Returns:
-        Shape: (min(n, N),) int64 indices, ascending.
-    """
-    if labels is None:
-        if size is None:
-            raise ValueError("pass size= when labels is None")
-        return torch.arange(min(n, size))
-    labels = torch.as_tensor(labels).cpu().long()
-    total = labels.shape[0]
-    if n >= total:
-        return torch.arange(total)
-    order = torch.argsort(labels, stable=True)  # grouped by class, original order inside
-    sorted_labels = labels[order]
-    class_start = torch.searchsorted(sorted_labels, sorted_labels, right=False)  # first slot of its class
-    rank = torch.arange(total) - class_start  # position of each item inside its class
-    # Sort key (rank, class): all classes' first items, then all second items, ...
-    key = rank * (int(labels.max()) + 1 - int(labels.min())) + (sorted_labels - int(labels.min()))
-    chosen = order[torch.argsort(key, stable=True)[:n]]
-    return torch.sort(chosen).values
 
 
 class KNNMonitor:
