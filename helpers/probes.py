@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from helpers.augment import to_float_chw
 from helpers.data.subsets import class_balanced_indices  # the monitor's subsets (also helpers.train's)
 
 __all__ = ["encode_images", "knn_accuracy", "KNNMonitor"]
@@ -40,20 +41,6 @@ def _module_device(module: torch.nn.Module) -> torch.device | None:
     for tensor in module.buffers():
         return tensor.device
     return None
-
-
-def _to_float_chw(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 HWC/CHW or float CHW images -> float32 CHW in [0, 1].
-
-    Shape: (B, H, W, 3) uint8 or (B, 3, H, W) uint8/float -> (B, 3, H, W) float32.
-    """
-    if batch.dtype == torch.uint8:
-        if batch.shape[-1] == 3:  # HWC, the layout helpers.data loads
-            batch = batch.permute(0, 3, 1, 2)  # (B, 3, H, W), a channels_last-strided view
-        return batch.float().div_(255.0)
-    if not batch.is_floating_point():
-        raise TypeError(f"images must be uint8 (0-255) or float in [0, 1], got dtype {batch.dtype}")
-    return batch.float()
 
 
 def _first_output(output):
@@ -126,7 +113,7 @@ def encode_images(
     try:
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(device, non_blocking=True)
-            x = _to_float_chw(batch)  # (B, 3, H, W) float32 in [0, 1]
+            x = to_float_chw(batch)  # (B, 3, H, W) float32 in [0, 1]
             x = x.contiguous(memory_format=torch.channels_last) if use_channels_last else x.contiguous()
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 out = _first_output(encoder(x))

@@ -10,12 +10,12 @@ with torch alone.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from helpers.runtime import available_cpus
 
 
 class TwoViewTransform:
@@ -140,11 +140,7 @@ def two_view_collate(batch: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def _default_num_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(0, min(8, cores))
+    return max(0, min(8, available_cpus()))
 
 
 def make_two_view_loader(

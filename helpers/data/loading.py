@@ -16,9 +16,19 @@ import numpy as np
 import torch
 
 from helpers.data.local_files import _load_local_split
-from helpers.data.sources import (CIFAR10_CLASSES, ENV_SOURCE, IMAGE_SIZE, SPLITS, SYNTHETIC_SIZES,
-                                  _HOW_TO_GET_DATA, _TORCHVISION_FOLDER, DataSourceError, _check_split,
-                                  _locate_split, _resolve_source)
+from helpers.data.sources import (
+    _HOW_TO_GET_DATA,
+    _TORCHVISION_FOLDER,
+    CIFAR10_CLASSES,
+    ENV_SOURCE,
+    IMAGE_SIZE,
+    SPLITS,
+    SYNTHETIC_SIZES,
+    DataSourceError,
+    _check_split,
+    _locate_split,
+    _resolve_source,
+)
 from helpers.data.subsets import class_balanced_indices
 
 

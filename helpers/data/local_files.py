@@ -13,7 +13,6 @@ import io
 import os
 import re
 import tarfile
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,8 +20,16 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from helpers.data.sources import (CIFAR10_CLASSES, IMAGE_SIZE, LOCAL_ORDER_SEED, SPLITS, DataSourceError,
-                                  _is_hidden, _SplitLocation)
+from helpers.data.sources import (
+    CIFAR10_CLASSES,
+    IMAGE_SIZE,
+    LOCAL_ORDER_SEED,
+    SPLITS,
+    DataSourceError,
+    _is_hidden,
+    _SplitLocation,
+)
+from helpers.files import write_atomically
 
 _CACHE_FORMAT = "ssl-lab-cifar10-cache"
 _CACHE_VERSION = 2  # 2: class-mixed order of local copies (see `_assemble`)
@@ -252,17 +259,8 @@ def _write_cache(path: Path, identity: str, images: torch.Tensor, labels: torch.
     """Save atomically (temporary file + os.replace); a failure only warns."""
     entry = {"format": _CACHE_FORMAT, "version": _CACHE_VERSION, "identity": identity,
              "source": description, "images": images.contiguous(), "labels": labels.contiguous()}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as tmp:
-                torch.save(entry, tmp)
-            os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a shared data/ should stay readable
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+    try:  # readable by all (mode 0o644): a shared data/ folder should stay usable
+        write_atomically(path, lambda file: torch.save(entry, file), fsync=False)
     except OSError as error:
         warnings.warn(f"Could not write the CIFAR-10 cache {path} ({error}); the next load will "
                       "decode the source again.", stacklevel=4)
