@@ -43,3 +43,14 @@ def test_no_graded_task_is_defined_in_helpers(path):
     assert not defined & GRADED_NAMES, (
         f"{path.name} defines {sorted(defined & GRADED_NAMES)}, the answer to a graded task; "
         "helpers must only hold what the notebooks are given")
+
+
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
+                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
+def test_helpers_never_import_solutions_or_autograder(path):
+    """helpers ships to students (and into the sandbox): no module of it, in any subpackage,
+    may import the reference solutions or the grader."""
+    tree = ast.parse(path.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.split(".")[0] in {"solutions", "autograder"} for name in imported), imported

@@ -11,11 +11,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from helpers.checks.checker import _Checker, _close, _describe, _num, _scalar_tensor
+
+
+def _check_gradients_reach_both(chk: _Checker, loss_of: Callable[[torch.Tensor, torch.Tensor], Any],
+                                z1: torch.Tensor, z2: torch.Tensor, attached_hint: str, detached_hint: str) -> None:
+    """`loss_of(z1, z2)` must be a loss on the graph with finite, non-zero gradients for both inputs."""
+    leaf1, leaf2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    out = _scalar_tensor(chk, loss_of(leaf1, leaf2), "the return value")
+    if not out.requires_grad:
+        chk.fail("gradients", "a loss attached to z1 and z2", "a loss without grad_fn", attached_hint)
+    out.backward()
+    for name, leaf in (("z1", leaf1), ("z2", leaf2)):
+        if leaf.grad is None or not torch.isfinite(leaf.grad).all() or not bool(leaf.grad.abs().sum() > 0):
+            chk.fail(f"gradient with respect to {name}", "finite, non-zero", _describe(leaf.grad), detached_hint)
+    chk.ok("gradients reach both z1 and z2")
 
 
 def _orthonormal_views(n: int, cosine: float, gen: torch.Generator, dim: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,17 +147,9 @@ def check_nt_xent(nt_xent: Callable) -> None:
                      _num(permuted), "the positive of row i of z1 is row i of z2, wherever it sits in the batch.")
         chk.ok("invariant to permuting the batch")
 
-        leaf1, leaf2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
-        out = _scalar_tensor(chk, chk.call(nt_xent, leaf1, leaf2, tau=0.5), "the return value")
-        if not out.requires_grad:
-            chk.fail("gradients", "a loss attached to z1 and z2", "a loss without grad_fn",
-                     "don't detach, use .data/.item() or torch.no_grad() inside the loss.")
-        out.backward()
-        for name, leaf in (("z1", leaf1), ("z2", leaf2)):
-            if leaf.grad is None or not torch.isfinite(leaf.grad).all() or not bool(leaf.grad.abs().sum() > 0):
-                chk.fail(f"gradient with respect to {name}", "finite, non-zero", _describe(leaf.grad),
-                         "both views must enter the loss without being detached.")
-        chk.ok("gradients reach both z1 and z2")
+        _check_gradients_reach_both(chk, lambda a, b: chk.call(nt_xent, a, b, tau=0.5), z1, z2,
+                                    "don't detach, use .data/.item() or torch.no_grad() inside the loss.",
+                                    "both views must enter the loss without being detached.")
 
 
 
@@ -284,17 +291,9 @@ def check_barlow_loss(barlow_loss: Callable) -> None:
             chk.fail("the default eps (a call without eps must equal eps=1e-5)", _num(value), _num(base),
                      "keep the signature barlow_loss(z1, z2, alpha, eps=1e-5).")
 
-        leaf1, leaf2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
-        out = _scalar_tensor(chk, chk.call(barlow_loss, leaf1, leaf2, alpha), "the return value")
-        if not out.requires_grad:
-            chk.fail("gradients", "a loss attached to z1 and z2", "a loss without grad_fn",
-                     "don't detach or use .data/.item() inside the loss.")
-        out.backward()
-        for name, leaf in (("z1", leaf1), ("z2", leaf2)):
-            if leaf.grad is None or not torch.isfinite(leaf.grad).all() or not bool(leaf.grad.abs().sum() > 0):
-                chk.fail(f"gradient with respect to {name}", "finite, non-zero", _describe(leaf.grad),
-                         "both inputs must enter the loss without being detached.")
-        chk.ok("gradients reach both z1 and z2")
+        _check_gradients_reach_both(chk, lambda a, b: chk.call(barlow_loss, a, b, alpha), z1, z2,
+                                    "don't detach or use .data/.item() inside the loss.",
+                                    "both inputs must enter the loss without being detached.")
         _note_barlow_precision(chk, barlow_loss, z1, z2, alpha)
 
 

@@ -19,6 +19,21 @@ from helpers.checks.checker import _Checker, _describe, _max_diff, _tensors_clos
 from helpers.checks.stand_ins import _FEATURE_DIM, _PROJ_DIM, _changed, _image_pair, _instantiate, _snapshot
 
 
+def _forward_outputs(chk: _Checker, model: nn.Module, x: torch.Tensor, class_name: str,
+                     names: Sequence[str]) -> tuple:
+    """`model(x)` without gradients, checked to be `names`: repr (B, 512), then heads (B, proj_dim)."""
+    with torch.no_grad():
+        out = chk.call(model, x, name=f"{class_name}.forward")
+    listed = f"({', '.join(names)})"
+    outputs = _unpack(chk, out, len(names), listed)
+    for name, value in zip(names, outputs):
+        shape = (x.shape[0], _FEATURE_DIM if name == "repr" else _PROJ_DIM)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            chk.fail(f"{name} shape (batch of {x.shape[0]} images, proj_dim={_PROJ_DIM})",
+                     f"{shape}", _describe(value), f"forward returns {listed}, in this order.")
+    return outputs
+
+
 def _check_encoder_output(chk: _Checker, model: nn.Module, x: torch.Tensor, repr_: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         expected = model.encoder(x)  # (B, 512)
@@ -79,13 +94,7 @@ def check_simclr_forward(SimCLRModel: type) -> None:
     with chk:
         model = _instantiate(chk, SimCLRModel, "SimCLRModel").eval()
         x = _image_pair(6)[0]
-        with torch.no_grad():
-            out = chk.call(model, x, name="SimCLRModel.forward")
-        repr_, proj = _unpack(chk, out, 2, "(repr, proj)")
-        for name, value, shape in (("repr", repr_, (6, _FEATURE_DIM)), ("proj", proj, (6, _PROJ_DIM))):
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-                chk.fail(f"{name} shape (batch of 6 images, proj_dim={_PROJ_DIM})",
-                         f"{shape}", _describe(value), "forward returns (repr, proj), in this order.")
+        repr_, proj = _forward_outputs(chk, model, x, "SimCLRModel", ("repr", "proj"))
         chk.ok("returns (repr (B, 512), proj (B, proj_dim))")
 
         expected_repr = _check_encoder_output(chk, model, x, repr_)
@@ -117,14 +126,7 @@ def check_byol_forward(BYOLModel: type) -> None:
             chk.fail("BYOLModel structure", "a `self.predictor` sub-module (from the given __init__)",
                      "no module attribute `predictor`", "keep the given __init__ unchanged.")
         x = _image_pair(6)[0]
-        with torch.no_grad():
-            out = chk.call(model, x, name="BYOLModel.forward")
-        repr_, proj, pred = _unpack(chk, out, 3, "(repr, proj, pred)")
-        for name, value, shape in (("repr", repr_, (6, _FEATURE_DIM)), ("proj", proj, (6, _PROJ_DIM)),
-                                   ("pred", pred, (6, _PROJ_DIM))):
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-                chk.fail(f"{name} shape (batch of 6 images, proj_dim={_PROJ_DIM})",
-                         f"{shape}", _describe(value), "forward returns (repr, proj, pred), in this order.")
+        repr_, proj, pred = _forward_outputs(chk, model, x, "BYOLModel", ("repr", "proj", "pred"))
         chk.ok("returns (repr (B, 512), proj (B, proj_dim), pred (B, proj_dim))")
 
         expected_repr = _check_encoder_output(chk, model, x, repr_)

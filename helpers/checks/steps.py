@@ -155,6 +155,34 @@ def _check_single_network_step(
     _check_no_accumulation(chk, run_step, copy.deepcopy(base))
 
 
+def _check_two_view_step(chk: _Checker, step: Callable, step_name: str, model_class: type, class_name: str,
+                         device: str | torch.device | None, setting: tuple[str, float],
+                         loss_at: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None, loss_name: str,
+                         wrong_of: Callable[[Callable, torch.Tensor, torch.Tensor], dict]) -> None:
+    """The SimCLR and Barlow Twins step checks: `step(model, x1, x2, optimizer, **{setting})`.
+
+    The student's model class is built without BatchNorm and run on two views of 8 images.
+    `loss_at(p1, p2)` is the student's loss of two projections at the step's `setting` (None
+    when the loss was not found); `wrong_of(projections, x1, x2)` gives the usual mistakes as
+    {diagnosis: the loss of a model under that mistake}, where `projections(model, x, index=1)`
+    is output `index` of the model's forward (1: the projections, 0: the representations).
+    """
+    device = _resolve_device(device)
+    base = _strip_batch_norm(_instantiate(chk, model_class, class_name)).to(device).train()
+    x1, x2 = _image_pair(8, device)
+    setting_name, value = setting
+
+    def run_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
+        return chk.call(step, model, x1, x2, optimizer, name=step_name, **{setting_name: value})
+
+    def projections(model: nn.Module, a: torch.Tensor, index: int = 1) -> torch.Tensor:
+        return chk.call(model, a, name=f"{class_name}.forward")[index]
+
+    loss_of = None if loss_at is None else (lambda model: loss_at(projections(model, x1), projections(model, x2)))
+    wrong = {} if loss_at is None else wrong_of(projections, x1, x2)
+    _check_single_network_step(chk, step_name, run_step, base, ("encoder", "projector"), loss_of, loss_name, wrong)
+
+
 def check_simclr_step(simclr_train_step: Callable, SimCLRModel: type, nt_xent: Callable | None = None,
                       device: str | torch.device | None = None) -> None:
     """Check `simclr_train_step(model, x1, x2, optimizer, tau=0.5) -> float`.
@@ -167,29 +195,23 @@ def check_simclr_step(simclr_train_step: Callable, SimCLRModel: type, nt_xent: C
     """
     chk = _Checker("simclr_step", "simclr_train_step")
     with chk:
-        device = _resolve_device(device)
         loss_fn = nt_xent or _global(simclr_train_step, "nt_xent")
-        base = _strip_batch_norm(_instantiate(chk, SimCLRModel, "SimCLRModel")).to(device).train()
-        x1, x2 = _image_pair(8, device)
         tau = 0.2
 
-        def run_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
-            return chk.call(simclr_train_step, model, x1, x2, optimizer, tau=tau, name="simclr_train_step")
+        def loss_at(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+            return chk.call(loss_fn, p1, p2, tau=tau, name="nt_xent")
 
-        def projections(model: nn.Module, a: torch.Tensor, index: int = 1) -> torch.Tensor:
-            return chk.call(model, a, name="SimCLRModel.forward")[index]
+        def wrong_of(projections: Callable, x1: torch.Tensor, x2: torch.Tensor) -> dict:
+            return {
+                "pass tau to nt_xent: this is the loss at the default tau = 0.5.":
+                    lambda model: loss_fn(projections(model, x1), projections(model, x2), tau=0.5),
+                "use the projections (second output), not the representations.":
+                    lambda model: loss_fn(F.normalize(projections(model, x1, 0), dim=1),
+                                          F.normalize(projections(model, x2, 0), dim=1), tau=tau),
+            }
 
-        loss_of = None if loss_fn is None else (
-            lambda model: chk.call(loss_fn, projections(model, x1), projections(model, x2), tau=tau, name="nt_xent"))
-        wrong = {} if loss_fn is None else {
-            "pass tau to nt_xent: this is the loss at the default tau = 0.5.":
-                lambda model: loss_fn(projections(model, x1), projections(model, x2), tau=0.5),
-            "use the projections (second output), not the representations.":
-                lambda model: loss_fn(F.normalize(projections(model, x1, 0), dim=1),
-                                      F.normalize(projections(model, x2, 0), dim=1), tau=tau),
-        }
-        _check_single_network_step(chk, "simclr_train_step", run_step, base, ("encoder", "projector"),
-                                   loss_of, "nt_xent", wrong)
+        _check_two_view_step(chk, simclr_train_step, "simclr_train_step", SimCLRModel, "SimCLRModel", device,
+                             ("tau", tau), None if loss_fn is None else loss_at, "nt_xent", wrong_of)
 
 
 def check_barlow_step(barlow_train_step: Callable, BarlowTwinsModel: type, barlow_loss: Callable | None = None,
@@ -201,29 +223,22 @@ def check_barlow_step(barlow_train_step: Callable, BarlowTwinsModel: type, barlo
     """
     chk = _Checker("barlow_step", "barlow_train_step")
     with chk:
-        device = _resolve_device(device)
         loss_fn = barlow_loss or _global(barlow_train_step, "barlow_loss")
-        base = _strip_batch_norm(_instantiate(chk, BarlowTwinsModel, "BarlowTwinsModel"))
-        base = base.to(device).train()
-        x1, x2 = _image_pair(8, device)
         alpha = 0.3
 
-        def run_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
-            return chk.call(barlow_train_step, model, x1, x2, optimizer, alpha=alpha, name="barlow_train_step")
+        def loss_at(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+            return chk.call(loss_fn, p1, p2, alpha, name="barlow_loss")
 
-        def projections(model: nn.Module, a: torch.Tensor, index: int = 1) -> torch.Tensor:
-            return chk.call(model, a, name="BarlowTwinsModel.forward")[index]
+        def wrong_of(projections: Callable, x1: torch.Tensor, x2: torch.Tensor) -> dict:
+            return {
+                "pass alpha to barlow_loss: this is the loss at alpha = 5e-3.":
+                    lambda model: loss_fn(projections(model, x1), projections(model, x2), 5e-3),
+                "use the projections (second output), not the representations.":
+                    lambda model: loss_fn(projections(model, x1, 0), projections(model, x2, 0), alpha),
+            }
 
-        loss_of = None if loss_fn is None else (
-            lambda model: chk.call(loss_fn, projections(model, x1), projections(model, x2), alpha, name="barlow_loss"))
-        wrong = {} if loss_fn is None else {
-            "pass alpha to barlow_loss: this is the loss at alpha = 5e-3.":
-                lambda model: loss_fn(projections(model, x1), projections(model, x2), 5e-3),
-            "use the projections (second output), not the representations.":
-                lambda model: loss_fn(projections(model, x1, 0), projections(model, x2, 0), alpha),
-        }
-        _check_single_network_step(chk, "barlow_train_step", run_step, base, ("encoder", "projector"),
-                                   loss_of, "barlow_loss", wrong)
+        _check_two_view_step(chk, barlow_train_step, "barlow_train_step", BarlowTwinsModel, "BarlowTwinsModel",
+                             device, ("alpha", alpha), None if loss_fn is None else loss_at, "barlow_loss", wrong_of)
 
 
 class _CountingEMA:
