@@ -61,6 +61,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.records import write_record  # noqa: E402
+
 TARGET_SECONDS_2_THREADS = 90.0
 TARGET_PEAK_RSS_MB = 700.0
 
@@ -219,11 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("the machine was busy with other work (load average above its CPU count): wall times are "
                      "longer than on an idle machine; user_cpu_s is the CPU work itself.")
     record["notes"] = notes
-    out = args.out or PROJECT_ROOT / "benchmarks" / "results" / (
-        "checkpoint_eval-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(record, "checkpoint_eval", args.out)
     return 0
 
 

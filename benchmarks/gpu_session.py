@@ -105,10 +105,9 @@ def _now_iso() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    from helpers.files import write_atomically  # here: importing helpers imports torch
+
+    write_atomically(path, lambda file: file.write((json.dumps(data, indent=2) + "\n").encode()), fsync=False)
 
 
 def _error_text(error: BaseException) -> str:

@@ -40,6 +40,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from benchmarks.records import write_record  # noqa: E402
+
 TARGET_SECONDS = 20.0
 from autograder.contract import ASSIGNMENTS  # noqa: E402
 
@@ -130,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(target < {TARGET_SECONDS:g} s)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = args.out or (PROJECT_ROOT / "benchmarks" / "results" /
-                       ("grade_time-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(record, "grade_time", args.out)
     return 0
 
 

@@ -46,6 +46,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from autograder.contract import ASSIGNMENTS  # noqa: E402
+from benchmarks.records import write_record  # noqa: E402
 
 
 def _tree_memory(root: "psutil.Process") -> tuple[float, float, int]:
@@ -153,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if record["torch_cuda_build"]:
         record["notes"] = [f"torch {record['torch']} is a CUDA build: each of the processes that import it maps "
                            "its CUDA libraries, which the CPU build that Gradescope's setup.sh installs does not have."]
-    out = args.out or PROJECT_ROOT / "benchmarks" / "results" / (
-        "grading_memory-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(record, "grading_memory", args.out)
     return 0
 
 

@@ -92,6 +92,7 @@ from benchmarks.linear_probe import linear_probe  # noqa: E402
 from benchmarks.machine import available_cpus, cpu_model, describe_device  # noqa: E402
 from benchmarks.seed_pipeline import run_seed_pipeline, steady_mean  # noqa: E402
 from helpers.data import describe_cifar10_source, load_cifar10  # noqa: E402
+from helpers.files import write_atomically  # noqa: E402
 from helpers.probes import KNNMonitor, encode_images  # noqa: E402
 from helpers.recipes import RECIPES  # noqa: E402
 from helpers.runtime import get_device, set_seed  # noqa: E402
@@ -493,11 +494,7 @@ def _record_path(results_dir: Path, method: str, epochs: int, slug: str, variant
 
 
 def _write_json(path: Path, record: Mapping[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, lambda file: file.write((json.dumps(record, indent=2) + "\n").encode()), fsync=False)
 
 
 # ======================================================================================

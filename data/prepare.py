@@ -21,7 +21,7 @@ from pathlib import Path
 DATA_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DATA_DIR.parent))  # `python data/prepare.py` puts data/ first on the path
 
-from helpers.data import CIFAR10_CLASSES, DataSourceError, load_cifar10  # noqa: E402
+from helpers.data import CIFAR10_CLASSES, SPLITS, DataSourceError, load_cifar10  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "$SSL_LAB_CIFAR10, else the torchvision download)")
     parser.add_argument("--root", default=str(DATA_DIR),
                         help="download and cache folder (default: this data/ folder)")
-    parser.add_argument("--split", choices=("train", "test", "both"), default="both")
+    parser.add_argument("--split", choices=(*SPLITS, "both"), default="both")
     parser.add_argument("--no-download", action="store_true",
                         help="do not let torchvision download; fail if the data is not there")
     return parser.parse_args(argv)
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    splits = ("train", "test") if args.split == "both" else (args.split,)
+    splits = SPLITS if args.split == "both" else (args.split,)
     for split in splits:
         start = time.perf_counter()
         try:

@@ -4,8 +4,9 @@ One module per concern: ``data`` (CIFAR-10 and the seeds' transforms), ``augment
 same augmentation batched on the device), ``models`` (CIFAR ResNet-18, heads, the linear
 classifier), ``checkpoint`` (saving and safely loading the graded classifier), ``probes``
 (the k-NN monitor), ``train`` (the one training loop), ``recipes`` (hyperparameters),
-``plots`` and ``checks`` (public self-checks). Nothing in here is the answer to a graded
-task.
+``plots``, ``checks`` (public self-checks), ``runtime`` (seeds, device, CPUs) and ``files``
+(atomic writes). ``data`` and ``checks`` are packages of a few modules each; import their
+names from the package. Nothing in here is the answer to a graded task.
 
 The names below can be imported from ``helpers`` directly; each module is imported on first
 use, so ``import helpers`` stays cheap.

@@ -28,7 +28,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["encode_images", "knn_accuracy", "KNNMonitor", "class_balanced_indices"]
+from helpers.augment import to_float_chw
+from helpers.data.subsets import class_balanced_indices  # the monitor's subsets (also helpers.train's)
+
+__all__ = ["encode_images", "knn_accuracy", "KNNMonitor"]
 
 
 def _module_device(module: torch.nn.Module) -> torch.device | None:
@@ -38,20 +41,6 @@ def _module_device(module: torch.nn.Module) -> torch.device | None:
     for tensor in module.buffers():
         return tensor.device
     return None
-
-
-def _to_float_chw(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 HWC/CHW or float CHW images -> float32 CHW in [0, 1].
-
-    Shape: (B, H, W, 3) uint8 or (B, 3, H, W) uint8/float -> (B, 3, H, W) float32.
-    """
-    if batch.dtype == torch.uint8:
-        if batch.shape[-1] == 3:  # HWC, the layout helpers.data loads
-            batch = batch.permute(0, 3, 1, 2)  # (B, 3, H, W), a channels_last-strided view
-        return batch.float().div_(255.0)
-    if not batch.is_floating_point():
-        raise TypeError(f"images must be uint8 (0-255) or float in [0, 1], got dtype {batch.dtype}")
-    return batch.float()
 
 
 def _first_output(output):
@@ -124,7 +113,7 @@ def encode_images(
     try:
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(device, non_blocking=True)
-            x = _to_float_chw(batch)  # (B, 3, H, W) float32 in [0, 1]
+            x = to_float_chw(batch)  # (B, 3, H, W) float32 in [0, 1]
             x = x.contiguous(memory_format=torch.channels_last) if use_channels_last else x.contiguous()
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 out = _first_output(encoder(x))
@@ -213,38 +202,6 @@ def knn_accuracy(
         predictions = votes.argmax(dim=1)  # (C,) first maximum: ties -> lowest class index
         correct += (predictions == test_labels[start : start + chunk_size]).sum()
     return correct.item() / test_unit.shape[0]
-
-
-def class_balanced_indices(labels: torch.Tensor | None, n: int, size: int | None = None) -> torch.Tensor:
-    """Indices of a deterministic, class-balanced subset of `n` items, in their original order.
-
-    Takes the first items of every class in turn (round-robin over the classes), like
-    `load_cifar10(limit=n)`, so a subset is stable from run to run and nested in larger ones.
-
-    Args:
-        labels: Shape: (N,) integer classes, or None (then the first `n` of `size` items).
-        n: subset size; at least the whole set is returned when `n >= N`.
-        size: number of items when `labels` is None.
-
-    Returns:
-        Shape: (min(n, N),) int64 indices, ascending.
-    """
-    if labels is None:
-        if size is None:
-            raise ValueError("pass size= when labels is None")
-        return torch.arange(min(n, size))
-    labels = torch.as_tensor(labels).cpu().long()
-    total = labels.shape[0]
-    if n >= total:
-        return torch.arange(total)
-    order = torch.argsort(labels, stable=True)  # grouped by class, original order inside
-    sorted_labels = labels[order]
-    class_start = torch.searchsorted(sorted_labels, sorted_labels, right=False)  # first slot of its class
-    rank = torch.arange(total) - class_start  # position of each item inside its class
-    # Sort key (rank, class): all classes' first items, then all second items, ...
-    key = rank * (int(labels.max()) + 1 - int(labels.min())) + (sorted_labels - int(labels.min()))
-    chosen = order[torch.argsort(key, stable=True)[:n]]
-    return torch.sort(chosen).values
 
 
 class KNNMonitor:

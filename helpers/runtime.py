@@ -1,4 +1,4 @@
-"""Reproducibility and device selection, the first cell of every notebook."""
+"""Reproducibility and device selection, the first cell of every notebook, and the CPUs there are."""
 
 from __future__ import annotations
 
@@ -47,3 +47,11 @@ def smoke_mode() -> bool:
     CI executes every notebook this way on a CPU; students never need it.
     """
     return os.environ.get("SSL_LAB_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def available_cpus() -> int:
+    """The number of CPU cores this process may run on (its affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

@@ -21,7 +21,7 @@ import torchvision.datasets
 from PIL import Image
 from torch.testing import assert_close
 
-from helpers import data as D
+from helpers.data import loading, local_files
 from helpers.data import (
     CIFAR10_CLASSES,
     LOCAL_ORDER_SEED,
@@ -29,6 +29,7 @@ from helpers.data import (
     CIFAR10Tensors,
     DataSourceError,
     TwoViewTransform,
+    class_balanced_indices,
     describe_cifar10_source,
     eval_transform,
     load_cifar10,
@@ -336,7 +337,7 @@ def test_second_load_reads_the_cache(tiny_layouts, tmp_path, layout, capsys, mon
     first = load_cifar10("test", source=source, root=root)
     assert "decoded, cached in" in capsys.readouterr().out
     assert len(_cache_files(root)) == 1
-    monkeypatch.setattr(D, "_decode_image", lambda *a: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(local_files, "_decode_image", lambda *a: pytest.fail("decoded again despite the cache"))
     second = load_cifar10("test", source=source, root=root)
     assert "; cached in" in capsys.readouterr().out
     assert_close(second, first, rtol=0, atol=0)
@@ -435,7 +436,7 @@ def test_synthetic_data_is_deterministic_balanced_and_learnable(synthetic_splits
     assert train_x.shape == (2000, 32, 32, 3) and test_x.shape == (500, 32, 32, 3)
     assert_close(train_y.bincount(), torch.full((10,), 200))
     assert_close(test_y.bincount(), torch.full((10,), 50))
-    again = D._synthetic_split.__wrapped__("test")  # generated afresh, bypassing the memo
+    again = loading._synthetic_split.__wrapped__("test")  # generated afresh, bypassing the memo
     assert_close(again[0], test_x, rtol=0, atol=0)
     assert not torch.equal(train_x[:500], test_x), "train and test must be different draws"
     # 5-NN on raw pixels (cosine of centred vectors) must beat chance (10 %) by far.
@@ -719,3 +720,16 @@ def test_prepare_reports_a_missing_source(project_root, tmp_path, capsys):
     prepare = _prepare_module(project_root)
     assert prepare.main(["--source", str(tmp_path / "nowhere"), "--root", str(tmp_path)]) == 1
     assert "SSL_LAB_CIFAR10" in capsys.readouterr().err
+
+
+def test_class_balanced_indices():
+    """Round-robin over the classes, sorted, nested, whole set when n >= N."""
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 0, 1, 2, 2, 2, 2])
+    chosen = class_balanced_indices(labels, 6)
+    assert chosen.tolist() == sorted(chosen.tolist())
+    assert torch.bincount(labels[chosen], minlength=3).tolist() == [2, 2, 2]
+    assert set(class_balanced_indices(labels, 3).tolist()) <= set(chosen.tolist())
+    assert class_balanced_indices(labels, 100).tolist() == list(range(12))
+    assert class_balanced_indices(None, 5, size=3).tolist() == [0, 1, 2]
+    counts = torch.bincount(labels[class_balanced_indices(labels, 7)], minlength=3).tolist()
+    assert sorted(counts) == [2, 2, 3]

@@ -30,7 +30,8 @@ def test_unknown_name_is_an_attribute_error():
         helpers.nt_xent  # noqa: B018
 
 
-@pytest.mark.parametrize("path", sorted(HELPERS_DIR.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
+                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
 def test_no_graded_task_is_defined_in_helpers(path):
     """No module-level function or class of helpers has a graded task's name."""
     tree = ast.parse(path.read_text())
@@ -99,3 +100,14 @@ def test_pip_install_makes_helpers_importable(source, tmp_path):
     else:
         assert Path(location).is_relative_to(tmp_path / "venv")  # copied into the environment
     assert no_autograder == "True", "the package must install helpers only, never the grader"
+
+
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
+                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
+def test_helpers_never_import_solutions_or_autograder(path):
+    """helpers ships to students (and into the sandbox): no module of it, in any subpackage,
+    may import the reference solutions or the grader."""
+    tree = ast.parse(path.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.split(".")[0] in {"solutions", "autograder"} for name in imported), imported

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from helpers.probes import KNNMonitor, class_balanced_indices, encode_images, knn_accuracy
+from helpers.probes import KNNMonitor, encode_images, knn_accuracy
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -203,19 +203,6 @@ def test_encode_images_accepts_chw_and_float():
     reference = encode_images(encoder, images)
     assert_close(encode_images(encoder, images.permute(0, 3, 1, 2)), reference)
     assert_close(encode_images(encoder, images.permute(0, 3, 1, 2).float() / 255), reference)
-
-
-def test_class_balanced_indices():
-    """Round-robin over the classes, sorted, nested, whole set when n >= N."""
-    labels = torch.tensor([0, 0, 0, 1, 1, 2, 0, 1, 2, 2, 2, 2])
-    chosen = class_balanced_indices(labels, 6)
-    assert chosen.tolist() == sorted(chosen.tolist())
-    assert torch.bincount(labels[chosen], minlength=3).tolist() == [2, 2, 2]
-    assert set(class_balanced_indices(labels, 3).tolist()) <= set(chosen.tolist())
-    assert class_balanced_indices(labels, 100).tolist() == list(range(12))
-    assert class_balanced_indices(None, 5, size=3).tolist() == [0, 1, 2]
-    counts = torch.bincount(labels[class_balanced_indices(labels, 7)], minlength=3).tolist()
-    assert sorted(counts) == [2, 2, 3]
 
 
 @pytest.mark.parametrize("tuple_output", [False, True])
