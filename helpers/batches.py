@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from helpers.augment import BatchTwoViewAugment
+from helpers.runtime import available_cpus
 
 __all__ = ["Batches", "auto_num_workers", "derive_seed", "seed_global_rngs"]
 
@@ -63,10 +63,7 @@ def _accepts_generator(augment: Callable) -> bool:
 
 
 def auto_num_workers(smoke: bool) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
+    cores = available_cpus()
     return 0 if smoke or cores <= 2 else min(8, cores)
 
 

@@ -40,7 +40,6 @@ state_dict checks are in `helpers.checkpoint_format`, reading the file safely in
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -61,6 +60,7 @@ from helpers.checkpoint_format import (
     check_state_dict,
     find_state_dict,
 )
+from helpers.files import write_atomically
 from helpers.models import LinearClassifier
 
 __all__ = [
@@ -139,19 +139,7 @@ def save_classifier(model: nn.Module | Mapping[str, torch.Tensor], path: str | o
         "std": state["std"].flatten().tolist(),
         "state_dict": state,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)  # atomic on POSIX and Windows (same folder)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, lambda file: torch.save(payload, file))
     return path
 
 

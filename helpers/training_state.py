@@ -25,7 +25,6 @@ loaded). When it exists and ``resume=True``:
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from helpers.files import write_atomically
 from helpers.history import History
 
 __all__ = [
@@ -85,19 +85,9 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _save_atomically(payload: dict, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then os.replace: a reader (or a
-    resumed run after a crash) sees either the old complete file or the new complete file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torch.save through `helpers.files.write_atomically`: a reader (or a run resumed after a
+    crash) sees either the old complete file or the new complete file."""
+    write_atomically(path, lambda file: torch.save(payload, file))
 
 
 def save_training_state(path: Path, *, config: Mapping[str, Any], finished_epochs: int, model: torch.nn.Module,
