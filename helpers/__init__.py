@@ -25,6 +25,7 @@ _EXPORTS = {
     "augment": ("BatchCropFlip", "BatchTwoViewAugment"),
     "models": ("LinearClassifier", "cifar_resnet18", "projection_mlp"),
     "checkpoint": ("CheckpointError", "MAX_CHECKPOINT_BYTES", "load_classifier", "save_classifier"),
+    "encoder_file": ("load_encoder", "save_encoder"),
     "probes": ("KNNMonitor", "encode_images", "knn_accuracy"),
     "train": ("History", "TrainingCheckpointError", "TrainingStateError", "fit"),
     "recipes": ("BARLOW_TWINS", "BYOL", "LINEAR_EVAL", "RECIPES", "SIMCLR", "BYOLRecipe",
