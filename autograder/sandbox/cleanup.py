@@ -93,4 +93,3 @@ def kill_leftovers(preexisting: set[int] = frozenset()) -> int:
                 pass
         psutil.wait_procs(victims, timeout=1)
     return killed
-

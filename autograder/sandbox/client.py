@@ -284,7 +284,6 @@ class Worker(Exchange):
         self._exchange({"kind": "op", "op": op}, kwargs, on_frame, timeout=timeout or self.limits.call_timeout)
         return self._interpret(result["header"], result["value"])
 
-
     def _answer_callback(self, header: dict, value: Any, callbacks: dict) -> None:
         handler = callbacks.get(str(header.get("name")))
         if handler is None:
@@ -326,7 +325,6 @@ class Worker(Exchange):
             raise BadAnswer(message + (f"\n{summary}" if summary and "<cell " in summary else ""))
         raise BadAnswer(f"the worker answered with an unknown status {str(status)[:40]!r}")
 
-
     def close(self) -> None:
         """Kill this submission's worker and everything it left behind; wipe its /tmp."""
         if self.child_alive:
@@ -344,4 +342,3 @@ class _StatementFailed(Exception):
         super().__init__(reason)
         self.index = index
         self.reason = reason
-

@@ -50,4 +50,3 @@ class BadAnswer(SubmissionFault):
 
 class BudgetExhausted(SubmissionFault):
     pass
-

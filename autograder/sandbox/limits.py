@@ -76,7 +76,6 @@ class Limits:
     load_total: float = 60.0
 
 
-
 @dataclass
 class Budget:
     """Wall time a submission's code may take in all: loading, every call, and the grader's

@@ -19,7 +19,8 @@ from typing import Any
 
 import psutil
 
-from autograder.sandbox.cleanup import kill_leftovers, remove_files_of, remove_stale_workdirs, remove_tree, set_subreaper
+from autograder.sandbox.cleanup import (kill_leftovers, remove_files_of, remove_stale_workdirs, remove_tree,
+                                        set_subreaper)
 from autograder.sandbox.faults import SandboxError
 from autograder.sandbox.isolation import PROJECT_ROOT, Isolation
 from autograder.sandbox.limits import PRELOAD, Limits
