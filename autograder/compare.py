@@ -2,7 +2,7 @@
 
 Every failure raises `GradingFailure` whose message says what was asked, what was expected
 and what came back: shapes, values, the first differing element and the largest
-difference, never the reference's code. Values come from `autograder.protocol` (plain
+difference, never the reference's code. Values come from `autograder.in_sandbox.protocol` (plain
 tensors, Python numbers, `Unsupported` / `NumpyTensor` stand-ins for other objects).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from autograder.protocol import NumpyTensor, Unsupported
+from autograder.in_sandbox.protocol import NumpyTensor, Unsupported
 
 RTOL = 1e-4
 ATOL = 1e-5

@@ -25,12 +25,12 @@ worker, statement by statement).
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from autograder.in_sandbox.statements import compile_tree, parse_cell
 
 from .contract import TASKS  # relative: the sandboxed worker imports this module as sslgrader_worker.extract
 
@@ -93,7 +93,7 @@ class Statement:
 
     def statement_node(self) -> ast.stmt:
         """The parsed statement (from extraction, else from the cell parsed once and cached)."""
-        return self.tree if self.tree is not None else _parse_cell(self.cell_source).body[self.node]
+        return self.tree if self.tree is not None else parse_cell(self.cell_source).body[self.node]
 
 
 @dataclass
@@ -159,7 +159,7 @@ def read_notebook(path: str | Path) -> dict:
         NotebookError: a link, pipe, device or folder; too large, too deep, not JSON, not
             an nbformat-4 notebook.
     """
-    from . import safe_files  # here: the sandbox's copy of this module (WORKER_MODULES) has no safe_files
+    from . import safe_files
 
     path = Path(path)
     try:
@@ -399,13 +399,6 @@ def _cell_cap_problem(source: str, statements: int | None = None) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
-def _parse_cell(source: str) -> ast.Module:
-    """A cell's syntax tree, parsed once for all its statements (the worker compiles one
-    statement at a time, in notebook order, so a cache of a few cells is enough)."""
-    return ast.parse(source)
-
-
 def extract(notebook_path: str | Path) -> ExtractedNotebook:
     """Extract the definitions of a notebook (see the module docstring).
 
@@ -481,23 +474,6 @@ def _refuse_cell(result: ExtractedNotebook, cell: CodeCell, problem: str) -> Non
     cell.problem = problem
     cell.names = _regex_names(cell.source)
     result.warnings.append(f"{cell.label} was not graded: {problem}")
-
-
-def compile_node(cell_source: str, node: int, label: str, flags: int = 0) -> Any:
-    """Compile the `node`-th top-level statement of a cell (line numbers as in the cell).
-
-    Shared by the grader (reference) and the worker (submission), so both run exactly the
-    statements extraction kept, even when a kept and a dropped statement share a line. The
-    cell is parsed once for all its statements (`_parse_cell`), not once per statement.
-    """
-    tree = _parse_cell(cell_source)
-    return compile_tree(tree.body[node], label, flags)
-
-
-def compile_tree(node: ast.stmt, label: str, flags: int = 0) -> Any:
-    """Compile one parsed top-level statement as a module of its own (`compile_node`)."""
-    module = ast.Module(body=[node], type_ignores=[])
-    return compile(module, f"<{label}>", "exec", flags=flags, dont_inherit=True)
 
 
 def statements_payload(statements: list[Statement]) -> dict:

@@ -30,11 +30,13 @@ import torch
 from torch import nn
 
 from autograder import extract as extraction
-from autograder import conform, harness, hidden_inputs, protocol, sandbox
+from autograder import hidden_inputs, sandbox
 from autograder.assignments import ASSIGNMENTS, Assignment, find_notebook
 from autograder.contract import TASKS
 from autograder.course_settings import CourseConfigError
+from autograder.in_sandbox import harness, protocol
 from autograder.results import GraderError, ResultsPlugin, build_results, format_table, write_json_atomic
+from autograder.sandbox import conform
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = Path(__file__).resolve().parent / "tests"

@@ -9,7 +9,7 @@ reference and two attack notebooks built from it:
 - ``slowest``: every graded function and forward sleeps until just under the per-call limit;
   the submission's time budget (``course.toml [grading] budget_seconds``) ends it;
 - ``largest``: every graded function returns a tensor just under the cap on one answer
-  (``autograder.sandbox.MAX_RESPONSE_PAYLOAD``) and prints 4 MB.
+  (``autograder.sandbox.limits.MAX_RESPONSE_PAYLOAD``) and prints 4 MB.
 
 For each it records the wall time, the grader process's own peak resident memory (the root
 process that holds the reference and writes the results) and the peak of all processes
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import psutil
 
-    from autograder import sandbox
+    from autograder.sandbox.limits import MAX_RESPONSE_PAYLOAD
     from autograder.course_settings import load_grading_settings
     from benchmarks.machine import cpu_model
     from submissions.attacks import attack_notebook
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = {
         "reference": json.loads(solution.read_text()),
         "slowest": attack_notebook(solution, [slowest_cell(settings["call_seconds"]).replace("{", "{{").replace("}", "}}")]),
-        "largest": attack_notebook(solution, [largest_cell(sandbox.MAX_RESPONSE_PAYLOAD).replace("{", "{{")
+        "largest": attack_notebook(solution, [largest_cell(MAX_RESPONSE_PAYLOAD).replace("{", "{{")
                                               .replace("}", "}}")]),
     }
     record = {"benchmark": "hostile_grading", "command": shlex.join(["python", *sys.argv]),
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                           "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
               "budget_s": budget, "call_timeout_s": settings["call_seconds"],
-              "max_response_bytes": sandbox.MAX_RESPONSE_PAYLOAD, "runs": {}}
+              "max_response_bytes": MAX_RESPONSE_PAYLOAD, "runs": {}}
     with tempfile.TemporaryDirectory(prefix="hostile-grading-") as work:
         for name, notebook in notebooks.items():
             folder = Path(work) / name

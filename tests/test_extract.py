@@ -11,6 +11,7 @@ import pytest
 
 from autograder import extract
 from autograder.contract import TASKS
+from autograder.in_sandbox.statements import compile_node
 from autograder.grading import ASSIGNMENTS, find_notebook
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -252,8 +253,8 @@ def test_thousands_of_statements_in_one_cell_are_parsed_once(tmp_path):
     payload = extract.statements_payload(extracted.statements)
     namespace: dict = {}
     for statement in payload["statements"]:  # as the worker compiles them
-        code = extract.compile_node(payload["cells"][statement["label"]], statement["node"], statement["label"],
-                                    statement["flags"])
+        code = compile_node(payload["cells"][statement["label"]], statement["node"], statement["label"],
+                            statement["flags"])
         exec(code, namespace)  # noqa: S102 - this test's own notebook
     assert namespace[f"f{count - 1}"]() == count - 1
     assert run(extracted)["f7"]() == 7
@@ -265,7 +266,7 @@ def test_tracebacks_keep_the_cells_line_numbers(tmp_path):
     statement = extracted.statements[-1]
     assert statement.names == ("broken",) and statement.lineno == 4
     namespace: dict = {}
-    code = extract.compile_node(statement.cell_source, statement.node, statement.label, statement.future_flags)
+    code = compile_node(statement.cell_source, statement.node, statement.label, statement.future_flags)
     exec(code, namespace)  # noqa: S102
     with pytest.raises(ZeroDivisionError) as info:
         namespace["broken"].__func__()
@@ -303,24 +304,3 @@ def test_statements_and_cells_past_the_caps_are_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(extract, "MAX_CELLS", 1)
     extracted = extract.extract(path)
     assert extracted.task_cell("nt_xent") is None and any("only the first 1" in w for w in extracted.warnings)
-
-
-def test_extract_imports_alone_as_in_the_workers_package(tmp_path):
-    """The sandbox copies extract.py into a package of its own (sandbox.WORKER_MODULES):
-    it must import there without the rest of the autograder."""
-    import shutil
-    import subprocess
-    import sys
-
-    from autograder import sandbox
-
-    package = tmp_path / "worker_copy"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in ("extract.py", "contract.py"):  # extract imports the task registry relatively
-        assert name in sandbox.WORKER_MODULES
-        shutil.copy(PROJECT_ROOT / "autograder" / name, package / name)
-    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import worker_copy.extract"
-    done = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr

@@ -1,20 +1,30 @@
-"""The sandbox (autograder/sandbox.py, worker.py, protocol.py): the wire format carries only
+"""The sandbox (autograder/sandbox/, and autograder/in_sandbox/ which is copied into it): only
+that folder enters the sandbox, and it imports nothing of the grader; the wire format carries only
 data and rejects anything malformed; a submission's code runs in a separate, limited,
 unprivileged process; a hang, crash, exit or memory bomb fails that call, and the next call
 gets a fresh worker."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
 import torch
 
-from autograder import protocol, sandbox
+from autograder import sandbox
+from autograder.in_sandbox import protocol
 from autograder.extract import Statement, statements_payload
+from autograder.sandbox.isolation import PROJECT_ROOT
+from autograder.sandbox.output import OUTPUT_HEAD, OUTPUT_TAIL, OutputCapture
+from autograder.sandbox.zygote import INSIDE, PACKAGE, prepare_package
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox user and namespaces need root")
 
@@ -115,7 +125,7 @@ def test_frame_reader_enforces_magic_and_caps():
 # Output capture
 # ======================================================================================
 def test_output_capture_splits_calls_and_truncates():
-    capture = sandbox.OutputCapture("abc")
+    capture = OutputCapture("abc")
     marker = b"\x00SSLG-END:abc:1\x00"
     data = b"hello " * 5000 + b"\x00SSLG-END:zzz:1\x00 forged " + marker + b"next call"
     for i in range(0, len(data), 1000):
@@ -123,8 +133,78 @@ def test_output_capture_splits_calls_and_truncates():
     assert capture.ended == [1]
     text = capture.take()
     assert text.startswith("hello") and "bytes of output omitted" in text and "forged" in text
-    assert len(text) < sandbox.OUTPUT_HEAD + sandbox.OUTPUT_TAIL + 100
+    assert len(text) < OUTPUT_HEAD + OUTPUT_TAIL + 100
     assert capture.take(flush=True) == "next call"
+
+
+# ======================================================================================
+# The trust boundary: what is copied into the sandbox
+# ======================================================================================
+#: What the code inside the sandbox may import besides the standard library and its own folder.
+INSIDE_MAY_IMPORT = {"torch", "landlock", "pyseccomp"}
+
+
+def foreign_imports(folder: Path) -> list[str]:
+    """The imports of `folder`'s modules that are neither the standard library, nor
+    `INSIDE_MAY_IMPORT`, nor a module of the folder itself (anywhere in a module: a function's
+    lazy import counts too)."""
+    siblings = {path.stem for path in folder.glob("*.py")}
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.ImportFrom):  # relative: only `from . import sibling` or `from .sibling import x`
+                inside = node.level == 1 and (node.module.split(".")[0] in siblings if node.module
+                                              else all(alias.name in siblings for alias in node.names))
+                modules = [] if inside else ["." * node.level + (node.module or ",".join(a.name for a in node.names))]
+                found += [f"{path.name} line {node.lineno}: {m}" for m in modules]
+                continue
+            else:
+                continue
+            found += [f"{path.name} line {node.lineno}: {m}" for m in modules
+                      if m.split(".")[0] not in sys.stdlib_module_names | INSIDE_MAY_IMPORT]
+    return found
+
+
+def test_the_code_inside_the_sandbox_imports_nothing_of_the_grader():
+    """Everything in autograder/in_sandbox/ runs next to the student's code: it may import the
+    standard library, torch, the confinement bindings and its own modules, nothing else."""
+    assert sorted(p.name for p in INSIDE.glob("*.py")) == ["__init__.py", "confine.py", "harness.py", "protocol.py",
+                                                           "statements.py", "worker.py"]
+    assert foreign_imports(INSIDE) == []
+
+
+def test_foreign_imports_are_found(tmp_path):
+    """The check above fails on each way the grader could leak in."""
+    (tmp_path / "sibling.py").write_text("import os, json\nfrom collections import abc\n")
+    (tmp_path / "leaky.py").write_text(
+        "from __future__ import annotations\nimport torch.nn\nfrom . import sibling\nfrom .sibling import x\n"
+        "import numpy\nfrom autograder import safe_files\nfrom .. import grading\nfrom . import extract\n"
+        "from .extract import TASK_NAMES\n\ndef later():\n    import helpers.data\n")
+    assert foreign_imports(tmp_path) == ["leaky.py line 5: numpy", "leaky.py line 6: autograder",
+                                         "leaky.py line 7: ..grading", "leaky.py line 8: .extract",
+                                         "leaky.py line 9: .extract", "leaky.py line 12: helpers.data"]
+
+
+def test_the_sandbox_gets_a_copy_of_that_folder_which_imports_alone(tmp_path):
+    """The sandbox's package is the folder, whole and nothing more, and each of its modules
+    imports there without the rest of the autograder (in an isolated interpreter)."""
+    pkg = prepare_package(tmp_path)
+    copied = sorted(str(p.relative_to(pkg / PACKAGE)) for p in (pkg / PACKAGE).rglob("*"))
+    assert copied == sorted(str(p.relative_to(INSIDE)) for p in INSIDE.rglob("*")
+                            if "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert sorted(p.name for p in pkg.iterdir()) == ["helpers", PACKAGE]
+    modules = sorted(p.stem for p in INSIDE.glob("*.py") if p.stem != "__init__")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+            f"for name in {modules!r}: importlib.import_module({PACKAGE!r} + '.' + name)\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('autograder', 'helpers')], sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-I", "-B", "-c", code, str(pkg)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(pkg)
 
 
 # ======================================================================================
@@ -274,7 +354,7 @@ def test_runs_as_an_unprivileged_user_without_groups(worker):
 def test_cannot_read_the_project(worker):
     for path in ("solutions/ssl_methods.ipynb", "autograder/grading.py", "tests/submissions/variants.py"):
         with pytest.raises(sandbox.CodeRaised, match="(FileNotFoundError|PermissionError)"):
-            call(worker, "read", str(sandbox.PROJECT_ROOT / path))
+            call(worker, "read", str(PROJECT_ROOT / path))
 
 
 @needs_root

@@ -14,7 +14,7 @@ per submission (`autograder.hidden_inputs`); the others keep their fixed seeds.
 
 What the submission cannot forge: it runs in the same process as the harness operations and
 can rewrite them, so every result is first held against the reference's form
-(`autograder.conform`: every record, key, shape and dtype), and every test passes only when
+(`autograder.sandbox.conform`: every record, key, shape and dtype), and every test passes only when
 values that a correct answer computes from the grader's inputs match. Properties with no
 effect on any value (eval mode, gradients recorded, a target left with gradients) can only
 add a failure; the oracles answer a step's requests only for the step's own inputs

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from autograder import harness
+from autograder.in_sandbox import harness
 from autograder.compare import GradingFailure, as_number, expect_tensor, fail
 from autograder.tests.tasks.shared import (STEP_ATOL, STEP_RTOL, StepTests, check_returned_floats,
                                            expect_training_mode, explain_precision, perturbed, standin)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import harness
+from autograder.in_sandbox import harness
 from autograder.compare import as_number, as_sequence, expect_number, expect_python_float, fail
 from autograder.tests.tasks.shared import images, seeded, standin
 

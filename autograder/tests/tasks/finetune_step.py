@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from autograder import harness
+from autograder.in_sandbox import harness
 from autograder.compare import as_number, as_sequence, describe, expect_number, expect_python_float, expect_tensor, fail
 from autograder.tests.tasks.shared import (STEP_ATOL, STEP_RTOL, expect_training_mode, images, seeded,
                                            standin)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from autograder import harness
+from autograder.in_sandbox import harness
 from autograder.compare import (
     GradingFailure,
     as_number,

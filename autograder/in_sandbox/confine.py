@@ -1,6 +1,6 @@
 """Confining the process that runs a submission: user, privileges, seccomp, Landlock.
 
-Applied by the worker's child (`autograder.worker.child_main`) after it forked from the
+Applied by the worker's child (`autograder.in_sandbox.worker.child_main`) after it forked from the
 zygote and before it reads a single statement of the submission, in every isolation mode:
 
 1. ``drop_privileges``: the sandbox user, no supplementary groups, no capabilities
@@ -19,8 +19,8 @@ zygote and before it reads a single statement of the submission, in every isolat
    system calls a submission has no business making fail with EPERM.
 
 Each step reports what it applied (`Confinement`); the grader decides whether that is
-enough for the mode it runs in (`autograder.sandbox`). This module is copied into the
-sandbox: standard library only, plus the optional ``landlock`` and ``pyseccomp`` bindings.
+enough for the mode it runs in (`autograder.sandbox.isolation`). This module is copied into
+the sandbox: standard library only, plus the optional ``landlock`` and ``pyseccomp`` bindings.
 """
 
 from __future__ import annotations

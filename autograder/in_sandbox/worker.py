@@ -23,16 +23,16 @@ Process layout (grader side in `autograder.sandbox`)::
    It is a child subreaper, so processes the submission leaves behind stay in its tree.
 3. **Child** (forked for every call of the grader, so nothing one call leaves reaches the
    next): own session, stdout and stderr redirected to the grader's capture pipe, memory,
-   file-size and process limits; then it confines itself (`autograder.confine`: the sandbox
+   file-size and process limits; then it confines itself (`autograder.in_sandbox.confine`: the sandbox
    user, no groups or capabilities, no_new_privs, not dumpable, Landlock, seccomp), answers
    the grader's probe, loads the submission statement by statement and serves one request
-   (`autograder.protocol` frames), asking the grader through callbacks where a step needs a
+   (`autograder.in_sandbox.protocol` frames), asking the grader through callbacks where a step needs a
    reference answer.
 
 The grader enforces the time limit per call and kills the child on a timeout, a crash,
 a malformed answer or excess memory; the zygote then cleans up and forks a new child.
-This module is copied into the sandbox; it imports only the standard library, torch and
-its sibling modules (protocol, harness, extract, confine).
+This module is copied into the sandbox with the rest of `autograder.in_sandbox`; it imports
+only the standard library, torch and its sibling modules (protocol, harness, statements, confine).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import time
 import types
 from typing import Any
 
-from . import confine, extract, harness, protocol
+from . import confine, harness, protocol, statements
 
 # mount(2) flags
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -482,8 +482,8 @@ class Child:
             self.send({"kind": "loading", "seq": self.seq, "index": index})
             status: dict[str, Any] = {"kind": "loaded", "seq": self.seq, "index": index, "ok": True}
             try:
-                code = extract.compile_node(cells[statement["label"]], statement["node"], statement["label"],
-                                            statement["flags"])
+                code = statements.compile_node(cells[statement["label"]], statement["node"], statement["label"],
+                                               statement["flags"])
                 exec(code, namespace)  # noqa: S102 - the sandbox is where submission code runs
             except BaseException as error:  # noqa: BLE001 - a class body may even call sys.exit
                 status.update(ok=False, error=harness.student_traceback(error))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from autograder.sandbox import BadAnswer
+from autograder.sandbox.faults import BadAnswer
 
 #: Keys whose values are the graded code's own return values (any form; the tests check them).
 FREE = frozenset({"returned"})
