@@ -239,7 +239,7 @@ def _readme_point_claims(points=None) -> list[str]:
     """The point totals README.md states, each computed from the graded tests' ``points``
     markers (`points`, default `autograder.tests.tasks.unit_points`) and the course's
     checkpoint points."""
-    from autograder.checkpoint_grading import load_course_config
+    from autograder.checkpoint.rubric import load_course_config
     from autograder.tests.tasks import unit_points
 
     ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
