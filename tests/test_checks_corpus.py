@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from answers import answers
-from answers.notebook import CHECK_CALLS, run_public_check
-from autograder.contract import ASSIGNMENTS, TASKS
+from answers.notebook import check_cell, run_public_check
+from autograder.contract import ASSIGNMENTS
 from autograder.extract import extract, load_trusted
 from submissions import build
 
@@ -29,8 +29,11 @@ def _case_id(case) -> str:
     return f"{assignment}-{answer.id}"
 
 
-def test_every_graded_task_has_a_public_check():
-    assert set(TASKS) == set(CHECK_CALLS)
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_task_has_a_public_check(assignment):
+    """Each graded cell is followed by a check cell (id ``check-<task>``) calling its public check."""
+    for task in ASSIGNMENTS[assignment].cell_tasks:
+        assert f"checks.check_{task}(" in check_cell(task, assignment), task
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
