@@ -2,11 +2,15 @@
 
 One module per concern: ``data`` (CIFAR-10 and the seeds' transforms), ``augment`` (the
 same augmentation batched on the device), ``models`` (CIFAR ResNet-18, heads, the linear
-classifier), ``checkpoint`` (saving and safely loading the graded classifier), ``probes``
-(the k-NN monitor), ``train`` (the one training loop), ``recipes`` (hyperparameters),
-``plots``, ``checks`` (public self-checks), ``runtime`` (seeds, device, CPUs) and ``files``
-(atomic writes). ``data`` and ``checks`` are packages of a few modules each; import their
-names from the package. Nothing in here is the answer to a graded task.
+classifier), ``checkpoint`` (saving and safely loading the graded classifier file, with
+``checkpoint_format`` and ``checkpoint_file``), ``encoder_file`` (the homework's pre-trained
+encoder), ``probes`` (the k-NN monitor), ``train`` (``fit``, the one training loop, with
+``history``, ``precision``, ``training_state`` for resuming, and ``batches``), ``recipes``
+(hyperparameters, fit's configuration and the optimiser), ``plots``, ``report``,
+``submission`` and ``comparison`` (what given cells print), ``checks`` (public self-checks),
+``runtime`` (seeds, device, CPUs) and ``files`` (atomic writes). ``data`` and ``checks`` are
+packages of a few modules each; import their names from the package. Nothing in here is the
+answer to a graded task.
 
 The names below can be imported from ``helpers`` directly; each module is imported on first
 use, so ``import helpers`` stays cheap.
