@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder import extract as extraction
-from autograder.contract import ASSIGNMENTS, Assignment  # noqa: F401  (re-exported)
 from autograder import safe_files
-
+from autograder.contract import ASSIGNMENTS, Assignment  # noqa: F401  (re-exported)
 
 # ======================================================================================
 # Finding the notebook

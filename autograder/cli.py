@@ -38,8 +38,6 @@ from typing import Any
 from autograder.batch import GRADER_ERROR
 from autograder.contract import ASSIGNMENTS
 
-from autograder.contract import ASSIGNMENTS
-
 USAGE_ERROR = 64
 
 

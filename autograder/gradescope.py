@@ -68,8 +68,8 @@ import tempfile
 import time
 import traceback
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FILES = Path(__file__).resolve().parent / "gradescope_files"

@@ -21,9 +21,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -183,7 +184,7 @@ class StepOracle:
 
     LOSS_CALLS_PER_STEP, EMA_CALLS_PER_STEP = 2, 2
 
-    def __init__(self, reference: "Reference", kwargs: dict, trajectories: list[dict]) -> None:
+    def __init__(self, reference: Reference, kwargs: dict, trajectories: list[dict]) -> None:
         self.reference = reference
         self.loss_name = kwargs.get("loss_name")
         self.method = kwargs.get("method")

@@ -37,9 +37,9 @@ import csv
 import hashlib
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from autograder import extract as extraction
 from autograder.assignments import ASSIGNMENTS, find_notebook

@@ -40,8 +40,8 @@ import copy
 import os
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import nbformat
 

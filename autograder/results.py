@@ -84,7 +84,7 @@ class ShortFailureReports:
     """Builds a failed test's report with a one-line repr: pytest's own (source and traceback
     of every frame) costs ~0.4 s per failure, and the student sees our message instead."""
 
-    def __init__(self, results: "ResultsPlugin") -> None:
+    def __init__(self, results: ResultsPlugin) -> None:
         self.plugin = results
 
     @pytest.hookimpl(tryfirst=True)

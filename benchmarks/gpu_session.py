@@ -370,7 +370,6 @@ def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, devic
 
 def paths_worker(args) -> int:
     """Child process of a paths_* step: runs the configurations not yet in the results file."""
-    import torch
 
     from benchmarks import time_to_accuracy as tta
 

@@ -45,9 +45,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from autograder.contract import ASSIGNMENTS  # noqa: E402
 from autograder.gradescope import GRADER_REQUIREMENTS, IMAGE_VENV, build_zip  # noqa: E402
 from autograder.wheels import TORCH_CPU_INDEX, reachable  # noqa: E402
-from autograder.contract import ASSIGNMENTS  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MIRRORS = {"bookworm": "http://deb.debian.org/debian", "trixie": "http://deb.debian.org/debian",

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -48,8 +49,11 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from autograder.contract import ASSIGNMENTS  # noqa: E402
 from benchmarks.records import write_record  # noqa: E402
 
+if TYPE_CHECKING:
+    import psutil
 
-def _tree_memory(root: "psutil.Process") -> tuple[float, float, int]:
+
+def _tree_memory(root: psutil.Process) -> tuple[float, float, int]:
     """(sum of PSS, sum of RSS, number of processes) of `root` and its descendants, in MiB."""
     import psutil
 

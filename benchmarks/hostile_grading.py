@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import psutil
 
-    from autograder.sandbox.limits import MAX_RESPONSE_PAYLOAD
     from autograder.course_settings import load_grading_settings
+    from autograder.sandbox.limits import MAX_RESPONSE_PAYLOAD
     from benchmarks.machine import cpu_model
     from submissions.attacks import attack_notebook
 

@@ -172,7 +172,7 @@ def _time_to_accuracy_section(records: list[tuple[str, dict]]) -> list[str]:
     if not rows_src:
         return lines + ["**No GPU record yet.** Nothing has been measured on a GPU for this page.", "", MEASURE_ON_GPU]
     rows = []
-    for name, r in rows_src:
+    for _, r in rows_src:
         knn = r.get("knn") if isinstance(r.get("knn"), dict) else {}
         probe = r.get("linear_probe") if isinstance(r.get("linear_probe"), dict) else {}
         method = METHOD_NAMES.get(r.get("method"), str(r.get("method")))
@@ -314,7 +314,7 @@ def _train_overheads_section(records: list[tuple[str, dict]]) -> list[str]:
         steps = {s.get("implementation"): s for s in r.get("sgd_step", []) if isinstance(s, dict)}
         ckpt = r.get("checkpoint_write") if isinstance(r.get("checkpoint_write"), dict) else {}
 
-        def ms(name):
+        def ms(name, steps=steps):
             row = steps.get(name, {})
             return _num(row.get("median_ms"), 2) if "median_ms" in row else ("error" if row else "–")
 

@@ -18,7 +18,7 @@ Usage, in the notebook::
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 from torch.utils.data import DataLoader

@@ -481,7 +481,7 @@ def plot_embedding(
     fig = _new_figure((6.8, 5.2), show)
     ax = fig.subplots()
     classes = sorted(set(y.tolist()))
-    for index, label in enumerate(classes):
+    for label in classes:
         chosen = (y == label).numpy()
         colour = _CLASS_COLOURS[label % len(_CLASS_COLOURS)] if len(classes) <= 10 else None
         ax.scatter(coordinates[chosen, 0], coordinates[chosen, 1], s=8, alpha=0.7,

@@ -27,16 +27,24 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from checkpoint_fixtures import (
+    calibration_classifier,
+    calibration_test_split,
+    checkpoint_tests,
+    run_graded,
+    save_calibration_checkpoint,
+    small_split_env,
+    write_config,
+)
 from torch import nn
 
-from autograder.checkpoint import evaluation, split as split_module
+from autograder.checkpoint import evaluation
+from autograder.checkpoint import split as split_module
 from autograder.checkpoint.evaluation import evaluate_classifier, fold_batchnorm
 from autograder.checkpoint.grading import grade_checkpoint
 from autograder.checkpoint.loading import check_zip_expansion, load_submitted_classifier, locate_checkpoint
 from autograder.checkpoint.rubric import DEFAULT_CONFIG, ENV_CONFIG, CheckpointRubric, load_course_config
 from autograder.checkpoint.split import TestSplitUnavailable, resolve_test_split, save_test_split
-from checkpoint_fixtures import (calibration_classifier, calibration_test_split, checkpoint_tests, run_graded,
-                                 save_calibration_checkpoint, small_split_env, write_config)
 from helpers.checkpoint import CheckpointError, save_classifier
 from helpers.models import LinearClassifier
 
@@ -582,7 +590,7 @@ def test_random_classifier_on_the_real_test_split_scores_about_chance(cifar_sour
     assert 0.05 <= grade.score.accuracy <= 0.15, grade.score.percent_text
     assert grade.score.points == 0 and grade.score.bonus_points == 0
     message = grade.full_credit_message()
-    assert f"of 10,000 CIFAR-10 test images" in message and str(cifar_source.resolve()) in message
+    assert "of 10,000 CIFAR-10 test images" in message and str(cifar_source.resolve()) in message
     assert "chance level" in message and "earns 0 of 10 points" in message
 
 

@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from checkpoint_fixtures import checkpoint_tests, run_graded, save_calibration_checkpoint, small_split_env
 
 from autograder import submission_metadata
 from autograder.checkpoint.grading import grade_submission
 from autograder.checkpoint.rate_limit import ENV_METADATA, RateLimitDecision, decide
 from autograder.checkpoint.rubric import CheckpointRubric, RateLimitSettings
 from autograder.gradescope import validate_results
-from checkpoint_fixtures import checkpoint_tests, run_graded, save_calibration_checkpoint, small_split_env
 
 NOW = datetime.fromisoformat("2026-12-02T18:00:00-07:00")
 TWO_PER_DAY = RateLimitSettings(evaluations=2, window_hours=24)

@@ -9,12 +9,17 @@ import math
 from fractions import Fraction
 
 import pytest
+from checkpoint_fixtures import write_config
 
-from autograder.checkpoint.rubric import (DEFAULT_CONFIG, ENV_CONFIG, CheckpointRubric, CourseConfigError,
-                                         load_course_config)
+from autograder.checkpoint.rubric import (
+    DEFAULT_CONFIG,
+    ENV_CONFIG,
+    CheckpointRubric,
+    CourseConfigError,
+    load_course_config,
+)
 from autograder.checkpoint.scoring import format_percent, score_accuracy, shortfall_text
 from autograder.results import GraderError
-from checkpoint_fixtures import write_config
 
 
 # ======================================================================================

@@ -9,11 +9,11 @@ see what a student's notebook holds.
 
 from __future__ import annotations
 
+import answers
 import pytest
 import torch
-
-import answers
 from answers.notebook import assignment_of, define, reference, run_public_check, stubs
+
 from autograder.contract import TASKS
 from helpers import checks
 from helpers.checks import CheckFailure, NotImplementedYet

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from answers import answers
 from answers.notebook import check_cell, run_public_check
+
 from autograder.contract import ASSIGNMENTS
 from autograder.extract import extract, load_trusted
 from submissions import build

@@ -21,11 +21,10 @@ import torchvision.datasets
 from PIL import Image
 from torch.testing import assert_close
 
-from helpers.data import loading, local_files
 from helpers.data import (
     CIFAR10_CLASSES,
-    LOCAL_ORDER_SEED,
     CIFAR10_MEAN,
+    LOCAL_ORDER_SEED,
     CIFAR10Tensors,
     DataSourceError,
     TwoViewTransform,
@@ -33,6 +32,8 @@ from helpers.data import (
     describe_cifar10_source,
     eval_transform,
     load_cifar10,
+    loading,
+    local_files,
     make_eval_loader,
     make_two_view_loader,
     two_view_collate,

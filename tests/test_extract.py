@@ -11,8 +11,8 @@ import pytest
 
 from autograder import extract
 from autograder.contract import TASKS
-from autograder.in_sandbox.statements import compile_node
 from autograder.grading import ASSIGNMENTS, find_notebook
+from autograder.in_sandbox.statements import compile_node
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from checkpoint_fixtures import calibration_classifier, calibration_test_split
 
 from autograder import gradescope
 from autograder.checkpoint.split import save_test_split
 from autograder.gradescope import RESULTS_SCHEMA, BuildError, build_zip, validate_results
-from checkpoint_fixtures import calibration_classifier, calibration_test_split
 from autograder.tests.tasks import unit_points
 from helpers.checkpoint import save_classifier
 

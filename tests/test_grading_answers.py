@@ -11,8 +11,8 @@ its score (README: 23 / 34) follows from what they lose.
 from __future__ import annotations
 
 import pytest
-
 from answers import answer, answers
+
 from autograder import demo
 from submissions.corpus import graded_corpus
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import jsonschema
 import nbformat
 import pytest
-
 import report_samples as S
+
 from autograder import cli, manual
 from autograder.results import ResultsPlugin, build_results
 

@@ -25,10 +25,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from answers import answers
 from answers.notebook import define, reference
+from torch import nn
+
 from autograder.contract import ASSIGNMENTS, TASKS
 
 SHARED = sorted(set(ASSIGNMENTS["ssl_methods"].cell_tasks) & set(ASSIGNMENTS["simclr_homework"].cell_tasks))

@@ -283,7 +283,7 @@ def test_leak_check_bites(solution_lines) -> None:
     nb = _read(ROOT / "notebooks" / "ssl_methods.ipynb")
     line = sorted(solution_lines)[0]
     nb.cells[-1].source += "\n    " + line
-    student_lines = {l.strip() for cell in nb.cells for l in cell.source.splitlines()}
+    student_lines = {text.strip() for cell in nb.cells for text in cell.source.splitlines()}
     assert solution_lines & student_lines == {line}
 
 

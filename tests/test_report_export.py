@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-
 import report_samples as S
+
 from helpers import report
 
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from autograder import sandbox
-from autograder.in_sandbox import protocol
 from autograder.extract import Statement, statements_payload
+from autograder.in_sandbox import protocol
 from autograder.sandbox.isolation import PROJECT_ROOT
 from autograder.sandbox.output import OUTPUT_HEAD, OUTPUT_TAIL, OutputCapture
 from autograder.sandbox.zygote import INSIDE, PACKAGE, prepare_package

@@ -21,11 +21,18 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_python import readable_python
 
 from autograder.tests.tasks import unit_points
-from sandbox_python import readable_python
-from submissions.attacks import (FORGE_RECORDS, HARVEST, MALFORMED_FRAMES, SLOW, SURROUNDINGS, attack_notebook,
-                                 replace_task)
+from submissions.attacks import (
+    FORGE_RECORDS,
+    HARVEST,
+    MALFORMED_FRAMES,
+    SLOW,
+    SURROUNDINGS,
+    attack_notebook,
+    replace_task,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace and uid modes need root")
@@ -223,8 +230,9 @@ def test_slow_calls_stop_at_the_budget(graded):
 
 @needs_root
 def test_no_process_of_the_sandbox_user_is_left(graded):
-    import psutil
     import pwd
+
+    import psutil
 
     uid = pwd.getpwnam("sslgrader").pw_uid
     left = [p.info for p in psutil.process_iter(["pid", "uids", "cmdline"])
@@ -262,8 +270,9 @@ def test_run_autograder_in_a_container_that_cannot_unshare(tmp_path):
     (Docker's default profile), with the interpreter installed where the sandbox user can read
     it (setup.sh's /opt/ssl-lab/venv). The grader picks uid mode, says so, grades the
     reference in full and contains an attack; nothing is left behind."""
-    from autograder.gradescope import build_zip
     from test_gradescope import assert_valid_results, finish, run_autograder, unpack
+
+    from autograder.gradescope import build_zip
 
     python, why = readable_python()
     if python is None:

@@ -16,13 +16,18 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def _main_prepare(args: argparse.Namespace) -> int:
-    from autograder.checkpoint.split import (BAKED_TEST_SPLIT, PROJECT_ROOT, TestSplitUnavailable,
-                                             load_test_split_file, prepare_test_split)
+    from autograder.checkpoint.split import (
+        BAKED_TEST_SPLIT,
+        PROJECT_ROOT,
+        TestSplitUnavailable,
+        load_test_split_file,
+        prepare_test_split,
+    )
     from helpers.data import DataSourceError
 
     try:

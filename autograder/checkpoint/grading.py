@@ -24,12 +24,22 @@ from typing import Any
 import torch
 
 from autograder.checkpoint import rate_limit
-from autograder.checkpoint.evaluation import (Evaluation, available_cpus, evaluate_classifier, fold_batchnorm,
-                                              torch_threads)
+from autograder.checkpoint.evaluation import (
+    Evaluation,
+    available_cpus,
+    evaluate_classifier,
+    fold_batchnorm,
+    torch_threads,
+)
 from autograder.checkpoint.loading import load_submitted_classifier, locate_checkpoint, student_message
 from autograder.checkpoint.rubric import CheckpointRubric, load_course_config
-from autograder.checkpoint.scoring import (CheckpointScore, format_percent, score_accuracy, shortfall_text,
-                                           threshold_text)
+from autograder.checkpoint.scoring import (
+    CheckpointScore,
+    format_percent,
+    score_accuracy,
+    shortfall_text,
+    threshold_text,
+)
 from autograder.checkpoint.split import TestSplit, resolve_test_split
 from autograder.submission_metadata import SubmissionMetadata
 from helpers.checkpoint import CheckpointError

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from autograder import submission_metadata
 from autograder.checkpoint.rubric import RateLimitSettings

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from autograder import course_settings
 from autograder.results import VISIBILITIES, GraderError

@@ -199,7 +199,7 @@ class Context:
         except BaseException as error:  # noqa: BLE001 - sys.exit and KeyboardInterrupt included
             raise StudentRaised(error, student_traceback(error)) from None
 
-    def replaced(self, name: str, value: Any) -> "_Replaced":
+    def replaced(self, name: str, value: Any) -> _Replaced:
         return _Replaced(self.ns, name, value)
 
 

@@ -371,7 +371,7 @@ def child_main(request_fd: int, response_fd: int, output_fd: int, command: dict)
                 os.close(int(fd))
             except OSError:
                 pass
-    sys.stdin = open(0, "r", closefd=False)
+    sys.stdin = open(0, closefd=False)
     sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     limits = command["limits"]

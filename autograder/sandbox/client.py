@@ -16,14 +16,24 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
 from autograder.sandbox.exchange import Exchange
-from autograder.sandbox.faults import (BadAnswer, BudgetExhausted, CallTimedOut, CodeRaised, MissingDefinition,
-                                       NotImplementedYet, SandboxError, SubmissionFault, WorkerDied)
+from autograder.sandbox.faults import (
+    BadAnswer,
+    BudgetExhausted,
+    CallTimedOut,
+    CodeRaised,
+    MissingDefinition,
+    NotImplementedYet,
+    SandboxError,
+    SubmissionFault,
+    WorkerDied,
+)
 from autograder.sandbox.isolation import confinement_problems
 from autograder.sandbox.limits import MAX_RESPONSE_HEADER, MAX_RESPONSE_PAYLOAD, Budget, Limits
 from autograder.sandbox.output import OutputCapture
@@ -243,7 +253,7 @@ class Worker(Exchange):
             culprit = current[0] if current[0] is not None else last[0]
             if culprit is None:
                 raise SandboxError(f"the worker failed before loading the submission: {failure.message}") from None
-            reason = ("took longer than %.0f s" % self.limits.load_timeout if isinstance(failure, CallTimedOut)
+            reason = (f"took longer than {self.limits.load_timeout:.0f} s" if isinstance(failure, CallTimedOut)
                       else "crashed the worker (" + failure.message.split("\n")[0] + ")")
             output = self.take_output()
             if not self.loaded_once:

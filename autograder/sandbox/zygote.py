@@ -19,8 +19,13 @@ from typing import Any
 
 import psutil
 
-from autograder.sandbox.cleanup import (kill_leftovers, remove_files_of, remove_stale_workdirs, remove_tree,
-                                        set_subreaper)
+from autograder.sandbox.cleanup import (
+    kill_leftovers,
+    remove_files_of,
+    remove_stale_workdirs,
+    remove_tree,
+    set_subreaper,
+)
 from autograder.sandbox.faults import SandboxError
 from autograder.sandbox.isolation import PROJECT_ROOT, Isolation
 from autograder.sandbox.limits import PRELOAD, Limits
@@ -183,7 +188,7 @@ class Zygote:
             self.ctrl.settimeout(min(remaining, 0.5))
             try:
                 data = self.ctrl.recv(1 << 16)
-            except socket.timeout:
+            except TimeoutError:
                 if not self.alive():
                     raise SandboxError(f"the worker process exited during {what}:\n{self._log_tail()}") from None
                 continue
@@ -208,7 +213,7 @@ class Zygote:
         self.ctrl.settimeout(0)
         try:
             data = self.ctrl.recv(1 << 16)
-        except (BlockingIOError, socket.timeout):
+        except (TimeoutError, BlockingIOError):
             return None
         except OSError:
             return {"event": "gone"}

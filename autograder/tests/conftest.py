@@ -20,8 +20,9 @@ Before each test, a syntax error in the task's graded cell fails it with that me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

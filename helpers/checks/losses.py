@@ -240,7 +240,7 @@ def check_barlow_loss(barlow_loss: Callable) -> None:
         rank1 = column.repeat(1, d).float()  # (n, d): all features identical
         for alpha_ in (0.005, 0.5):
             value = float(_scalar_tensor(chk, chk.call(barlow_loss, rank1, rank1.clone(), alpha_), "the return value"))
-            candidates = _barlow_candidates(n, lambda c: d * (1 - c) ** 2 + alpha_ * d * (d - 1) * c**2)
+            candidates = _barlow_candidates(n, lambda c, alpha_=alpha_: d * (1 - c) ** 2 + alpha_ * d * (d - 1) * c**2)
             if not any(_close(value, c, rtol=2e-4, atol=1e-5) for c in candidates):
                 chk.fail(f"z1 = z2 with all {d} features identical (every C_ij = 1), alpha={alpha_}",
                          f"{_num(candidates[0])} = alpha·d(d-1) (or {_num(candidates[1])} with the unbiased std)",

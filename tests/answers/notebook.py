@@ -19,6 +19,7 @@ from helpers import checks
 
 from . import PROJECT_ROOT, Answer
 
+
 def check_cell(task: str, assignment: str | None = None) -> str:
     """The source of `task`'s check cell (cell id ``check-<task>``) in the solution notebook: the
     public check is called exactly the way the notebook calls it, with no second list here."""

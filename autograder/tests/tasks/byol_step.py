@@ -6,15 +6,24 @@ trajectory.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
-from autograder.in_sandbox import harness
 from autograder.compare import GradingFailure, as_number, expect_tensor, fail
-from autograder.tests.tasks.shared import (STEP_ATOL, STEP_RTOL, StepTests, check_returned_floats,
-                                           expect_training_mode, explain_precision, perturbed, standin)
+from autograder.in_sandbox import harness
+from autograder.tests.tasks.shared import (
+    STEP_ATOL,
+    STEP_RTOL,
+    StepTests,
+    check_returned_floats,
+    expect_training_mode,
+    explain_precision,
+    perturbed,
+    standin,
+)
 
 
 def _byol_mean_loss(kwargs: dict) -> float:

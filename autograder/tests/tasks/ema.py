@@ -4,7 +4,8 @@ without autograd history, the online network untouched.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

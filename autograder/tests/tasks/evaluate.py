@@ -6,14 +6,15 @@ per-batch means.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.in_sandbox import harness
 from autograder.compare import as_number, as_sequence, expect_number, expect_python_float, fail
+from autograder.in_sandbox import harness
 from autograder.tests.tasks.shared import images, seeded, standin
 
 

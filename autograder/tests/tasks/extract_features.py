@@ -4,7 +4,8 @@ in order, optionally normalised, without gradients.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch

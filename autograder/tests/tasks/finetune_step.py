@@ -4,15 +4,15 @@ classifier; the loss as a Python float and the number of correct predictions as 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
-from autograder.in_sandbox import harness
 from autograder.compare import as_number, as_sequence, describe, expect_number, expect_python_float, expect_tensor, fail
-from autograder.tests.tasks.shared import (STEP_ATOL, STEP_RTOL, expect_training_mode, images, seeded,
-                                           standin)
+from autograder.in_sandbox import harness
+from autograder.tests.tasks.shared import STEP_ATOL, STEP_RTOL, expect_training_mode, images, seeded, standin
 
 
 def _labelled_batches(state: dict, steps: int, seed: int, size: int = 6) -> list:

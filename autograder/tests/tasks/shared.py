@@ -21,7 +21,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from autograder.in_sandbox import harness
 from autograder.compare import (
     GradingFailure,
     as_number,
@@ -32,6 +31,7 @@ from autograder.compare import (
     expect_tensor,
     fail,
 )
+from autograder.in_sandbox import harness
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -145,7 +145,7 @@ def loss_grads(student: Any, reference: Any, fn: str, args: list, kwargs: dict, 
              "and z2 with differentiable torch operations (no .item(), .numpy() or .detach() on the way).")
     candidates = {"reference": (expected["returned"], expected["grads"]), **(alternatives or {})}
     errors = []
-    for name, (ref_loss, ref_grads) in candidates.items():
+    for ref_loss, ref_grads in candidates.values():
         try:
             expect_number(loss, as_number(ref_loss, what), what)
             for index, (got, want) in enumerate(zip(actual["grads"], ref_grads)):

@@ -4,7 +4,8 @@ the returned loss a Python float.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
