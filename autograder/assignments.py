@@ -19,7 +19,9 @@ from autograder.contract import ASSIGNMENTS, Assignment  # noqa: F401  (re-expor
 MAX_DETECTED = 20
 
 
-def _notebooks(folder: Path, depth: int = safe_files.DEFAULT_DEPTH) -> tuple[list[safe_files.Entry], safe_files.Listing]:
+def _notebooks(
+    folder: Path, depth: int = safe_files.DEFAULT_DEPTH
+) -> tuple[list[safe_files.Entry], safe_files.Listing]:
     """The ``*.ipynb`` entries of a submission folder (links and pipes included, so that a
     message can name them; none is followed or opened here), and the whole listing."""
     listing = safe_files.list_entries(folder, depth)
@@ -32,7 +34,7 @@ def _assignment_of(notebook: Path) -> str | None:
         cells = extraction.read_notebook(notebook)["cells"]
     except extraction.NotebookError:
         return None
-    ids = {extraction._grade_id(c) for c in cells[:extraction.MAX_CELLS] if isinstance(c, dict)}
+    ids = {extraction._grade_id(c) for c in cells[: extraction.MAX_CELLS] if isinstance(c, dict)}
     scores = {name: len(ids & set(a.tasks)) for name, a in ASSIGNMENTS.items()}
     best = max(scores.values())
     winners = [name for name, score in scores.items() if score == best]
@@ -60,8 +62,15 @@ def find_notebook(folder: Path, assignment: str | None) -> tuple[str | None, Pat
     exact = _prefer_regular([(n, e) for n in names for e in candidates if e.name == ASSIGNMENTS[n].notebook])
     if exact:
         if len({n for n, _ in exact}) > 1:
-            return None, None, ("the submission contains notebooks of several assignments ("
-                                + ", ".join(sorted({e.name for _, e in exact})) + "); grade it with --assignment")
+            return (
+                None,
+                None,
+                (
+                    "the submission contains notebooks of several assignments ("
+                    + ", ".join(sorted({e.name for _, e in exact}))
+                    + "); grade it with --assignment"
+                ),
+            )
         name, entry = exact[0]
         return name, entry.path, ""
     fuzzy = [(n, e) for n in names for e in candidates if ASSIGNMENTS[n].name in e.path.stem]
@@ -78,8 +87,11 @@ def find_notebook(folder: Path, assignment: str | None) -> tuple[str | None, Pat
     note = f"no notebook named {wanted} in the submission (found: {found})"
     links = listing.links()
     if links:
-        note += ("; symbolic links are not followed (" + ", ".join(e.relative for e in links[:5])
-                 + "): upload the files themselves, not links")
+        note += (
+            "; symbolic links are not followed ("
+            + ", ".join(e.relative for e in links[:5])
+            + "): upload the files themselves, not links"
+        )
     if listing.truncated:
         note += f"; the submission holds more than {safe_files.DEFAULT_MAX_ENTRIES:,} files, not all were looked at"
     return assignment, None, note

@@ -42,25 +42,55 @@ USAGE_ERROR = 64
 
 
 def _add_grading_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assignment", choices=list(ASSIGNMENTS),
-                        help="which assignment (default: detected from the notebook's file name)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the hidden tests' inputs, for a reproducible regrade (default: course.toml "
-                             "[grading] hidden_seed; results.json names the seed it used)")
-    parser.add_argument("--solutions", type=Path, default=None,
-                        help="folder of the reference notebooks (default: the project's solutions/)")
-    parser.add_argument("--call-timeout", type=float, default=None,
-                        help="seconds one call of the student's code may take (default: course.toml [grading], 10)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds the student's code may take in all (default: course.toml [grading], 60)")
-    parser.add_argument("--load-timeout", type=float, default=30.0,
-                        help="seconds one top-level statement may take while the notebook is loaded (default 30)")
-    parser.add_argument("--memory-mb", type=int, default=None,
-                        help="memory the student's code may use, in MB (default: half the free memory, 256-1536)")
-    parser.add_argument("--isolation", choices=["auto", "namespace", "uid", "process", "unconfined"],
-                        default=os.environ.get("SSL_LAB_ISOLATION", "auto"),
-                        help="how to isolate the student's code (default: the strongest this machine allows; "
-                             "grading stops when it is not enough); unconfined only for code you trust, never as root")
+    parser.add_argument(
+        "--assignment",
+        choices=list(ASSIGNMENTS),
+        help="which assignment (default: detected from the notebook's file name)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the hidden tests' inputs, for a reproducible regrade (default: course.toml "
+        "[grading] hidden_seed; results.json names the seed it used)",
+    )
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=None,
+        help="folder of the reference notebooks (default: the project's solutions/)",
+    )
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=None,
+        help="seconds one call of the student's code may take (default: course.toml [grading], 10)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the student's code may take in all (default: course.toml [grading], 60)",
+    )
+    parser.add_argument(
+        "--load-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one top-level statement may take while the notebook is loaded (default 30)",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=None,
+        help="memory the student's code may use, in MB (default: half the free memory, 256-1536)",
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=["auto", "namespace", "uid", "process", "unconfined"],
+        default=os.environ.get("SSL_LAB_ISOLATION", "auto"),
+        help="how to isolate the student's code (default: the strongest this machine allows; "
+        "grading stops when it is not enough); unconfined only for code you trust, never as root",
+    )
     parser.add_argument("--unit-only", action="store_true", help="only the unit tests (not the checkpoint)")
 
 
@@ -69,8 +99,11 @@ def _limits(args: argparse.Namespace) -> Any:
     from autograder.course_settings import load_grading_settings
 
     settings = load_grading_settings()
-    limits = sandbox.Limits(call_timeout=args.call_timeout or settings["call_seconds"], load_timeout=args.load_timeout,
-                            budget_s=args.budget or settings["budget_seconds"])
+    limits = sandbox.Limits(
+        call_timeout=args.call_timeout or settings["call_seconds"],
+        load_timeout=args.load_timeout,
+        budget_s=args.budget or settings["budget_seconds"],
+    )
     if args.memory_mb:
         limits.memory_mb = args.memory_mb
     return limits
@@ -101,10 +134,16 @@ def _start_sandbox_early(args: argparse.Namespace, submission: Path | None) -> A
 def _options(args: argparse.Namespace, results: Path | None, progress: Any) -> Any:
     from autograder import grading
 
-    return grading.GradeOptions(assignment=args.assignment, results=results,
-                                solutions=args.solutions or grading.SOLUTIONS_DIR, limits=_limits(args),
-                                isolation=args.isolation, unit_only=args.unit_only, progress=progress,
-                                seed=args.seed)
+    return grading.GradeOptions(
+        assignment=args.assignment,
+        results=results,
+        solutions=args.solutions or grading.SOLUTIONS_DIR,
+        limits=_limits(args),
+        isolation=args.isolation,
+        unit_only=args.unit_only,
+        progress=progress,
+        seed=args.seed,
+    )
 
 
 def _say(text: str) -> None:
@@ -113,8 +152,10 @@ def _say(text: str) -> None:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     if not args.submission.is_dir():
-        print(f"error: {args.submission} is not a folder; pass the folder that holds the submitted notebook",
-              file=sys.stderr)
+        print(
+            f"error: {args.submission} is not a folder; pass the folder that holds the submitted notebook",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
     isolation = _start_sandbox_early(args, args.submission)
     if not args.quiet and isolation is not None:
@@ -131,9 +172,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not args.quiet:
         _say("")
         _say(results["output"])
-        _say(f"\nscore {results['score']:g} / {sum(t['max_score'] for t in results['tests']):g}"
-             f"  ({outcome.assignment or 'no assignment'}, {results['execution_time']:.1f} s)"
-             f"\nresults: {outcome.results_path}")
+        _say(
+            f"\nscore {results['score']:g} / {sum(t['max_score'] for t in results['tests']):g}"
+            f"  ({outcome.assignment or 'no assignment'}, {results['execution_time']:.1f} s)"
+            f"\nresults: {outcome.results_path}"
+        )
     return outcome.exit_code
 
 
@@ -148,11 +191,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_command(args: argparse.Namespace) -> list[str]:
     """The command line of one grading process of grade-all, with this call's grading options."""
-    command = [sys.executable, "-m", "autograder", "_serve",
-               "--load-timeout", str(args.load_timeout), "--isolation", args.isolation]
-    for flag, value in (("--assignment", args.assignment), ("--solutions", args.solutions),
-                        ("--memory-mb", args.memory_mb), ("--call-timeout", args.call_timeout),
-                        ("--budget", args.budget)):
+    command = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "_serve",
+        "--load-timeout",
+        str(args.load_timeout),
+        "--isolation",
+        args.isolation,
+    ]
+    for flag, value in (
+        ("--assignment", args.assignment),
+        ("--solutions", args.solutions),
+        ("--memory-mb", args.memory_mb),
+        ("--call-timeout", args.call_timeout),
+        ("--budget", args.budget),
+    ):
         if value:
             command += [flag, str(value)]
     if args.unit_only:
@@ -182,8 +237,9 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
         except regrade_diff.GradesError as error:
             print(f"error: --compare: {error}", file=sys.stderr)
             return USAGE_ERROR
-    rows = batch.grade_all(folders, _serve_command(args), jobs=args.jobs, timeout=args.timeout,
-                           say=None if args.quiet else _say)
+    rows = batch.grade_all(
+        folders, _serve_command(args), jobs=args.jobs, timeout=args.timeout, say=None if args.quiet else _say
+    )
     csv_path = Path(args.csv)
     batch.write_csv(rows, csv_path)
     if not args.quiet:
@@ -211,8 +267,11 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     if not Path(args.submissions).is_dir():
         print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
         return USAGE_ERROR
-    out = args.out if args.out is not None else Path(args.submissions).with_name(
-        Path(args.submissions).name + "-similarity")
+    out = (
+        args.out
+        if args.out is not None
+        else Path(args.submissions).with_name(Path(args.submissions).name + "-similarity")
+    )
     report = similarity.run(args.submissions, args.assignment, out, top=args.top)
     _say(report.summary())
     return 0
@@ -274,13 +333,33 @@ def cmd_check_sandbox(args: argparse.Namespace) -> int:
         zygote = sandbox.shared_zygote(isolation, limits, ("torch",))
         with tempfile.TemporaryDirectory(prefix="ssl-lab-check-") as folder:
             notebook = Path(folder) / "check.ipynb"
-            notebook.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-                {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                 "source": "import torch\n\ndef double(x):\n    return 2 * x\n"}]}))
+            notebook.write_text(
+                json.dumps(
+                    {
+                        "nbformat": 4,
+                        "nbformat_minor": 5,
+                        "metadata": {},
+                        "cells": [
+                            {
+                                "cell_type": "code",
+                                "metadata": {},
+                                "execution_count": None,
+                                "outputs": [],
+                                "source": "import torch\n\ndef double(x):\n    return 2 * x\n",
+                            }
+                        ],
+                    }
+                )
+            )
             statements = extract.statements_payload(extract.extract(notebook).statements)
-            worker = sandbox.Worker(zygote, statements, limits,
-                                    secrets=grading.secret_paths(Path(folder), Path(folder) / "results.json",
-                                                                 args.solutions or grading.SOLUTIONS_DIR))
+            worker = sandbox.Worker(
+                zygote,
+                statements,
+                limits,
+                secrets=grading.secret_paths(
+                    Path(folder), Path(folder) / "results.json", args.solutions or grading.SOLUTIONS_DIR
+                ),
+            )
             try:
                 import torch
 
@@ -304,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade one submission folder")
     grade.add_argument("submission", type=Path, help="the folder holding the submitted notebook")
-    grade.add_argument("--results", type=Path, default=None, help="where to write results.json "
-                       "(default: SUBMISSION/results.json)")
+    grade.add_argument(
+        "--results", type=Path, default=None, help="where to write results.json (default: SUBMISSION/results.json)"
+    )
     grade.add_argument("--quiet", action="store_true", help="print nothing (results.json only)")
     _add_grading_options(grade)
     grade.set_defaults(run=cmd_grade)
@@ -315,16 +395,26 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("--csv", default="grades.csv", help="where to write the grades (default grades.csv)")
     grade_all.add_argument("--timeout", type=float, default=900.0, help="seconds per submission (default 900)")
     grade_all.add_argument("--quiet", action="store_true")
-    grade_all.add_argument("--similarity", action="store_true",
-                           help="also compare the graded cells of every pair of submissions: CSV-similarity.html "
-                                "and CSV-similarity.csv beside the CSV, for a person to review (never a penalty)")
-    grade_all.add_argument("--compare", type=Path, default=None, metavar="OLD_CSV",
-                           help="an earlier grade-all CSV: list every submission whose score changed, per task "
-                                "(printed, and CSV-changes.csv beside the CSV)")
+    grade_all.add_argument(
+        "--similarity",
+        action="store_true",
+        help="also compare the graded cells of every pair of submissions: CSV-similarity.html "
+        "and CSV-similarity.csv beside the CSV, for a person to review (never a penalty)",
+    )
+    grade_all.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="OLD_CSV",
+        help="an earlier grade-all CSV: list every submission whose score changed, per task "
+        "(printed, and CSV-changes.csv beside the CSV)",
+    )
     _add_grading_options(grade_all)
     grade_all.set_defaults(run=cmd_grade_all)
-    check = commands.add_parser("check-sandbox", help="check that this machine can isolate submissions "
-                                "(exit 1 if not; Gradescope's setup.sh runs it)")
+    check = commands.add_parser(
+        "check-sandbox",
+        help="check that this machine can isolate submissions (exit 1 if not; Gradescope's setup.sh runs it)",
+    )
     _add_grading_options(check)
     check.set_defaults(run=cmd_check_sandbox)
     serve = commands.add_parser("_serve", help="(internal) one grading process of grade-all")
@@ -332,21 +422,41 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
     # `release ARGS...` and `wheels ARGS...` are handed to their modules' own parsers as they are
     # (see `main`), and so are `gradescope build ARGS...` and `gradescope run ARGS...`.
-    commands.add_parser("release", add_help=False,
-                        help="regenerate notebooks/ from solutions/ (autograder.release; --help for its options)")
-    commands.add_parser("wheels", add_help=False, help="check that every pin of the requirements has wheels for "
-                        "the Pythons the READMEs claim (autograder.wheels; --help for its options)")
-    similarity = commands.add_parser("similarity", help="compare the graded cells of every pair of submissions "
-                                     "(what grade-all --similarity writes, without grading)")
+    commands.add_parser(
+        "release",
+        add_help=False,
+        help="regenerate notebooks/ from solutions/ (autograder.release; --help for its options)",
+    )
+    commands.add_parser(
+        "wheels",
+        add_help=False,
+        help="check that every pin of the requirements has wheels for "
+        "the Pythons the READMEs claim (autograder.wheels; --help for its options)",
+    )
+    similarity = commands.add_parser(
+        "similarity",
+        help="compare the graded cells of every pair of submissions "
+        "(what grade-all --similarity writes, without grading)",
+    )
     similarity.add_argument("submissions", type=Path, help="a folder with one sub-folder per submission")
-    similarity.add_argument("--assignment", choices=list(ASSIGNMENTS), default=None,
-                            help="compare only this assignment's notebooks (default: each submission's own)")
-    similarity.add_argument("--out", type=Path, default=None,
-                            help="OUT.html and OUT.csv are written (default: SUBMISSIONS-similarity beside it)")
+    similarity.add_argument(
+        "--assignment",
+        choices=list(ASSIGNMENTS),
+        default=None,
+        help="compare only this assignment's notebooks (default: each submission's own)",
+    )
+    similarity.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="OUT.html and OUT.csv are written (default: SUBMISSIONS-similarity beside it)",
+    )
     similarity.add_argument("--top", type=int, default=None, help="pairs shown in the HTML page (default 50)")
     similarity.set_defaults(run=cmd_similarity)
-    regrade = commands.add_parser("regrade-diff", help="every submission whose score changed between two grade-all "
-                                  "CSVs, per task (and those added or removed)")
+    regrade = commands.add_parser(
+        "regrade-diff",
+        help="every submission whose score changed between two grade-all CSVs, per task (and those added or removed)",
+    )
     regrade.add_argument("old", type=Path, help="the earlier grades")
     regrade.add_argument("new", type=Path, help="the later grades")
     regrade.add_argument("--out", type=Path, default=None, help="also write the changes to this CSV")
@@ -357,20 +467,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
     from autograder import manual  # no torch at import time
 
-    manual_answers = commands.add_parser("manual-answers", help="one page per question graded by hand, "
-                                         "every submission's answer side by side")
+    manual_answers = commands.add_parser(
+        "manual-answers", help="one page per question graded by hand, every submission's answer side by side"
+    )
     manual.add_arguments(manual_answers)
     manual_answers.set_defaults(run=manual.cmd_manual_answers)
     from autograder import gradescope as gradescope_zip  # stdlib-only at import time
 
-    gradescope = commands.add_parser("gradescope", help="build dist/<assignment>-autograder.zip for Gradescope "
-                                     "(gradescope build|run ARGS: autograder.gradescope's own commands)")
+    gradescope = commands.add_parser(
+        "gradescope",
+        help="build dist/<assignment>-autograder.zip for Gradescope "
+        "(gradescope build|run ARGS: autograder.gradescope's own commands)",
+    )
     gradescope_zip.add_build_arguments(gradescope)
     gradescope.set_defaults(run=gradescope_zip.cmd_build)
     from autograder.checkpoint import command as checkpoint_command  # no torch at import time
 
-    checkpoint_command.add_arguments(commands.add_parser("checkpoint", help="the homework's checkpoint: prepare or "
-                                                         "check the test split, grade one checkpoint"))
+    checkpoint_command.add_arguments(
+        commands.add_parser(
+            "checkpoint", help="the homework's checkpoint: prepare or check the test split, grade one checkpoint"
+        )
+    )
     return parser
 
 

@@ -101,7 +101,11 @@ def as_number(value: Any, what: str) -> float:
         fail(f"{what} should be a number; got {describe(value)}.")
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and (value.is_floating_point() or not value.dtype.is_complex):
+    if (
+        isinstance(value, torch.Tensor)
+        and value.numel() == 1
+        and (value.is_floating_point() or not value.dtype.is_complex)
+    ):
         return float(value.reshape(()).item())
     if isinstance(value, NumpyTensor) and value.tensor.numel() == 1:
         return float(value.tensor.reshape(()).item())
@@ -129,12 +133,20 @@ def first_difference(actual: torch.Tensor, expected: torch.Tensor, rtol: float, 
     got, want = a[tuple(index)].item(), e[tuple(index)].item()
     finite = torch.isfinite(a) & torch.isfinite(e)
     largest = float((a - e).abs()[finite].max()) if finite.any() else float("nan")
-    return (f"{count} of {a.numel()} elements differ; the first at {where}: got {_number(got)}, "
-            f"expected {_number(want)}; largest difference {_number(largest)}")
+    return (
+        f"{count} of {a.numel()} elements differ; the first at {where}: got {_number(got)}, "
+        f"expected {_number(want)}; largest difference {_number(largest)}"
+    )
 
 
-def expect_tensor(actual: Any, expected: torch.Tensor, what: str, rtol: float = RTOL, atol: float = ATOL,
-                  dtype_kind: str | None = None) -> torch.Tensor:
+def expect_tensor(
+    actual: Any,
+    expected: torch.Tensor,
+    what: str,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    dtype_kind: str | None = None,
+) -> torch.Tensor:
     """`actual` must be a tensor of `expected`'s shape and values (within tolerance).
 
     dtype_kind: "float" (any floating dtype) or "int64" to check the dtype too.
@@ -158,15 +170,19 @@ def expect_number(actual: Any, expected: float, what: str, rtol: float = RTOL, a
     if not math.isfinite(value):
         fail(f"{what}: expected {_number(expected)}, got {value}.")
     if not math.isclose(value, expected, rel_tol=rtol, abs_tol=atol):
-        fail(f"{what}: expected {_number(expected)}, got {_number(value)} "
-             f"(off by {_number(value - expected)}){_ratio_hint(value, expected)}.")
+        fail(
+            f"{what}: expected {_number(expected)}, got {_number(value)} "
+            f"(off by {_number(value - expected)}){_ratio_hint(value, expected)}."
+        )
     return value
 
 
 def expect_python_float(value: Any, what: str) -> None:
     """The contract's "returns the loss as a Python float"."""
     if isinstance(value, torch.Tensor):
-        fail(f"{what} should be a Python float; got {describe(value)}. Return `loss.item()`, so the "
-             "training loop does not keep the autograd graph (and the GPU memory) of every batch alive.")
+        fail(
+            f"{what} should be a Python float; got {describe(value)}. Return `loss.item()`, so the "
+            "training loop does not keep the autograd graph (and the GPU memory) of every batch alive."
+        )
     if isinstance(value, bool) or not isinstance(value, float):
         fail(f"{what} should be a Python float; got {describe(value)}.")

@@ -45,12 +45,28 @@ class Assignment:
 
 
 ASSIGNMENTS: dict[str, Assignment] = {
-    "ssl_methods": Assignment("ssl_methods", "ssl_methods.ipynb", (
-        "extract_features", "probes", "simclr_forward", "nt_xent", "simclr_step", "byol_forward", "ema",
-        "byol_step", "barlow_loss", "barlow_step")),
-    "simclr_homework": Assignment("simclr_homework", "simclr_homework.ipynb", (
-        "nt_xent", "barlow_loss", "simclr_forward", "simclr_step", "finetune_step", "evaluate",
-        CHECKPOINT_TASK), files=("simclr_lin_best.pt",)),
+    "ssl_methods": Assignment(
+        "ssl_methods",
+        "ssl_methods.ipynb",
+        (
+            "extract_features",
+            "probes",
+            "simclr_forward",
+            "nt_xent",
+            "simclr_step",
+            "byol_forward",
+            "ema",
+            "byol_step",
+            "barlow_loss",
+            "barlow_step",
+        ),
+    ),
+    "simclr_homework": Assignment(
+        "simclr_homework",
+        "simclr_homework.ipynb",
+        ("nt_xent", "barlow_loss", "simclr_forward", "simclr_step", "finetune_step", "evaluate", CHECKPOINT_TASK),
+        files=("simclr_lin_best.pt",),
+    ),
 }
 
 #: Every name a graded cell defines: the answers, which `helpers` must never hold.

@@ -70,5 +70,10 @@ def load_grading_settings(path: str | os.PathLike | None = None) -> dict[str, fl
     return grading_settings_from_mapping(document.get("grading", {}), where=f"{path} [grading]")
 
 
-__all__ = ["CourseConfigError", "GRADING_DEFAULTS", "grading_settings_from_mapping", "load_grading_settings",
-           "read_course_document"]
+__all__ = [
+    "CourseConfigError",
+    "GRADING_DEFAULTS",
+    "grading_settings_from_mapping",
+    "load_grading_settings",
+    "read_course_document",
+]

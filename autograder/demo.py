@@ -46,10 +46,13 @@ def partly_wrong_sources() -> dict[str, str]:
     import importlib.util
 
     if not (ANSWERS / "__init__.py").is_file():
-        raise FileNotFoundError(f"the demo reads its partly wrong answers from {ANSWERS}, a folder of the "
-                                "project's checkout; run the demo from a checkout of SSL Lab")
-    spec = importlib.util.spec_from_file_location("ssl_lab_demo_answers", ANSWERS / "__init__.py",
-                                                  submodule_search_locations=[str(ANSWERS)])
+        raise FileNotFoundError(
+            f"the demo reads its partly wrong answers from {ANSWERS}, a folder of the "
+            "project's checkout; run the demo from a checkout of SSL Lab"
+        )
+    spec = importlib.util.spec_from_file_location(
+        "ssl_lab_demo_answers", ANSWERS / "__init__.py", submodule_search_locations=[str(ANSWERS)]
+    )
     corpus = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = corpus  # the corpus's task modules import it by this name
     try:
@@ -81,13 +84,21 @@ def _demo_test_split(folder: Path, say) -> tuple[Path, Path]:
     from helpers.data import load_cifar10
 
     rubric = load_course_config()
-    sources = [(PROJECT_ROOT / s).resolve() if not Path(s).is_absolute() else Path(s) for s in rubric.test_split_sources]
+    sources = [
+        (PROJECT_ROOT / s).resolve() if not Path(s).is_absolute() else Path(s) for s in rubric.test_split_sources
+    ]
     sources.append(None)  # then $SSL_LAB_CIFAR10, else torchvision's download in data/ (never downloads)
     images = labels = None
     for source in sources:
         try:
-            images, labels = load_cifar10("test", source=source, root=folder / "data" if source else PROJECT_ROOT / "data",
-                                          download=False, limit=DEMO_TEST_IMAGES, verbose=False)
+            images, labels = load_cifar10(
+                "test",
+                source=source,
+                root=folder / "data" if source else PROJECT_ROOT / "data",
+                download=False,
+                limit=DEMO_TEST_IMAGES,
+                verbose=False,
+            )
             described = f"{len(labels):,} class-balanced CIFAR-10 test images from {source or 'the local copy'}"
             break
         except Exception:  # noqa: BLE001 - try the next source; the synthetic set is the last resort
@@ -97,8 +108,10 @@ def _demo_test_split(folder: Path, say) -> tuple[Path, Path]:
         described = f"the SYNTHETIC stand-in's {len(labels):,} test images (no CIFAR-10 copy found; not CIFAR-10)"
     split = save_test_split(images, labels, folder / "demo-test-split.pt", described)
     config = folder / "demo-course.toml"
-    config.write_text(f"# The demo's rubric: course.toml's, graded on {len(labels)} images instead of 10,000.\n"
-                      f"[checkpoint]\ntest_images = {len(labels)}\n")
+    config.write_text(
+        f"# The demo's rubric: course.toml's, graded on {len(labels)} images instead of 10,000.\n"
+        f"[checkpoint]\ntest_images = {len(labels)}\n"
+    )
     return split, config
 
 
@@ -136,8 +149,10 @@ def _grade_all(submissions: dict, assignment: str, folder: Path, grading, say) -
         say(grading.summary_table(results))
         for test in results["tests"]:
             if "checkpoint" in test["tags"]:
-                say(f"   {test['name']}: {test['score']:g} / {test['max_score']:g}\n      "
-                    + test["output"].strip().replace("\n", "\n      ")[:600])
+                say(
+                    f"   {test['name']}: {test['score']:g} / {test['max_score']:g}\n      "
+                    + test["output"].strip().replace("\n", "\n      ")[:600]
+                )
     return scores
 
 
@@ -157,6 +172,7 @@ def _environment(**values: str):
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
     return patched()
 
 
@@ -171,8 +187,10 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
     try:
         isolation = sandbox.detect_isolation()
     except sandbox.SandboxError as error:
-        say(f"the sandbox cannot isolate submissions on this machine, so nothing is graded:\n{error}\n"
-            "(python -m autograder check-sandbox says the same; on code you trust, grade with --isolation unconfined)")
+        say(
+            f"the sandbox cannot isolate submissions on this machine, so nothing is graded:\n{error}\n"
+            "(python -m autograder check-sandbox says the same; on code you trust, grade with --isolation unconfined)"
+        )
         return 1
     say(f"2. grading three ssl_methods submissions ({isolation.summary().splitlines()[0]})")
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ssl-lab-demo-"))
@@ -196,8 +214,10 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
 
             say(f"   {load_course_config().summary()}")
             homework = {
-                "reference solutions + a generated simclr_lin_best.pt (random weights)":
-                    (load("solutions/simclr_homework.ipynb"), {"simclr_lin_best.pt": _generated_checkpoint}),
+                "reference solutions + a generated simclr_lin_best.pt (random weights)": (
+                    load("solutions/simclr_homework.ipynb"),
+                    {"simclr_lin_best.pt": _generated_checkpoint},
+                ),
                 "untouched student notebook, no checkpoint": (load("notebooks/simclr_homework.ipynb"), {}),
             }
             hw_scores = _grade_all(homework, "simclr_homework", folder, grading, say)
@@ -208,8 +228,10 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
     say(f"\n4. done in {time.monotonic() - started:.0f} s" + (f"; submissions and results in {folder}" if keep else ""))
     as_expected = _as_expected(ssl_scores, hw_scores)
     if not as_expected:
-        say("UNEXPECTED SCORES: the references should get every unit-test point (the homework's random "
-            "checkpoint none), the untouched notebooks none, the partly wrong one some.")
+        say(
+            "UNEXPECTED SCORES: the references should get every unit-test point (the homework's random "
+            "checkpoint none), the untouched notebooks none, the partly wrong one some."
+        )
     return 0 if as_expected else 1
 
 
@@ -219,8 +241,15 @@ def _as_expected(ssl_scores: dict, hw_scores: dict) -> bool:
     (hw_ref, hw_max, code4), (hw_zero, _, code5) = hw_scores.values()
     checkpoint = [t for t in hw_ref["tests"] if "checkpoint" in t["tags"]]
     unit_max = sum(t["max_score"] for t in hw_ref["tests"] if "checkpoint" not in t["tags"])
-    graded_below_threshold = bool(checkpoint) and all(t["score"] == 0 and "grader" not in t["output"].lower()[:200]
-                                                      for t in checkpoint)
-    return (full["score"] == full_max and zero["score"] == 0 and 0 < partial["score"] < full_max
-            and hw_ref["score"] == unit_max and graded_below_threshold and hw_zero["score"] == 0
-            and code1 == code2 == code3 == code4 == code5 == 0)
+    graded_below_threshold = bool(checkpoint) and all(
+        t["score"] == 0 and "grader" not in t["output"].lower()[:200] for t in checkpoint
+    )
+    return (
+        full["score"] == full_max
+        and zero["score"] == 0
+        and 0 < partial["score"] < full_max
+        and hw_ref["score"] == unit_max
+        and graded_below_threshold
+        and hw_zero["score"] == 0
+        and code1 == code2 == code3 == code4 == code5 == 0
+    )

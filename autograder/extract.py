@@ -35,8 +35,17 @@ from autograder.in_sandbox.statements import compile_tree, parse_cell
 from .contract import TASKS  # relative: the sandboxed worker imports this module as sslgrader_worker.extract
 
 #: Calls whose result a kept top-level assignment may bind (cheap, no training).
-SAFE_CALLS = frozenset({"get_device", "smoke_mode", "torch.device", "helpers.get_device",
-                        "helpers.runtime.get_device", "helpers.smoke_mode", "helpers.runtime.smoke_mode"})
+SAFE_CALLS = frozenset(
+    {
+        "get_device",
+        "smoke_mode",
+        "torch.device",
+        "helpers.get_device",
+        "helpers.runtime.get_device",
+        "helpers.smoke_mode",
+        "helpers.runtime.smoke_mode",
+    }
+)
 
 #: Cell magics whose body is ordinary Python (the magic line is dropped, the body kept).
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
@@ -163,26 +172,30 @@ def read_notebook(path: str | Path) -> dict:
 
     path = Path(path)
     try:
-        data = safe_files.read_regular(path, MAX_NOTEBOOK_BYTES, what="notebook",
-                                       too_large=f"; {_CLEAR_OUTPUTS}")
+        data = safe_files.read_regular(path, MAX_NOTEBOOK_BYTES, what="notebook", too_large=f"; {_CLEAR_OUTPUTS}")
     except safe_files.SubmittedFileError as error:
         raise NotebookError(str(error)) from None
     problem = json_shape_problem(data)
     if problem:
-        raise NotebookError(f"{path.name} {problem}; {_CLEAR_OUTPUTS}. If it still fails, download the "
-                            "notebook again with File > Download > .ipynb") from None
+        raise NotebookError(
+            f"{path.name} {problem}; {_CLEAR_OUTPUTS}. If it still fails, download the "
+            "notebook again with File > Download > .ipynb"
+        ) from None
     try:
         notebook = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
-        raise NotebookError(f"{path.name} is not a valid notebook file (not JSON: {error}). "
-                            "Download it again with File > Download > .ipynb") from None
+        raise NotebookError(
+            f"{path.name} is not a valid notebook file (not JSON: {error}). "
+            "Download it again with File > Download > .ipynb"
+        ) from None
     except (RecursionError, MemoryError):  # guarded by json_shape_problem; kept as a last line
         raise NotebookError(f"{path.name} is too large or too deeply nested to read; {_CLEAR_OUTPUTS}") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise NotebookError(f"{path.name} is not a Jupyter notebook (no list of cells)")
     if notebook.get("nbformat", 4) != 4:
-        raise NotebookError(f"{path.name} uses notebook format {notebook.get('nbformat')}; "
-                            "save it with a current Jupyter (format 4)")
+        raise NotebookError(
+            f"{path.name} uses notebook format {notebook.get('nbformat')}; save it with a current Jupyter (format 4)"
+        )
     return notebook
 
 
@@ -201,8 +214,10 @@ def json_shape_problem(data: bytes) -> str | None:
     skeleton = _JSON_STRING.sub(b"", data).translate(None, _NOT_STRUCTURE)
     containers = skeleton.count(b"[") + skeleton.count(b"{")
     if containers > MAX_JSON_CONTAINERS or containers + skeleton.count(b",") > MAX_JSON_VALUES:
-        return (f"holds too many values for the grader to read (more than {MAX_JSON_CONTAINERS:,} lists or "
-                f"{MAX_JSON_VALUES:,} values)")
+        return (
+            f"holds too many values for the grader to read (more than {MAX_JSON_CONTAINERS:,} lists or "
+            f"{MAX_JSON_VALUES:,} values)"
+        )
     depth = 0
     for byte in skeleton.translate(None, b","):
         depth += 1 if byte in b"[{" else -1
@@ -254,7 +269,7 @@ def _is_magic_assign(line: str) -> bool:
         return False
     if not all(ch.isalnum() or ch in "_.," or ch.isspace() for ch in line[:equals]):
         return False
-    rest = line[equals + 1:].lstrip()
+    rest = line[equals + 1 :].lstrip()
     return rest[:1] in ("%", "!") and bool(rest)
 
 
@@ -387,15 +402,21 @@ def _future_flags(tree: ast.Module) -> int:
 def _cell_cap_problem(source: str, statements: int | None = None) -> str | None:
     """Why a cell is over a cap (`MAX_CELL_CHARS`, `MAX_LINE_CHARS`, `MAX_CELL_STATEMENTS`), else None."""
     if len(source) > MAX_CELL_CHARS:
-        return (f"it has {len(source):,} characters, more than the {MAX_CELL_CHARS:,} the grader reads in one cell; "
-                "split it or move data out of the code")
+        return (
+            f"it has {len(source):,} characters, more than the {MAX_CELL_CHARS:,} the grader reads in one cell; "
+            "split it or move data out of the code"
+        )
     longest = max(map(len, source.replace("\r", "\n").split("\n")), default=0)
     if longest > MAX_LINE_CHARS:
-        return (f"one of its lines has {longest:,} characters, more than the {MAX_LINE_CHARS:,} the grader reads in "
-                "one line; break it up")
+        return (
+            f"one of its lines has {longest:,} characters, more than the {MAX_LINE_CHARS:,} the grader reads in "
+            "one line; break it up"
+        )
     if statements is not None and statements > MAX_CELL_STATEMENTS:
-        return (f"it has {statements:,} top-level statements, more than the {MAX_CELL_STATEMENTS:,} the grader reads "
-                "in one cell; split it")
+        return (
+            f"it has {statements:,} top-level statements, more than the {MAX_CELL_STATEMENTS:,} the grader reads "
+            "in one cell; split it"
+        )
     return None
 
 
@@ -440,8 +461,9 @@ def extract(notebook_path: str | Path) -> ExtractedNotebook:
             message = getattr(error, "msg", None) or str(error)
             code_cell.syntax_error = f"line {line}: {message}" if line else message
             code_cell.names = _regex_names(raw)
-            result.warnings.append(f"{code_cell.label} has a syntax error ({code_cell.syntax_error}); "
-                                   "nothing in it was graded")
+            result.warnings.append(
+                f"{code_cell.label} has a syntax error ({code_cell.syntax_error}); nothing in it was graded"
+            )
             continue
         problem = _cell_cap_problem(raw, len(tree.body))
         if problem:
@@ -454,17 +476,28 @@ def extract(notebook_path: str | Path) -> ExtractedNotebook:
             if names is not None:
                 kept.append((position, node, names))
         if len(result.statements) + len(kept) > MAX_STATEMENTS:
-            full = (f"the notebook has more than {MAX_STATEMENTS:,} definitions, the most the grader reads, "
-                    "so this cell and the ones after it were not read")
+            full = (
+                f"the notebook has more than {MAX_STATEMENTS:,} definitions, the most the grader reads, "
+                "so this cell and the ones after it were not read"
+            )
             _refuse_cell(result, code_cell, full)
             code_cell.names = tuple(n for _, _, names in kept for n in names)
             continue
         for position, node, names in kept:
             start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            result.statements.append(Statement(
-                index=len(result.statements), cell=index, label=code_cell.label, cell_source=source,
-                node=position, lineno=start, names=names, future_flags=flags, tree=node,
-            ))
+            result.statements.append(
+                Statement(
+                    index=len(result.statements),
+                    cell=index,
+                    label=code_cell.label,
+                    cell_source=source,
+                    node=position,
+                    lineno=start,
+                    names=names,
+                    future_flags=flags,
+                    tree=node,
+                )
+            )
         code_cell.names = tuple(n for _, _, names in kept for n in names)
     return result
 
@@ -479,9 +512,20 @@ def _refuse_cell(result: ExtractedNotebook, cell: CodeCell, problem: str) -> Non
 def statements_payload(statements: list[Statement]) -> dict:
     """The statements as plain data for the worker: {"cells": {label: source}, "statements": [...]}."""
     cells = {s.label: s.cell_source for s in statements}
-    return {"cells": cells,
-            "statements": [{"index": s.index, "label": s.label, "node": s.node, "lineno": s.lineno,
-                            "names": list(s.names), "flags": s.future_flags} for s in statements]}
+    return {
+        "cells": cells,
+        "statements": [
+            {
+                "index": s.index,
+                "label": s.label,
+                "node": s.node,
+                "lineno": s.lineno,
+                "names": list(s.names),
+                "flags": s.future_flags,
+            }
+            for s in statements
+        ],
+    }
 
 
 def imported_modules(statements: list[Statement]) -> set[str]:
@@ -535,12 +579,12 @@ def load_trusted(extracted: ExtractedNotebook, module_name: str = "reference", r
     statements = extracted.statements if roots is None else needed_statements(extracted.statements, roots)
     for statement in statements:
         filename = f"<{statement.label}>"
-        linecache.cache[filename] = (len(statement.cell_source), None,
-                                     statement.cell_source.splitlines(True), filename)
+        linecache.cache[filename] = (len(statement.cell_source), None, statement.cell_source.splitlines(True), filename)
         code = compile_tree(statement.statement_node(), statement.label, statement.future_flags)
         try:
             exec(code, module.__dict__)  # noqa: S102 - trusted solution notebook
         except Exception as error:
-            raise RuntimeError(f"{extracted.path.name}, {statement.label} line {statement.lineno}: "
-                               f"{type(error).__name__}: {error}") from error
+            raise RuntimeError(
+                f"{extracted.path.name}, {statement.label} line {statement.lineno}: {type(error).__name__}: {error}"
+            ) from error
     return module.__dict__

@@ -118,9 +118,13 @@ def _template(name: str, assignment: str, needs_test_split: bool) -> bytes:
     from autograder.wheels import GRADER_PYTHONS
 
     text = (FILES / name).read_text()
-    for key, value in (("@ASSIGNMENT@", assignment), ("@NEEDS_TEST_SPLIT@", "1" if needs_test_split else "0"),
-                       ("@SANDBOX_USER@", SANDBOX_USER), ("@VENV@", IMAGE_VENV),
-                       ("@PYTHONS@", " ".join(GRADER_PYTHONS))):
+    for key, value in (
+        ("@ASSIGNMENT@", assignment),
+        ("@NEEDS_TEST_SPLIT@", "1" if needs_test_split else "0"),
+        ("@SANDBOX_USER@", SANDBOX_USER),
+        ("@VENV@", IMAGE_VENV),
+        ("@PYTHONS@", " ".join(GRADER_PYTHONS)),
+    ):
         text = text.replace(key, value)
     leftover = [part.split("@")[0] for part in text.split("@")[1::2] if part.isupper()]
     if leftover:
@@ -130,8 +134,9 @@ def _template(name: str, assignment: str, needs_test_split: bool) -> bytes:
 
 def _git_commit(root: Path) -> str | None:
     try:
-        result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
+        result = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if result.returncode != 0:
@@ -151,22 +156,39 @@ def _embedded_test_split(test_split: Path, rubric, workdir: Path) -> tuple[Path,
         if test_split.is_file() and test_split.suffix == ".pt":
             prepared = test_split
         else:
-            prepared = prepare_test_split(workdir / "cifar10-test.pt", source=test_split, download=False,
-                                          download_root=workdir / "decode", verbose=False)
+            prepared = prepare_test_split(
+                workdir / "cifar10-test.pt",
+                source=test_split,
+                download=False,
+                download_root=workdir / "decode",
+                verbose=False,
+            )
         split = load_test_split_file(prepared)
     except (DataSourceError, TestSplitUnavailable) as error:
         raise BuildError(f"--test-split {test_split}: {error}") from None
     if len(split) != rubric.test_images:
-        raise BuildError(f"--test-split {test_split} has {len(split):,} images; the course configuration expects "
-                         f"{rubric.test_images:,} (test_images): use the full CIFAR-10 test split")
+        raise BuildError(
+            f"--test-split {test_split} has {len(split):,} images; the course configuration expects "
+            f"{rubric.test_images:,} (test_images): use the full CIFAR-10 test split"
+        )
     digest = hashlib.sha256(prepared.read_bytes()).hexdigest()
-    return prepared, {"embedded": True, "images": len(split), "source": split.source.split(", prepared copy ")[0],
-                      "file_sha256": digest}
+    return prepared, {
+        "embedded": True,
+        "images": len(split),
+        "source": split.source.split(", prepared copy ")[0],
+        "file_sha256": digest,
+    }
 
 
-def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_split: str | os.PathLike | None = None,
-              course_config: str | os.PathLike | None = None, project_root: str | os.PathLike | None = None,
-              grader_requirements: str | os.PathLike | None = None) -> Path:
+def build_zip(
+    assignment: str,
+    output: str | os.PathLike | None = None,
+    *,
+    test_split: str | os.PathLike | None = None,
+    course_config: str | os.PathLike | None = None,
+    project_root: str | os.PathLike | None = None,
+    grader_requirements: str | os.PathLike | None = None,
+) -> Path:
     """Write ``<output>/<assignment>-autograder.zip`` (see the module docstring).
 
     Args:
@@ -214,8 +236,14 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
     with tempfile.TemporaryDirectory() as workdir:
         from autograder.wheels import GRADER_PYTHONS
 
-        build_info = {"assignment": assignment, "notebook": spec.notebook, "built_with": "python -m autograder gradescope",
-                      "git_commit": _git_commit(root), "pythons": list(GRADER_PYTHONS), "venv": IMAGE_VENV}
+        build_info = {
+            "assignment": assignment,
+            "notebook": spec.notebook,
+            "built_with": "python -m autograder gradescope",
+            "git_commit": _git_commit(root),
+            "pythons": list(GRADER_PYTHONS),
+            "venv": IMAGE_VENV,
+        }
         members: list[tuple[Path | bytes, str, int]] = [
             (_template("setup.sh", assignment, needs_test_split), "setup.sh", 0o755),
             (_template("run_autograder", assignment, needs_test_split), "run_autograder", 0o755),
@@ -223,8 +251,9 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
             (notebook, f"solutions/{spec.notebook}", 0o644),
         ]
         members += [(path, name, 0o644) for path, name in _package_files(root, "helpers")]
-        members += [(path, name, 0o644) for path, name in _package_files(root, "autograder")
-                    if name != "autograder/course.toml"]
+        members += [
+            (path, name, 0o644) for path, name in _package_files(root, "autograder") if name != "autograder/course.toml"
+        ]
         members.append((config_path.read_bytes(), "autograder/course.toml", 0o644))
         if needs_test_split:
             build_info["checkpoint_rubric"] = dataclasses.asdict(rubric)
@@ -233,8 +262,10 @@ def build_zip(assignment: str, output: str | os.PathLike | None = None, *, test_
                 members.append((prepared, "data/cifar10-test.pt", 0o644))
                 build_info["test_split"] = info
             else:
-                build_info["test_split"] = {"embedded": False, "how": "setup.sh downloads it with torchvision "
-                                                                     "and stores data/cifar10-test.pt in the image"}
+                build_info["test_split"] = {
+                    "embedded": False,
+                    "how": "setup.sh downloads it with torchvision and stores data/cifar10-test.pt in the image",
+                }
         members.append((json.dumps(build_info, indent=1, sort_keys=True).encode() + b"\n", "BUILD.json", 0o644))
         names = [name for _, name, _ in members]
         duplicates = {name for name in names if names.count(name) > 1}
@@ -315,13 +346,22 @@ def write_docker_context(archive: str | os.PathLike, output: str | os.PathLike |
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m autograder gradescope`` (for `autograder.cli`)."""
-    parser.add_argument("--assignment", required=True,
-                        help="which assignment's autograder to build: simclr_homework or ssl_methods")
-    parser.add_argument("--test-split", type=Path, default=None,
-                        help="simclr_homework: embed this CIFAR-10 test split (a prepared .pt file or a folder / "
-                             ".tar.gz of test/<class>/*.jpg) instead of letting setup.sh download it")
-    parser.add_argument("--course-config", type=Path, default=None,
-                        help="a course.toml with your thresholds and points (default: autograder/course.toml)")
+    parser.add_argument(
+        "--assignment", required=True, help="which assignment's autograder to build: simclr_homework or ssl_methods"
+    )
+    parser.add_argument(
+        "--test-split",
+        type=Path,
+        default=None,
+        help="simclr_homework: embed this CIFAR-10 test split (a prepared .pt file or a folder / "
+        ".tar.gz of test/<class>/*.jpg) instead of letting setup.sh download it",
+    )
+    parser.add_argument(
+        "--course-config",
+        type=Path,
+        default=None,
+        help="a course.toml with your thresholds and points (default: autograder/course.toml)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="folder to write the zip to (default: dist/)")
 
 
@@ -340,14 +380,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"wrote {docker}/Dockerfile and {docker.name}/source/ (Manual Docker configuration: the same files)")
     split = info.get("test_split")
     if split:
-        print("test split: " + (f"embedded ({split['images']:,} images from {split['source']})" if split["embedded"]
-                                else "downloaded by setup.sh when Gradescope builds the image"))
+        print(
+            "test split: "
+            + (
+                f"embedded ({split['images']:,} images from {split['source']})"
+                if split["embedded"]
+                else "downloaded by setup.sh when Gradescope builds the image"
+            )
+        )
     if "checkpoint_rubric" in info:
         from autograder.checkpoint.rubric import load_course_config
 
         print(load_course_config(args.course_config or PROJECT_ROOT / "autograder" / "course.toml").summary())
-    print("Upload the zip on the assignment's 'Configure Autograder' page (base image: Ubuntu 22.04, the default); "
-          "see README.md, 'For instructors'.")
+    print(
+        "Upload the zip on the assignment's 'Configure Autograder' page (base image: Ubuntu 22.04, the default); "
+        "see README.md, 'For instructors'."
+    )
     return 0
 
 
@@ -364,8 +412,13 @@ def lock_down(root: Path) -> list[str]:
     if os.geteuid() != 0:
         return []
     changed = []
-    for path, mode in ((root, 0o700), (root / "source", 0o700), (root / "submission", 0o700),
-                       (root / "submission_metadata.json", 0o600), (root / "results", 0o755)):
+    for path, mode in (
+        (root, 0o700),
+        (root / "source", 0o700),
+        (root / "submission", 0o700),
+        (root / "submission_metadata.json", 0o600),
+        (root / "results", 0o755),
+    ):
         try:
             if path.is_symlink():
                 continue
@@ -401,8 +454,15 @@ def validate_results(results: dict) -> list[str]:
 
 
 def _fallback_results(message: str, seconds: float) -> dict:
-    return {"score": 0.0, "execution_time": round(seconds, 2), "output": message, "output_format": "text",
-            "stdout_visibility": "hidden", "tests": [], "extra_data": {"grader_error": True}}
+    return {
+        "score": 0.0,
+        "execution_time": round(seconds, 2),
+        "output": message,
+        "output_format": "text",
+        "stdout_visibility": "hidden",
+        "tests": [],
+        "extra_data": {"grader_error": True},
+    }
 
 
 def run(root: str | os.PathLike, assignment: str) -> int:
@@ -423,8 +483,9 @@ def run(root: str | os.PathLike, assignment: str) -> int:
         from autograder import grading
         from autograder.checkpoint.rate_limit import metadata_named
 
-        options = grading.GradeOptions(assignment=assignment, results=results_path,
-                                       progress=lambda text: print(text, flush=True))
+        options = grading.GradeOptions(
+            assignment=assignment, results=results_path, progress=lambda text: print(text, flush=True)
+        )
         with metadata_named(root / "submission_metadata.json"):
             outcome = grading.grade(root / "submission", options)
         results = outcome.results
@@ -435,7 +496,9 @@ def run(root: str | os.PathLike, assignment: str) -> int:
         print(trace, flush=True)
         results = _fallback_results(
             "The autograder failed before it could grade your submission; this is not your fault. Please tell "
-            "your instructor (the details are in the autograder's log).", time.monotonic() - started)
+            "your instructor (the details are in the autograder's log).",
+            time.monotonic() - started,
+        )
         write_json_atomic(results, results_path)
     problems = validate_results(json.loads(results_path.read_text()))
     for problem in problems:
@@ -457,8 +520,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
-__all__ = ["BuildError", "IMAGE_VENV", "add_build_arguments", "build_zip", "cmd_build", "lock_down", "main", "run",
-           "validate_results", "write_docker_context"]
+__all__ = [
+    "BuildError",
+    "IMAGE_VENV",
+    "add_build_arguments",
+    "build_zip",
+    "cmd_build",
+    "lock_down",
+    "main",
+    "run",
+    "validate_results",
+    "write_docker_context",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

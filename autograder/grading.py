@@ -63,11 +63,11 @@ def load_reference(assignment: str, solutions_dir: Path = SOLUTIONS_DIR) -> dict
         raise GraderError(f"the reference notebook {path} is missing") from None
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _REFERENCES:
-        roots = {"device", "EMA"} | {n for task in ASSIGNMENTS[assignment].tasks
-                                     for n in TASKS.get(task, ())}
+        roots = {"device", "EMA"} | {n for task in ASSIGNMENTS[assignment].tasks for n in TASKS.get(task, ())}
         try:
-            namespace = extraction.load_trusted(extraction.extract(path), module_name=f"reference_{assignment}",
-                                                roots=roots)
+            namespace = extraction.load_trusted(
+                extraction.extract(path), module_name=f"reference_{assignment}", roots=roots
+            )
         except (extraction.NotebookError, RuntimeError, SyntaxError) as error:
             raise GraderError(f"the reference notebook {path.name} cannot be used: {error}") from error
         if "device" in namespace:
@@ -130,8 +130,13 @@ class Reference:
             if not isinstance(z, torch.Tensor) or z.ndim != 2 or not z.is_floating_point() or z.numel() > 2**22:
                 raise sandbox.BadAnswer(f"{name} needs two 2-d float tensors")
         args, kwargs = payload.get("args", []), payload.get("kwargs", {})
-        if not isinstance(args, list) or not isinstance(kwargs, dict) or len(args) > 4 or len(kwargs) > 4 or not all(
-                type(v) in (int, float, bool) for v in [*args, *kwargs.values()]):
+        if (
+            not isinstance(args, list)
+            or not isinstance(kwargs, dict)
+            or len(args) > 4
+            or len(kwargs) > 4
+            or not all(type(v) in (int, float, bool) for v in [*args, *kwargs.values()])
+        ):
             raise sandbox.BadAnswer(f"{name} takes numbers besides z1 and z2")
         a = z1.detach().clone().requires_grad_(True)
         b = z2.detach().clone().requires_grad_(True)
@@ -141,19 +146,29 @@ class Reference:
         except GraderError:
             raise
         except Exception as error:  # noqa: BLE001 - e.g. z1 and z2 of different shapes
-            raise sandbox.BadAnswer(f"{name} was called with tensors of shapes {tuple(z1.shape)} and "
-                                    f"{tuple(z2.shape)} and arguments {args} {kwargs}: {type(error).__name__}: "
-                                    f"{error}") from None
+            raise sandbox.BadAnswer(
+                f"{name} was called with tensors of shapes {tuple(z1.shape)} and "
+                f"{tuple(z2.shape)} and arguments {args} {kwargs}: {type(error).__name__}: "
+                f"{error}"
+            ) from None
         zero = torch.zeros_like
-        return {"loss": loss.detach(), "grad_z1": a.grad if a.grad is not None else zero(a),
-                "grad_z2": b.grad if b.grad is not None else zero(b)}
+        return {
+            "loss": loss.detach(),
+            "grad_z1": a.grad if a.grad is not None else zero(a),
+            "grad_z2": b.grad if b.grad is not None else zero(b),
+        }
 
     def ema_oracle(self, beta: float, payload: Any) -> dict:
         """The reference EMA update for the weights a submission's step passed to `ema.update`."""
         online, target = (payload.get(k) if isinstance(payload, dict) else None for k in ("online", "target"))
-        if (not isinstance(online, list) or not isinstance(target, list) or len(online) != len(target)
-                or len(online) > 1000 or not all(isinstance(t, torch.Tensor) for t in online + target)
-                or any(o.shape != t.shape for o, t in zip(online, target))):
+        if (
+            not isinstance(online, list)
+            or not isinstance(target, list)
+            or len(online) != len(target)
+            or len(online) > 1000
+            or not all(isinstance(t, torch.Tensor) for t in online + target)
+            or any(o.shape != t.shape for o, t in zip(online, target))
+        ):
             raise sandbox.BadAnswer("ema.update needs two networks with the same parameters")
         modules = []
         for tensors in (online, target):
@@ -167,7 +182,8 @@ class Reference:
 def _matches(tensor: Any, candidates: list[torch.Tensor]) -> bool:
     return isinstance(tensor, torch.Tensor) and any(
         c.shape == tensor.shape and bool(torch.allclose(tensor.double(), c.double(), rtol=2e-2, atol=2e-2))
-        for c in candidates)
+        for c in candidates
+    )
 
 
 class StepOracle:
@@ -205,8 +221,10 @@ class StepOracle:
 
     def loss(self, payload: Any) -> dict:
         if self.loss_left <= 0:
-            raise sandbox.BadAnswer(f"the step called {self.loss_name} more often than a training step needs "
-                                    f"({self.LOSS_CALLS_PER_STEP} times per step at most)")
+            raise sandbox.BadAnswer(
+                f"the step called {self.loss_name} more often than a training step needs "
+                f"({self.LOSS_CALLS_PER_STEP} times per step at most)"
+            )
         self.loss_left -= 1
         if isinstance(payload, dict):
             for key in ("z1", "z2"):
@@ -215,7 +233,8 @@ class StepOracle:
                         f"{self.loss_name} was called with a {key} that is not the model's projection of x1 or x2 "
                         "(pass the projection head's outputs for the two views, computed with the model as it is at "
                         "this step; after a step that updated the model differently from a correct one, this is "
-                        "where it shows)")
+                        "where it shows)"
+                    )
         return self.reference.loss_oracle(self.loss_name, payload)
 
     def ema(self, beta: float, payload: Any) -> dict:
@@ -226,8 +245,9 @@ class StepOracle:
             for key in ("online", "target"):
                 tensors = payload.get(key)
                 if not isinstance(tensors, list) or [tuple(getattr(t, "shape", ())) for t in tensors] != self.shapes:
-                    raise sandbox.BadAnswer("ema.update was called with networks other than this step's online "
-                                            "and target networks")
+                    raise sandbox.BadAnswer(
+                        "ema.update was called with networks other than this step's online and target networks"
+                    )
         return self.reference.ema_oracle(beta, payload)
 
 
@@ -327,13 +347,15 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
         return GradeOutcome(results, code, results_path, name)
 
     if notebook is None or name is None:
-        return finish(build_results(None, notes, time.monotonic() - started, extra,
-                                    error=f"Nothing was graded: {note}."), 0)
+        return finish(
+            build_results(None, notes, time.monotonic() - started, extra, error=f"Nothing was graded: {note}."), 0
+        )
     try:
         extracted = extraction.extract(notebook)
     except extraction.NotebookError as error:
-        return finish(build_results(None, notes, time.monotonic() - started, extra,
-                                    error=f"Nothing was graded: {error}."), 0)
+        return finish(
+            build_results(None, notes, time.monotonic() - started, extra, error=f"Nothing was graded: {error}."), 0
+        )
     notes += extracted.warnings
     assignment = ASSIGNMENTS[name]
     isolation = None
@@ -351,12 +373,17 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
         reference = Reference(load_reference(name, options.solutions))
         if isolation.mode == "uid":  # no private root: the reference solutions lose world access
             sandbox.protect_paths([Path(options.solutions)])
-        worker = sandbox.Worker(zygote, extraction.statements_payload(extracted.statements), options.limits,
-                                secrets=secret_paths(folder, results_path, Path(options.solutions)),
-                                restart_zygote=lambda: sandbox.shared_zygote(isolation, options.limits, preload))
+        worker = sandbox.Worker(
+            zygote,
+            extraction.statements_payload(extracted.statements),
+            options.limits,
+            secrets=secret_paths(folder, results_path, Path(options.solutions)),
+            restart_zygote=lambda: sandbox.shared_zygote(isolation, options.limits, preload),
+        )
         plugin.take_output = worker.take_output
-        context = GradingContext(assignment, folder, notebook, extracted, Student(worker, reference), reference, worker,
-                                 hidden_seed)
+        context = GradingContext(
+            assignment, folder, notebook, extracted, Student(worker, reference), reference, worker, hidden_seed
+        )
         code = run_suite(plugin, SuitePlugin(context))
         if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             plugin.grader_errors.append(f"pytest ended with {code!r}")
@@ -371,8 +398,9 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
         if worker is not None:
             worker.close()
     if plugin.grader_errors:
-        error_text = ("The grader itself failed (not your fault; tell your instructor):\n"
-                      + "\n".join(e[:2000] for e in plugin.grader_errors))
+        error_text = "The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(
+            e[:2000] for e in plugin.grader_errors
+        )
     extra["sandbox"] = isolation.mode if isolation else "none (grading stopped)"
     if isolation is not None and isolation.notes:
         extra["sandbox_notes"] = isolation.notes
@@ -392,10 +420,19 @@ def grade(submission_dir: str | os.PathLike, options: GradeOptions | None = None
 def secret_paths(submission: Path, results_path: Path, solutions: Path) -> dict:
     """What the sandbox's probe must fail to reach: read the grader, the reference solutions,
     the test split, the results and other submissions; write where the grader keeps anything."""
-    read: list[Path | str] = [solutions, *sorted(solutions.glob("*.ipynb"))[:2], PROJECT_ROOT / "autograder",
-                              PROJECT_ROOT / "autograder" / "grading.py", PROJECT_ROOT / "tests", PROJECT_ROOT / "data",
-                              PROJECT_ROOT / ".git", f"/proc/{os.getpid()}/cwd", f"/proc/{os.getpid()}/environ",
-                              f"/proc/{os.getpid()}/mem", "/root"]
+    read: list[Path | str] = [
+        solutions,
+        *sorted(solutions.glob("*.ipynb"))[:2],
+        PROJECT_ROOT / "autograder",
+        PROJECT_ROOT / "autograder" / "grading.py",
+        PROJECT_ROOT / "tests",
+        PROJECT_ROOT / "data",
+        PROJECT_ROOT / ".git",
+        f"/proc/{os.getpid()}/cwd",
+        f"/proc/{os.getpid()}/environ",
+        f"/proc/{os.getpid()}/mem",
+        "/root",
+    ]
     try:
         from autograder.checkpoint.rubric import load_course_config
         from autograder.checkpoint.split import candidate_sources
@@ -420,9 +457,21 @@ def secret_paths(submission: Path, results_path: Path, solutions: Path) -> dict:
 
 def run_suite(*plugins: Any) -> int:
     """Run the graded suite in this process with `plugins`; returns pytest's exit code."""
-    args = [str(TESTS_DIR), "-c", str(TESTS_DIR / "pytest.ini"), "--rootdir", str(TESTS_DIR),
-            "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
-            "-W", "ignore::DeprecationWarning"]
+    args = [
+        str(TESTS_DIR),
+        "-c",
+        str(TESTS_DIR / "pytest.ini"),
+        "--rootdir",
+        str(TESTS_DIR),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:timeout",
+        "-p",
+        "no:terminal",
+        "-W",
+        "ignore::DeprecationWarning",
+    ]
     # The graded modules read the course configuration (points, thresholds) when imported:
     # import them afresh for every grading, so the configuration in force now is the one used.
     for name, module in list(sys.modules.items()):
@@ -441,5 +490,13 @@ def summary_table(results: dict) -> str:
     return format_table(tasks) if tasks else "(no graded tests ran)"
 
 
-__all__ = ["ASSIGNMENTS", "Assignment", "GradeOptions", "GradeOutcome", "UsageError", "find_notebook", "grade",
-           "load_reference"]
+__all__ = [
+    "ASSIGNMENTS",
+    "Assignment",
+    "GradeOptions",
+    "GradeOutcome",
+    "UsageError",
+    "find_notebook",
+    "grade",
+    "load_reference",
+]

@@ -40,8 +40,9 @@ def parse_setting(value: Any, where: str = f"[grading] {SETTING}") -> str | int:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT:
         return value
-    raise CourseConfigError(f'{where} must be "{FIXED}", "{PER_SUBMISSION}" or a whole number from 0 to '
-                            f"2**63 - 1, not {value!r}")
+    raise CourseConfigError(
+        f'{where} must be "{FIXED}", "{PER_SUBMISSION}" or a whole number from 0 to 2**63 - 1, not {value!r}'
+    )
 
 
 def load_setting(path: str | os.PathLike | None = None) -> str | int:
@@ -62,14 +63,16 @@ def submission_seed(submission_dir: Path, notebook: Path) -> tuple[int, str]:
     metadata = submission_metadata.read(Path(submission_dir).parent / submission_metadata.FILE_NAME)
     if metadata.submission_id is not None:
         return _seed_of(b"gradescope-submission:" + metadata.submission_id.encode()), (
-            f"Gradescope submission {metadata.submission_id}")
+            f"Gradescope submission {metadata.submission_id}"
+        )
     with open(notebook, "rb") as handle:
         content = handle.read(MAX_HASHED_BYTES)
     return _seed_of(b"notebook:" + content), f"a hash of {Path(notebook).name}"
 
 
-def choose(setting: str | int, submission_dir: Path, notebook: Path, override: int | None = None
-           ) -> tuple[int | None, str]:
+def choose(
+    setting: str | int, submission_dir: Path, notebook: Path, override: int | None = None
+) -> tuple[int | None, str]:
     """(seed, where it comes from) for one submission; seed None: the tests' fixed seeds."""
     if override is not None:
         return parse_setting(override, where="--seed"), "given with --seed"
@@ -90,12 +93,30 @@ def drawn(hidden_seed: int | None, seed: int) -> int:
 
 def seed_test(hidden_seed: int, source: str) -> dict:
     """The results.json test (0 points, instructors only) that records the seed."""
-    return {"name": f"Hidden inputs: seed {hidden_seed}", "score": 0.0, "max_score": 0.0, "status": "passed",
-            "output": (f"The hidden tests drew their inputs from seed {hidden_seed} ({source}); the visible tests "
-                       f"used their fixed inputs. Regrade with the same inputs: python -m autograder grade "
-                       f"SUBMISSION --seed {hidden_seed}"),
-            "output_format": "text", "visibility": "hidden", "tags": [SETTING]}
+    return {
+        "name": f"Hidden inputs: seed {hidden_seed}",
+        "score": 0.0,
+        "max_score": 0.0,
+        "status": "passed",
+        "output": (
+            f"The hidden tests drew their inputs from seed {hidden_seed} ({source}); the visible tests "
+            f"used their fixed inputs. Regrade with the same inputs: python -m autograder grade "
+            f"SUBMISSION --seed {hidden_seed}"
+        ),
+        "output_format": "text",
+        "visibility": "hidden",
+        "tags": [SETTING],
+    }
 
 
-__all__ = ["FIXED", "PER_SUBMISSION", "SETTING", "choose", "drawn", "load_setting", "parse_setting", "seed_test",
-           "submission_seed"]
+__all__ = [
+    "FIXED",
+    "PER_SUBMISSION",
+    "SETTING",
+    "choose",
+    "drawn",
+    "load_setting",
+    "parse_setting",
+    "seed_test",
+    "submission_seed",
+]

@@ -90,7 +90,11 @@ def questions_of(notebook: dict) -> list[Question]:
     cells = notebook.get("cells", [])
     found = []
     for item in graded_by_hand(notebook):
-        before = _source(cells[item.index - 1]) if item.index and cells[item.index - 1].get("cell_type") == "markdown" else ""
+        before = (
+            _source(cells[item.index - 1])
+            if item.index and cells[item.index - 1].get("cell_type") == "markdown"
+            else ""
+        )
         found.append(Question(item.id, item.title, before, item.points, item.kind))
     return found
 
@@ -109,17 +113,23 @@ def results_line(assignment: str, project_root: Path = PROJECT_ROOT) -> str | No
     if not questions:
         return None
     items = [f"{q.title} ({q.points:g} points)" if q.points is not None else q.title for q in questions]
-    return ("Graded by hand, not part of this score (0 points here; your course adds them later): "
-            + "; ".join(items) + ".")
+    return (
+        "Graded by hand, not part of this score (0 points here; your course adds them later): " + "; ".join(items) + "."
+    )
 
 
 # ======================================================================================
 # Answers (from the submissions; untrusted)
 # ======================================================================================
 def _find_cell(cells: list, question: Question) -> dict | None:
-    by_grade_id = [c for c in cells if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
-                   and isinstance(c["metadata"].get("nbgrader"), dict)
-                   and c["metadata"]["nbgrader"].get("grade_id") == question.id]
+    by_grade_id = [
+        c
+        for c in cells
+        if isinstance(c, dict)
+        and isinstance(c.get("metadata"), dict)
+        and isinstance(c["metadata"].get("nbgrader"), dict)
+        and c["metadata"]["nbgrader"].get("grade_id") == question.id
+    ]
     by_id = [c for c in cells if isinstance(c, dict) and c.get("id") == question.id]
     matches = by_grade_id or by_id
     return matches[-1] if matches else None
@@ -206,8 +216,10 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; }
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def question_page(question: Question, answers: Sequence[Answer], assignment: str) -> str:
@@ -215,19 +227,23 @@ def question_page(question: Question, answers: Sequence[Answer], assignment: str
     points = f"{question.points:g} points" if question.points is not None else "points set by the course"
     cards = []
     for answer in answers:
-        parts = [f"<h2><span>{html.escape(answer.student)}</span><span class=\"score\">score: ____ / "
-                 f"{html.escape(points.split()[0]) if question.points is not None else '____'}</span></h2>"]
+        parts = [
+            f'<h2><span>{html.escape(answer.student)}</span><span class="score">score: ____ / '
+            f"{html.escape(points.split()[0]) if question.points is not None else '____'}</span></h2>"
+        ]
         if answer.note:
-            parts.append(f"<p class=\"note\">{html.escape(answer.note)}</p>")
+            parts.append(f'<p class="note">{html.escape(answer.note)}</p>')
         if answer.text:
             parts.append(f"<pre>{html.escape(answer.text)}</pre>")
         for mime, data in answer.images:
-            parts.append(f"<img alt=\"plot\" src=\"data:{mime};base64,{data}\">")
-        cards.append("<div class=\"answer\">" + "".join(parts) + "</div>")
-    body = (f"<h1>{html.escape(question.title)}</h1><p>{html.escape(assignment)} · {html.escape(points)} · "
-            f"{len(answers)} submissions · <a href=\"index.html\">all questions</a></p>"
-            f"<div class=\"prompt\">{html.escape(question.prompt.strip())}</div>"
-            f"<div class=\"answers\">{''.join(cards)}</div>")
+            parts.append(f'<img alt="plot" src="data:{mime};base64,{data}">')
+        cards.append('<div class="answer">' + "".join(parts) + "</div>")
+    body = (
+        f"<h1>{html.escape(question.title)}</h1><p>{html.escape(assignment)} · {html.escape(points)} · "
+        f'{len(answers)} submissions · <a href="index.html">all questions</a></p>'
+        f'<div class="prompt">{html.escape(question.prompt.strip())}</div>'
+        f'<div class="answers">{"".join(cards)}</div>'
+    )
     return _page(question.title, body)
 
 
@@ -242,8 +258,13 @@ def anonymous_ids(names: Sequence[str]) -> dict[str, str]:
     return {name: f"student-{i + 1:0{width}d}" for i, name in enumerate(ordered)}
 
 
-def collect(submissions: Path, out: Path, assignment: str | None = None, anonymise: bool = False,
-            project_root: Path = PROJECT_ROOT) -> list[Path]:
+def collect(
+    submissions: Path,
+    out: Path,
+    assignment: str | None = None,
+    anonymise: bool = False,
+    project_root: Path = PROJECT_ROOT,
+) -> list[Path]:
     """Write one page per question graded by hand (and index.html) under `out`; return the pages.
 
     Raises:
@@ -273,28 +294,41 @@ def collect(submissions: Path, out: Path, assignment: str | None = None, anonymi
     pages = []
     for question in questions:
         page = out / _page_name(question)
-        page.write_text(question_page(question, [per_student[n][question.id] for n in order], assignment),
-                        encoding="utf-8")
+        page.write_text(
+            question_page(question, [per_student[n][question.id] for n in order], assignment), encoding="utf-8"
+        )
         pages.append(page)
     items = "".join(
-        f"<li><a href=\"{_page_name(q)}\">{html.escape(q.title)}</a> "
+        f'<li><a href="{_page_name(q)}">{html.escape(q.title)}</a> '
         f"({f'{q.points:g} points' if q.points is not None else 'points set by the course'}; "
         f"{sum(1 for n in order if per_student[n][q.id].answered)} of {len(order)} answered)</li>"
-        for q in questions)
+        for q in questions
+    )
     index = out / "index.html"
-    index.write_text(_page(f"{assignment}: answers graded by hand",
-                           f"<h1>{html.escape(assignment)}: answers graded by hand</h1><ul>{items}</ul>"),
-                     encoding="utf-8")
+    index.write_text(
+        _page(
+            f"{assignment}: answers graded by hand",
+            f"<h1>{html.escape(assignment)}: answers graded by hand</h1><ul>{items}</ul>",
+        ),
+        encoding="utf-8",
+    )
     return [index, *pages]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions", type=Path, help="a folder with one sub-folder per submission")
     parser.add_argument("--out", type=Path, required=True, help="where to write the pages (index.html first)")
-    parser.add_argument("--assignment", choices=sorted(ASSIGNMENTS), default=None,
-                        help="the assignment (default: told from the notebooks)")
-    parser.add_argument("--anonymise", action="store_true",
-                        help="student-NN instead of folder names; the key goes to <OUT>-key.csv beside OUT")
+    parser.add_argument(
+        "--assignment",
+        choices=sorted(ASSIGNMENTS),
+        default=None,
+        help="the assignment (default: told from the notebooks)",
+    )
+    parser.add_argument(
+        "--anonymise",
+        action="store_true",
+        help="student-NN instead of folder names; the key goes to <OUT>-key.csv beside OUT",
+    )
 
 
 def cmd_manual_answers(args: argparse.Namespace) -> int:

@@ -77,8 +77,10 @@ def solution_notebooks(project_root: str | os.PathLike | None = None) -> list[Pa
     """The solution notebooks, ``solutions/*.ipynb``, sorted by name (checkpoints excluded)."""
     folder = _root(project_root) / SOLUTIONS_DIR
     if not folder.is_dir():
-        raise ReleaseError(f"no {SOLUTIONS_DIR}/ folder in {folder.parent}: run the release from the project root "
-                           "or pass project_root=")
+        raise ReleaseError(
+            f"no {SOLUTIONS_DIR}/ folder in {folder.parent}: run the release from the project root "
+            "or pass project_root="
+        )
     return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
 
 
@@ -271,10 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m autograder release",
         description="Regenerate notebooks/*.ipynb from solutions/*.ipynb with nbgrader's preprocessors "
-                    "and build dist/ssl-lab-student.zip.",
+        "and build dist/ssl-lab-student.zip.",
     )
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a student notebook is missing or out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a student notebook is missing or out of date"
+    )
     parser.add_argument("--no-zip", action="store_true", help="do not build the student zip")
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)

@@ -75,9 +75,17 @@ class GradedTest:
     seconds: float = 0.0
 
     def to_json(self) -> dict:
-        return {"name": self.name, "number": self.number, "score": self.score, "max_score": self.max_score,
-                "status": self.status, "output": self.output, "output_format": "text",
-                "visibility": self.visibility, "tags": [self.task]}
+        return {
+            "name": self.name,
+            "number": self.number,
+            "score": self.score,
+            "max_score": self.max_score,
+            "status": self.status,
+            "output": self.output,
+            "output_format": "text",
+            "visibility": self.visibility,
+            "tags": [self.task],
+        }
 
 
 class ShortFailureReports:
@@ -90,11 +98,25 @@ class ShortFailureReports:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
         excinfo = call.excinfo
-        if item.nodeid not in self.plugin.results or excinfo is None or isinstance(excinfo.value, pytest.skip.Exception):
+        if (
+            item.nodeid not in self.plugin.results
+            or excinfo is None
+            or isinstance(excinfo.value, pytest.skip.Exception)
+        ):
             return None  # pytest's default
-        return pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
-                                 f"{excinfo.typename}: {str(excinfo.value)[:2000]}", call.when, (),
-                                 call.duration, call.start, call.stop, user_properties=item.user_properties)
+        return pytest.TestReport(
+            item.nodeid,
+            item.location,
+            dict.fromkeys(item.keywords, 1),
+            "failed",
+            f"{excinfo.typename}: {str(excinfo.value)[:2000]}",
+            call.when,
+            (),
+            call.duration,
+            call.start,
+            call.stop,
+            user_properties=item.user_properties,
+        )
 
 
 def _marker_arg(item: pytest.Item, name: str) -> Any:
@@ -112,8 +134,14 @@ class ResultsPlugin:
         unit_only: leave out tests marked `checkpoint`.
     """
 
-    def __init__(self, assignment: str, task_order: list[str], take_output: Any = None,
-                 unit_only: bool = False, progress: Any = None) -> None:
+    def __init__(
+        self,
+        assignment: str,
+        task_order: list[str],
+        take_output: Any = None,
+        unit_only: bool = False,
+        progress: Any = None,
+    ) -> None:
         self.assignment = assignment
         self.task_order = task_order
         self.take_output = take_output or (lambda: "")
@@ -127,10 +155,13 @@ class ResultsPlugin:
     # --- configuration and collection ------------------------------------------------------
     def pytest_configure(self, config: pytest.Config) -> None:
         config.pluginmanager.register(ShortFailureReports(self), "sslgrader-short-reports")
-        for line in ("task(id): the graded task (DESIGN.md contract id) a test belongs to",
-                     "points(n): the test's max score", "visibility(v): " + " | ".join(VISIBILITIES),
-                     "assignment(name): the assignment a graded module belongs to",
-                     "checkpoint: grades the submitted checkpoint (left out by --unit-only)"):
+        for line in (
+            "task(id): the graded task (DESIGN.md contract id) a test belongs to",
+            "points(n): the test's max score",
+            "visibility(v): " + " | ".join(VISIBILITIES),
+            "assignment(name): the assignment a graded module belongs to",
+            "checkpoint: grades the submitted checkpoint (left out by --unit-only)",
+        ):
             config.addinivalue_line("markers", line)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -138,8 +169,9 @@ class ResultsPlugin:
             self.grader_errors.append(f"collecting {report.nodeid} failed:\n{str(report.longrepr)[-3000:]}")
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         selected, deselected = [], []
         for item in items:
             assignment = _marker_arg(item, "assignment")
@@ -160,8 +192,13 @@ class ResultsPlugin:
             counters[task] = counters.get(task, 0) + 1
             doc = (getattr(item, "obj", None).__doc__ or item.name).strip().split("\n")[0]
             self.results[item.nodeid] = GradedTest(
-                nodeid=item.nodeid, task=task, name=f"{task}: {doc}", max_score=float(_marker_arg(item, "points")),
-                visibility=_marker_arg(item, "visibility"), number=f"{order.get(task, len(order)) + 1}.{counters[task]}")
+                nodeid=item.nodeid,
+                task=task,
+                name=f"{task}: {doc}",
+                max_score=float(_marker_arg(item, "points")),
+                visibility=_marker_arg(item, "visibility"),
+                number=f"{order.get(task, len(order)) + 1}.{counters[task]}",
+            )
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = selected
@@ -216,8 +253,11 @@ class ResultsPlugin:
             return str(error), False
         if isinstance(error, (GraderError, SandboxError)):
             return f"The grader failed on this test (not your fault; please tell your instructor): {error}", True
-        return (f"The grader failed on this test (not your fault; please tell your instructor): "
-                f"{type(error).__name__}: {error}", True)
+        return (
+            f"The grader failed on this test (not your fault; please tell your instructor): "
+            f"{type(error).__name__}: {error}",
+            True,
+        )
 
     # --- results -------------------------------------------------------------------------
     def task_table(self) -> list[tuple[str, int, int, float, float]]:
@@ -232,8 +272,13 @@ class ResultsPlugin:
         return [tuple(row) for row in rows.values()]
 
 
-def build_results(plugin: ResultsPlugin | None, notes: list[str], execution_time: float,
-                  extra: dict | None = None, error: str | None = None) -> dict:
+def build_results(
+    plugin: ResultsPlugin | None,
+    notes: list[str],
+    execution_time: float,
+    extra: dict | None = None,
+    error: str | None = None,
+) -> dict:
     """Gradescope's results dictionary (always valid, always < 1 MB once serialised)."""
     tests = [r.to_json() for r in plugin.results.values()] if plugin else []
     score = float(round(sum(t["score"] for t in tests), 4))
@@ -283,8 +328,9 @@ def shrink(results: dict) -> dict:
             test["output"] = clean_text(test["output"], limit) if limit else ""
         results["output"] = clean_text(results["output"], max(limit, 200))
     # Keep the small entries (e.g. the checkpoint's record, which its rate limit reads from earlier results).
-    results["extra_data"] = {key: value for key, value in results["extra_data"].items()
-                             if len(json.dumps(value)) <= SMALL_EXTRA_CHARS}
+    results["extra_data"] = {
+        key: value for key, value in results["extra_data"].items() if len(json.dumps(value)) <= SMALL_EXTRA_CHARS
+    }
     return results
 
 
@@ -294,7 +340,9 @@ def format_table(tasks: dict[str, dict]) -> str:
     lines = [f"{'task':<{width}}  {'tests':>7}  {'points':>11}", "-" * (width + 22)]
     total = maximum = 0.0
     for task, row in tasks.items():
-        lines.append(f"{task:<{width}}  {row['passed']:>3}/{row['tests']:<3}  {row['score']:>5g} / {row['max_score']:<4g}")
+        lines.append(
+            f"{task:<{width}}  {row['passed']:>3}/{row['tests']:<3}  {row['score']:>5g} / {row['max_score']:<4g}"
+        )
         total += row["score"]
         maximum += row["max_score"]
     lines.append("-" * (width + 22))

@@ -72,12 +72,18 @@ def _refusal(name: str, description: str, kind: str, what: str) -> SubmittedFile
         advice = f"upload the {what} itself, not a link (links in a submission are not followed)"
     else:
         advice = f"upload the {what} itself as an ordinary file"
-    return SubmittedFileError(f"{name} in your submission is {description}, not a regular file, so it was not "
-                              f"read; {advice}", kind)
+    return SubmittedFileError(
+        f"{name} in your submission is {description}, not a regular file, so it was not read; {advice}", kind
+    )
 
 
-def open_regular(path: str | os.PathLike, what: str = "file", name: str | None = None,
-                 max_bytes: int | None = None, too_large: str = "") -> int:
+def open_regular(
+    path: str | os.PathLike,
+    what: str = "file",
+    name: str | None = None,
+    max_bytes: int | None = None,
+    too_large: str = "",
+) -> int:
     """Open a regular file for reading without following a link or blocking; returns the fd.
 
     Args:
@@ -98,8 +104,9 @@ def open_regular(path: str | os.PathLike, what: str = "file", name: str | None =
     except FileNotFoundError:
         raise SubmittedFileError(f"{name} is missing from your submission", "missing") from None
     except OSError as error:
-        raise SubmittedFileError(f"{name} in your submission cannot be read ({error.strerror or error})",
-                                 "unreadable") from None
+        raise SubmittedFileError(
+            f"{name} in your submission cannot be read ({error.strerror or error})", "unreadable"
+        ) from None
     kind, description = kind_of(before.st_mode)
     if kind != "file":
         raise _refusal(name, description, kind, what)
@@ -109,17 +116,25 @@ def open_regular(path: str | os.PathLike, what: str = "file", name: str | None =
     except OSError as error:
         if error.errno == errno.ELOOP:  # replaced by a link since the lstat
             raise _refusal(name, "a symbolic link", "link", what) from None
-        raise SubmittedFileError(f"{name} in your submission cannot be read ({error.strerror or error})",
-                                 "unreadable") from None
+        raise SubmittedFileError(
+            f"{name} in your submission cannot be read ({error.strerror or error})", "unreadable"
+        ) from None
     try:
         info = os.fstat(fd)
         kind, description = kind_of(info.st_mode)
         if kind != "file" or (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino):
-            raise _refusal(name, description if kind != "file" else "a file that changed while it was opened",
-                           kind if kind != "file" else "other", what)
+            raise _refusal(
+                name,
+                description if kind != "file" else "a file that changed while it was opened",
+                kind if kind != "file" else "other",
+                what,
+            )
         if max_bytes is not None and info.st_size > max_bytes:
-            raise SubmittedFileError(f"{name} is {info.st_size / 2**20:.1f} MB, more than the "
-                                     f"{max_bytes / 2**20:.0f} MB the grader reads{too_large}", "too_large")
+            raise SubmittedFileError(
+                f"{name} is {info.st_size / 2**20:.1f} MB, more than the "
+                f"{max_bytes / 2**20:.0f} MB the grader reads{too_large}",
+                "too_large",
+            )
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -127,8 +142,9 @@ def open_regular(path: str | os.PathLike, what: str = "file", name: str | None =
     return fd
 
 
-def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file", name: str | None = None,
-                 too_large: str = "") -> bytes:
+def read_regular(
+    path: str | os.PathLike, max_bytes: int, what: str = "file", name: str | None = None, too_large: str = ""
+) -> bytes:
     """The bytes of a regular file of at most `max_bytes` bytes (see `open_regular`)."""
     fd = open_regular(path, what, name, max_bytes, too_large)
     name = name or os.path.basename(os.fspath(path))
@@ -141,13 +157,15 @@ def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file", na
             chunks.append(chunk)
             total += len(chunk)
     except OSError as error:
-        raise SubmittedFileError(f"{name} in your submission cannot be read ({error.strerror or error})",
-                                 "unreadable") from None
+        raise SubmittedFileError(
+            f"{name} in your submission cannot be read ({error.strerror or error})", "unreadable"
+        ) from None
     finally:
         os.close(fd)
     if total > max_bytes:  # it grew after the size check
-        raise SubmittedFileError(f"{name} is more than the {max_bytes / 2**20:.0f} MB the grader reads{too_large}",
-                                 "too_large")
+        raise SubmittedFileError(
+            f"{name} is more than the {max_bytes / 2**20:.0f} MB the grader reads{too_large}", "too_large"
+        )
     return b"".join(chunks)
 
 
@@ -188,8 +206,9 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def list_entries(root: str | os.PathLike, depth: int = DEFAULT_DEPTH,
-                 max_entries: int = DEFAULT_MAX_ENTRIES) -> Listing:
+def list_entries(
+    root: str | os.PathLike, depth: int = DEFAULT_DEPTH, max_entries: int = DEFAULT_MAX_ENTRIES
+) -> Listing:
     """Everything but folders under `root`, down to `depth` levels of folders (1: `root` only).
 
     Never follows a link (a linked folder is listed as a "link", not entered), skips hidden
@@ -234,5 +253,14 @@ def list_entries(root: str | os.PathLike, depth: int = DEFAULT_DEPTH,
     return listing
 
 
-__all__ = ["DEFAULT_DEPTH", "DEFAULT_MAX_ENTRIES", "Entry", "Listing", "SubmittedFileError", "kind_of",
-           "list_entries", "open_regular", "read_regular"]
+__all__ = [
+    "DEFAULT_DEPTH",
+    "DEFAULT_MAX_ENTRIES",
+    "Entry",
+    "Listing",
+    "SubmittedFileError",
+    "kind_of",
+    "list_entries",
+    "open_regular",
+    "read_regular",
+]

@@ -94,12 +94,16 @@ def parse(data: Any) -> SubmissionMetadata:
     for entry in _list(data.get("previous_submissions")):
         if isinstance(entry, dict):
             results = entry.get("results") if isinstance(entry.get("results"), dict) else {}
-            previous.append(PreviousSubmission(_time(entry.get("submission_time")), _number(entry.get("score")),
-                                               results))
+            previous.append(
+                PreviousSubmission(_time(entry.get("submission_time")), _number(entry.get("score")), results)
+            )
     return SubmissionMetadata(
-        submission_id=_id(data.get("id")), created_at=_time(data.get("created_at")),
+        submission_id=_id(data.get("id")),
+        created_at=_time(data.get("created_at")),
         assignment_id=_id(assignment.get("id", data.get("assignment_id"))),
-        users=tuple(users), previous=tuple(previous))
+        users=tuple(users),
+        previous=tuple(previous),
+    )
 
 
 def read(path: str | Path) -> SubmissionMetadata:

@@ -68,10 +68,16 @@ class Pin:
         """Whether the line applies to CPython `python` ("3.10") on Linux x86_64."""
         if self.marker is None:
             return True
-        environment = {"python_version": python, "python_full_version": f"{python}.0",
-                       "implementation_name": "cpython", "platform_python_implementation": "CPython",
-                       "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-                       "os_name": "posix"}
+        environment = {
+            "python_version": python,
+            "python_full_version": f"{python}.0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": "x86_64",
+            "os_name": "posix",
+        }
         return Marker(self.marker).evaluate(environment)
 
 
@@ -113,19 +119,34 @@ def platform_tags(glibc: tuple[int, int] = GLIBC) -> list[str]:
 
 def _pip_environment() -> dict[str, str]:
     """os.environ without the pip settings that would add local sources or constraints."""
-    environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith("PIP_") or key in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_CLIENT_CERT")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PIP_") or key in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT", "PIP_CLIENT_CERT")
+    }
     environment["PIP_CONFIG_FILE"] = os.devnull
     environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return environment
 
 
-def pip_download(pins: Sequence[Pin], python: str, index: str, *, pip: Sequence[str] | None = None,
-                 timeout: float = 900) -> subprocess.CompletedProcess:
+def pip_download(
+    pins: Sequence[Pin], python: str, index: str, *, pip: Sequence[str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """``pip download --no-deps --only-binary=:all:`` of `pins` for CPython `python` from `index`."""
     command = list(pip or [sys.executable, "-m", "pip"]) + [
-        "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir", "--progress-bar", "off",
-        "--python-version", python, "--implementation", "cp", "--index-url", index]
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-cache-dir",
+        "--progress-bar",
+        "off",
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--index-url",
+        index,
+    ]
     for tag in platform_tags():
         command += ["--platform", tag]
     with tempfile.TemporaryDirectory(prefix="ssl-lab-wheels-") as folder:
@@ -148,8 +169,15 @@ def _reason(output: str) -> str:
     return (lines[0] if lines else output.strip().splitlines()[-1] if output.strip() else "pip failed")[:300]
 
 
-def check(path: str | os.PathLike, pythons: Sequence[str], *, torch_index: str | None = None,
-          pypi: str = PYPI, pip: Sequence[str] | None = None, log=print) -> list[Missing]:
+def check(
+    path: str | os.PathLike,
+    pythons: Sequence[str],
+    *,
+    torch_index: str | None = None,
+    pypi: str = PYPI,
+    pip: Sequence[str] | None = None,
+    log=print,
+) -> list[Missing]:
     """Every pin of `path` against every version in `pythons`; returns what is missing.
 
     Args:
@@ -165,8 +193,14 @@ def check(path: str | os.PathLike, pythons: Sequence[str], *, torch_index: str |
     for python in pythons:
         started = time.monotonic()
         wanted = [pin for pin in pins if pin.applies_to(python)]
-        groups = [(torch_index, [p for p in wanted if p.name in TORCH_PACKAGES]),
-                  (pypi, [p for p in wanted if p.name not in TORCH_PACKAGES])] if torch_index else [(pypi, wanted)]
+        groups = (
+            [
+                (torch_index, [p for p in wanted if p.name in TORCH_PACKAGES]),
+                (pypi, [p for p in wanted if p.name not in TORCH_PACKAGES]),
+            ]
+            if torch_index
+            else [(pypi, wanted)]
+        )
         found = 0
         for index, group in groups:
             if not group:
@@ -189,14 +223,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder wheels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grader", action="store_true", help="check autograder/requirements-grader.txt only")
     parser.add_argument("--student", action="store_true", help="check requirements.txt only")
-    parser.add_argument("--python", action="append", default=None,
-                        help="a CPython version to check instead of the claimed ones (repeatable)")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=None,
+        help="a CPython version to check instead of the claimed ones (repeatable)",
+    )
     args = parser.parse_args(argv)
     both = args.grader == args.student
     torch_index = TORCH_CPU_INDEX if reachable(TORCH_CPU_INDEX) else PYPI
     if torch_index == PYPI:
-        print(f"{TORCH_CPU_INDEX} cannot be reached: torch and torchvision of the grading image are checked "
-              "against PyPI's files of the same release")
+        print(
+            f"{TORCH_CPU_INDEX} cannot be reached: torch and torchvision of the grading image are checked "
+            "against PyPI's files of the same release"
+        )
     problems: list[Missing] = []
     if args.grader or both:
         print(f"{GRADER_REQUIREMENTS.relative_to(PROJECT_ROOT)} (the Gradescope image):")
@@ -210,8 +250,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if problems else 0
 
 
-__all__ = ["GRADER_PYTHONS", "GRADER_REQUIREMENTS", "Missing", "Pin", "STUDENT_PYTHONS", "STUDENT_REQUIREMENTS",
-           "TORCH_CPU_INDEX", "check", "main", "platform_tags", "read_pins"]
+__all__ = [
+    "GRADER_PYTHONS",
+    "GRADER_REQUIREMENTS",
+    "Missing",
+    "Pin",
+    "STUDENT_PYTHONS",
+    "STUDENT_REQUIREMENTS",
+    "TORCH_CPU_INDEX",
+    "check",
+    "main",
+    "platform_tags",
+    "read_pins",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

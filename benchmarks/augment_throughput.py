@@ -100,20 +100,32 @@ class CpuClock:
 
 
 def _measurement(count: int, wall: float, cpu: float) -> dict[str, float]:
-    return {"images": count, "wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3),
-            "images_per_s": count / wall, "images_per_cpu_s": count / max(cpu, 1e-9)}
+    return {
+        "images": count,
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "images_per_s": count / wall,
+        "images_per_cpu_s": count / max(cpu, 1e-9),
+    }
 
 
-def measure_per_image(images: torch.Tensor, batch_size: int, workers: int, seconds: float,
-                      warmup_batches: int) -> tuple[dict[str, float], str]:
+def measure_per_image(
+    images: torch.Tensor, batch_size: int, workers: int, seconds: float, warmup_batches: int
+) -> tuple[dict[str, float], str]:
     """Throughput of the per-image torchvision pipeline in DataLoader workers (steady state)."""
     make_dataset, collate, name = _per_image_pipeline()
     dataset = make_dataset(images)
     # One endless epoch of random indices: no epoch boundary drains the worker pipeline.
-    sampler = RandomSampler(dataset, replacement=True, num_samples=10**9,
-                            generator=torch.Generator().manual_seed(0))
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                        collate_fn=collate, drop_last=True, persistent_workers=False)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        drop_last=True,
+        persistent_workers=False,
+    )
     batches = iter(loader)
     for _ in range(warmup_batches):  # workers start and reach their steady state
         next(batches)
@@ -136,8 +148,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_batched(images: torch.Tensor, batch_size: int, device: torch.device, seconds: float,
-                    warmup_batches: int, chunk: int = 10) -> dict[str, float]:
+def measure_batched(
+    images: torch.Tensor, batch_size: int, device: torch.device, seconds: float, warmup_batches: int, chunk: int = 10
+) -> dict[str, float]:
     """Throughput of BatchTwoViewAugment on `device`, the uint8 images already resident there."""
     augment = BatchTwoViewAugment().to(device)
     resident = images.to(device)  # (N, 32, 32, 3) uint8 on the device
@@ -166,24 +179,38 @@ def measure_batched(images: torch.Tensor, batch_size: int, device: torch.device,
 
 # ---------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="DataLoader worker processes for the per-image pipeline (default: CPU count)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader worker processes for the per-image pipeline (default: CPU count)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default 512; smoke 32)")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="timed seconds per measurement (default 20; smoke 0.3)")
-    parser.add_argument("--source", default=None,
-                        help="real CIFAR-10 (folder or .tar.gz, via helpers.data.load_cifar10); "
-                             "default: random uint8 images of CIFAR-10 shape")
-    parser.add_argument("--num-images", type=int, default=None,
-                        help="images to draw batches from (default 10000; smoke 256)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="timed seconds per measurement (default 20; smoke 0.3)"
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        help="real CIFAR-10 (folder or .tar.gz, via helpers.data.load_cifar10); "
+        "default: random uint8 images of CIFAR-10 shape",
+    )
+    parser.add_argument(
+        "--num-images", type=int, default=None, help="images to draw batches from (default 10000; smoke 256)"
+    )
     parser.add_argument("--device", default=None, help="device of (b) (default: cuda if available, else cpu)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads during (b) (default: torch's, one per core)")
-    parser.add_argument("--results-dir", default=None,
-                        help=f"where the JSON record goes (default {DEFAULT_RESULTS_DIR.relative_to(PROJECT_ROOT)}; "
-                             "with --smoke no record unless given)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads during (b) (default: torch's, one per core)"
+    )
+    parser.add_argument(
+        "--results-dir",
+        default=None,
+        help=f"where the JSON record goes (default {DEFAULT_RESULTS_DIR.relative_to(PROJECT_ROOT)}; "
+        "with --smoke no record unless given)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny and fast, for CI: checks that it runs")
     return parser.parse_args(argv)
 
@@ -213,27 +240,34 @@ def main(argv: list[str] | None = None) -> dict:
 
     images, source = load_images(args.source, num_images)
     load_before = _load_average()
-    print(f"augment throughput on {device_name}: {len(images)} {source}, batch {batch_size}, "
-          f"{seconds:g} s per measurement, torch {torch.__version__}, load average {load_before}")
+    print(
+        f"augment throughput on {device_name}: {len(images)} {source}, batch {batch_size}, "
+        f"{seconds:g} s per measurement, torch {torch.__version__}, load average {load_before}"
+    )
 
-    per_image, pipeline = measure_per_image(images, batch_size, workers, seconds,
-                                            warmup_batches=max(2, 2 * workers))
-    print(f"(a) per-image torchvision ({pipeline}), {workers} DataLoader workers: "
-          f"{per_image['images_per_s']:,.0f} images/s ({per_image['images_per_cpu_s']:,.0f} per CPU-second)")
+    per_image, pipeline = measure_per_image(images, batch_size, workers, seconds, warmup_batches=max(2, 2 * workers))
+    print(
+        f"(a) per-image torchvision ({pipeline}), {workers} DataLoader workers: "
+        f"{per_image['images_per_s']:,.0f} images/s ({per_image['images_per_cpu_s']:,.0f} per CPU-second)"
+    )
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         batched = measure_batched(images, batch_size, device, seconds, warmup_batches=1 if smoke else 3)
     finally:
         torch.set_num_threads(threads_before)
-    print(f"(b) BatchTwoViewAugment on {device.type} ({device_name}, {threads} CPU threads): "
-          f"{batched['images_per_s']:,.0f} images/s ({batched['images_per_cpu_s']:,.0f} per CPU-second)")
+    print(
+        f"(b) BatchTwoViewAugment on {device.type} ({device_name}, {threads} CPU threads): "
+        f"{batched['images_per_s']:,.0f} images/s ({batched['images_per_cpu_s']:,.0f} per CPU-second)"
+    )
     ratio = batched["images_per_s"] / per_image["images_per_s"]
     print(f"ratio (b) / (a): {ratio:.2f}x   [{UNIT}]")
     load_after = _load_average()
     if max(load_before or 0, load_after or 0) > cpus:
-        print(f"note: the load average ({load_before} -> {load_after}) exceeded the {cpus} CPUs: other processes "
-              f"shared them, so images/s are low; images per CPU-second are the steadier comparison")
+        print(
+            f"note: the load average ({load_before} -> {load_after}) exceeded the {cpus} CPUs: other processes "
+            f"shared them, so images/s are low; images per CPU-second are the steadier comparison"
+        )
 
     import torchvision
 

@@ -121,8 +121,9 @@ def _error_text(error: BaseException) -> str:
 def _nvidia_smi() -> dict[str, Any]:
     query = "name,driver_version,memory.total,clocks.max.sm,power.limit"
     try:
-        done = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True,
-                              text=True, timeout=30)
+        done = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return {"error": f"{type(error).__name__}: {error}"}
     if done.returncode != 0:
@@ -157,8 +158,13 @@ def matmul_throughput(device, dtype, n: int, repeats: int = 10, warmup: int = 3)
             if i >= warmup:
                 times.append(seconds)
         median = statistics.median(times)
-        return {"dtype": name, "n": n, "repeats": repeats, "median_ms": 1e3 * median,
-                "tflops": 2 * n**3 / median / 1e12}
+        return {
+            "dtype": name,
+            "n": n,
+            "repeats": repeats,
+            "median_ms": 1e3 * median,
+            "tflops": 2 * n**3 / median / 1e12,
+        }
     except Exception as error:  # noqa: BLE001 -- recorded, never fatal
         return {"dtype": name, "n": n, "error": f"{type(error).__name__}: {error}"[:500]}
 
@@ -172,19 +178,27 @@ def step_environment(args) -> dict[str, Any]:
     device = _device(args)
     name, device_slug = describe_device(device)
     env: dict[str, Any] = {
-        "device": device.type, "device_name": name, "device_slug": device_slug,
-        "torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
+        "device": device.type,
+        "device_name": name,
+        "device_slug": device_slug,
+        "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python_version": platform.python_version(), "cpu_model": cpu_model(), "cpu_count": available_cpus(),
+        "python_version": platform.python_version(),
+        "cpu_model": cpu_model(),
+        "cpu_count": available_cpus(),
         "hostname_kernel": platform.release(),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(gpu_memory_gib=round(props.total_memory / 2**30, 1), multiprocessors=props.multi_processor_count,
-                   capability=f"{props.major}.{props.minor}",
-                   bf16_native=torch.cuda.is_bf16_supported(including_emulation=False),
-                   nvidia_smi=_nvidia_smi())
+        env.update(
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            multiprocessors=props.multi_processor_count,
+            capability=f"{props.major}.{props.minor}",
+            bf16_native=torch.cuda.is_bf16_supported(including_emulation=False),
+            nvidia_smi=_nvidia_smi(),
+        )
         torch.backends.cuda.matmul.allow_tf32 = False
         n = 8192
         dtypes = (torch.bfloat16, torch.float16, torch.float32)
@@ -195,8 +209,10 @@ def step_environment(args) -> dict[str, Any]:
     for row in env["matmul"]:
         shown = f"{row['tflops']:.1f} TFLOP/s" if "tflops" in row else row["error"]
         print(f"matrix product {row['dtype']} {n}^3: {shown}")
-    print(f"device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"driver {env.get('nvidia_smi', {}).get('driver_version', '-')}")
+    print(
+        f"device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+        f"driver {env.get('nvidia_smi', {}).get('driver_version', '-')}"
+    )
     return {"status": "done", "environment": env}
 
 
@@ -231,7 +247,8 @@ def cuda_only_tests(tests_dir: Path = PROJECT_ROOT / "tests") -> list[str]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         relative = path.relative_to(tests_dir.parent).as_posix()
         module_marked = any(
-            isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
             and _skips_without_cuda(node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value])
             for node in tree.body
         )
@@ -246,9 +263,13 @@ def cuda_only_tests(tests_dir: Path = PROJECT_ROOT / "tests") -> list[str]:
                 if _skips_without_cuda(node.decorator_list):
                     found.append(f"{relative}::{node.name}")
                 else:
-                    found.extend(f"{relative}::{node.name}::{item.name}" for item in node.body
-                                 if isinstance(item, ast.FunctionDef) and item.name.startswith("test")
-                                 and _skips_without_cuda(item.decorator_list))
+                    found.extend(
+                        f"{relative}::{node.name}::{item.name}"
+                        for item in node.body
+                        if isinstance(item, ast.FunctionDef)
+                        and item.name.startswith("test")
+                        and _skips_without_cuda(item.decorator_list)
+                    )
     return found
 
 
@@ -271,12 +292,24 @@ def step_cuda_tests(args, deadline: float) -> dict[str, Any]:
                 if child.tag in ("failure", "error", "skipped"):
                     outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
                     message = (child.get("message") or child.text or "")[:1500]
-            outcomes.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
-                             "seconds": float(case.get("time") or 0.0), "message": message})
+            outcomes.append(
+                {
+                    "test": f"{case.get('classname')}::{case.get('name')}",
+                    "outcome": outcome,
+                    "seconds": float(case.get("time") or 0.0),
+                    "message": message,
+                }
+            )
     counts = {k: sum(o["outcome"] == k for o in outcomes) for k in ("passed", "failed", "error", "skipped")}
     status = "timed out" if timed_out else "done"
-    return {"status": status, "returncode": rc, "selected": tests, "counts": counts, "tests": outcomes,
-            "output_tail": output[-3000:]}
+    return {
+        "status": status,
+        "returncode": rc,
+        "selected": tests,
+        "counts": counts,
+        "tests": outcomes,
+        "output_tail": output[-3000:],
+    }
 
 
 # ======================================================================================
@@ -299,9 +332,15 @@ def run_one_path(reference, data, method: str, amp: str, compiled: bool, epochs:
     recipe = RECIPES[method]
     if dry_run:
         recipe = dataclasses.replace(recipe, batch_size=tta.SMOKE_BATCH_SIZE)
-    row: dict[str, Any] = {"key": _path_key(method, amp, compiled), "method": method, "amp": amp,
-                           "compile": compiled, "epochs": epochs, "batch_size": recipe.batch_size,
-                           "train_images": int(data["train_images"].shape[0])}
+    row: dict[str, Any] = {
+        "key": _path_key(method, amp, compiled),
+        "method": method,
+        "amp": amp,
+        "compile": compiled,
+        "epochs": epochs,
+        "batch_size": recipe.batch_size,
+        "train_images": int(data["train_images"].shape[0]),
+    }
     if compiled and device.type != "cuda":
         row["note"] = "compile needs CUDA: fit trained without it (the dry run's code path only)"
     if amp == "fp16" and device.type != "cuda":
@@ -324,8 +363,11 @@ def run_one_path(reference, data, method: str, amp: str, compiled: bool, epochs:
         seconds = [float(s) for s in history.seconds]
         steps = int(data["train_images"].shape[0]) // recipe.batch_size
         row.update(
-            epoch_seconds=seconds, first_epoch_seconds=seconds[0], steady_epoch_seconds=seconds[-1],
-            images_per_second=steps * recipe.batch_size / seconds[-1], steps_per_epoch=steps,
+            epoch_seconds=seconds,
+            first_epoch_seconds=seconds[0],
+            steady_epoch_seconds=seconds[-1],
+            images_per_second=steps * recipe.batch_size / seconds[-1],
+            steps_per_epoch=steps,
             loss_per_epoch=[float(v) for v in history.loss],
             finite_loss=all(v == v and abs(v) != float("inf") for v in history.loss),
         )
@@ -333,9 +375,12 @@ def run_one_path(reference, data, method: str, amp: str, compiled: bool, epochs:
             row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             row["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
         row["status"] = "done"
-        print(f"  {row['key']}: {seconds[0]:.2f} s first epoch, {seconds[-1]:.2f} s last, "
-              f"{row['images_per_second']:.0f} images/s" + (f", peak {row['peak_memory_gib']:.2f} GiB"
-                                                            if "peak_memory_gib" in row else ""), flush=True)
+        print(
+            f"  {row['key']}: {seconds[0]:.2f} s first epoch, {seconds[-1]:.2f} s last, "
+            f"{row['images_per_second']:.0f} images/s"
+            + (f", peak {row['peak_memory_gib']:.2f} GiB" if "peak_memory_gib" in row else ""),
+            flush=True,
+        )
     except Exception as error:  # noqa: BLE001 -- recorded; the next configuration still runs
         row["status"] = "error"
         row["error"] = _error_text(error)
@@ -359,13 +404,28 @@ def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, devic
     only the step, the data path and the precision are timed."""
     from helpers.train import fit
 
-    return fit(run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
-               **recipe.fit_kwargs(
-                   epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs), augment=augment, amp=amp,
-                   compile=compiled, device=device, checkpoint=None, extra_state=run.extra_state,
-                   on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-                   smoke=False, seed=0, progress=False, verbose=False,
-               ))
+    return fit(
+        run.step,
+        run.model,
+        run.optimizer,
+        data["train_images"],
+        data["train_labels"],
+        **recipe.fit_kwargs(
+            epochs=epochs,
+            warmup_epochs=min(recipe.warmup_epochs, epochs),
+            augment=augment,
+            amp=amp,
+            compile=compiled,
+            device=device,
+            checkpoint=None,
+            extra_state=run.extra_state,
+            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+            smoke=False,
+            seed=0,
+            progress=False,
+            verbose=False,
+        ),
+    )
 
 
 def paths_worker(args) -> int:
@@ -381,15 +441,20 @@ def paths_worker(args) -> int:
         return 0
     device = _device(args)  # cuDNN left at torch's defaults, as in the notebooks and time_to_accuracy.py
     reference = tta.load_reference_code()
-    data = tta.load_data(args.source, Path(args.data_root), smoke=args.dry_run, synthetic=args.dry_run and not args.source)
+    data = tta.load_data(
+        args.source, Path(args.data_root), smoke=args.dry_run, synthetic=args.dry_run and not args.source
+    )
     epochs = args.path_epochs
     estimate = None
     for method, amp, compiled in todo:
         key = _path_key(method, amp, compiled)
         needed = (estimate or 20.0) * (epochs + 1) + (90.0 if compiled and device.type == "cuda" else 0.0)
         if time.time() + needed > args.deadline:
-            print(f"  {key}: left for the next call (about {needed:.0f} s needed, "
-                  f"{max(0.0, args.deadline - time.time()):.0f} s left)", flush=True)
+            print(
+                f"  {key}: left for the next call (about {needed:.0f} s needed, "
+                f"{max(0.0, args.deadline - time.time()):.0f} s left)",
+                flush=True,
+            )
             continue
         current = Path(args.state_dir) / "paths.current"
         current.write_text(key)
@@ -415,8 +480,15 @@ def _path_rows(args) -> dict[str, dict]:
 def step_paths(args, name: str, deadline: float) -> dict[str, Any]:
     """Run the worker; when it dies inside a configuration (a crash, not an exception), record
     that configuration as an error and start a new worker for the rest while time is left."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--deadline", f"{deadline:.1f}",
-               *_common_args(args)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--deadline",
+        f"{deadline:.1f}",
+        *_common_args(args),
+    ]
     configs = (DRY_PATHS if args.dry_run else PATH_STEPS)[name]
     current = Path(args.state_dir) / "paths.current"
     for _ in range(len(configs)):
@@ -426,8 +498,14 @@ def step_paths(args, name: str, deadline: float) -> dict[str, Any]:
             break
         key = current.read_text().strip()
         method, amp, compiled = next(c for c in configs if _path_key(*c) == key)
-        row = {"key": key, "method": method, "amp": amp, "compile": compiled, "status": "error",
-               "error": f"the worker process died (exit status {rc}) in this configuration:\n{output[-2500:]}"}
+        row = {
+            "key": key,
+            "method": method,
+            "amp": amp,
+            "compile": compiled,
+            "status": "error",
+            "error": f"the worker process died (exit status {rc}) in this configuration:\n{output[-2500:]}",
+        }
         with (Path(args.state_dir) / "paths.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
         if deadline - time.time() < 30:
@@ -452,8 +530,11 @@ def _script_step(args, script: str, extra: list[str], deadline: float) -> dict[s
     command = [sys.executable, f"benchmarks/{script}", *extra, "--results-dir", str(records)]
     rc, output, timed_out = _run_child(command, deadline, args)
     finished = "STATUS: finished" in output or (script == "train_overheads.py" and rc == 0)
-    status = "done" if finished and rc == 0 else ("timed out" if timed_out else
-                                                  ("partial" if "STATUS: unfinished" in output else "error"))
+    status = (
+        "done"
+        if finished and rc == 0
+        else ("timed out" if timed_out else ("partial" if "STATUS: unfinished" in output else "error"))
+    )
     result = {"status": status, "returncode": rc, "command": shlex.join(["python", *command[1:]])}
     unfinished = re.findall(r"STATUS: unfinished -- (\d+) of (\d+) epochs", output)
     if unfinished:
@@ -471,9 +552,16 @@ _EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)  loss (\S+)(?:.*?  k-NN ([\d.]+) %
 
 def epoch_lines(output: str) -> list[dict[str, Any]]:
     """fit's per-epoch summary lines in `output` (epoch, loss, k-NN % when measured, seconds)."""
-    return [{"epoch": int(m[1]), "epochs": int(m[2]), "loss": float(m[3]),
-             "knn_percent": float(m[4]) if m[4] else None, "seconds": float(m[5])}
-            for m in _EPOCH_LINE.finditer(output)]
+    return [
+        {
+            "epoch": int(m[1]),
+            "epochs": int(m[2]),
+            "loss": float(m[3]),
+            "knn_percent": float(m[4]) if m[4] else None,
+            "seconds": float(m[5]),
+        }
+        for m in _EPOCH_LINE.finditer(output)
+    ]
 
 
 def step_time_to_accuracy(args, deadline: float) -> dict[str, Any]:
@@ -481,8 +569,15 @@ def step_time_to_accuracy(args, deadline: float) -> dict[str, Any]:
     are kept in the session record too, so a run that never finishes (the machine went back
     before the last epoch) still tells how far it got, how fast and at what k-NN accuracy."""
     minutes = max(0.5, (deadline - time.time() - 10.0) / 60.0)
-    extra = ["--method", "simclr", "--max-minutes", f"{minutes:.2f}", "--no-progress",
-             "--run-dir", str(Path(args.state_dir) / "time_to_accuracy-simclr")]
+    extra = [
+        "--method",
+        "simclr",
+        "--max-minutes",
+        f"{minutes:.2f}",
+        "--no-progress",
+        "--run-dir",
+        str(Path(args.state_dir) / "time_to_accuracy-simclr"),
+    ]
     extra += ["--smoke", "--epochs", "2"] if args.dry_run else ["--checkpoint-minutes", "1"]
     extra += ["--source", args.source] if args.source else []
     result = _script_step(args, "time_to_accuracy.py", extra, deadline)
@@ -492,9 +587,18 @@ def step_time_to_accuracy(args, deadline: float) -> dict[str, Any]:
 
 def step_seed_pipeline(args, deadline: float) -> dict[str, Any]:
     minutes = max(0.5, (deadline - time.time() - 10.0) / 60.0)
-    extra = ["--method", "simclr", "--seed-pipeline", "--epochs", str(1 if args.dry_run else 2),
-             "--max-minutes", f"{minutes:.2f}", "--no-progress",
-             "--run-dir", str(Path(args.state_dir) / "seed_pipeline-simclr")]
+    extra = [
+        "--method",
+        "simclr",
+        "--seed-pipeline",
+        "--epochs",
+        str(1 if args.dry_run else 2),
+        "--max-minutes",
+        f"{minutes:.2f}",
+        "--no-progress",
+        "--run-dir",
+        str(Path(args.state_dir) / "seed_pipeline-simclr"),
+    ]
     extra += ["--smoke"] if args.dry_run else []
     extra += ["--source", args.source] if args.source else []
     return _script_step(args, "time_to_accuracy.py", extra, deadline)
@@ -509,7 +613,14 @@ def step_train_overheads(args, deadline: float) -> dict[str, Any]:
 # Children, budget, state, records
 # ======================================================================================
 def _common_args(args) -> list[str]:
-    out = ["--state-dir", str(args.state_dir), "--data-root", str(args.data_root), "--path-epochs", str(args.path_epochs)]
+    out = [
+        "--state-dir",
+        str(args.state_dir),
+        "--data-root",
+        str(args.data_root),
+        "--path-epochs",
+        str(args.path_epochs),
+    ]
     if args.source:
         out += ["--source", args.source]
     if args.dry_run:
@@ -525,8 +636,9 @@ def _run_child(command: list[str], deadline: float, args) -> tuple[int | None, s
         env.setdefault("OMP_NUM_THREADS", "1")
     capture = Path(args.state_dir) / "child.log"
     with capture.open("w") as out:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         timed_out = False
         try:
             process.wait(timeout=max(1.0, deadline - time.time()))
@@ -561,10 +673,14 @@ def _session_record(state: dict[str, Any], args) -> dict[str, Any]:
     steps = {name: state["steps"].get(name, {"status": "not run yet"}) for name, _, _ in STEPS}
     paths = [row for name in PATH_STEPS for row in steps[name].get("paths", [])]
     return {
-        "benchmark": "gpu_session", "schema_version": SCHEMA_VERSION, "smoke": bool(args.dry_run),
+        "benchmark": "gpu_session",
+        "schema_version": SCHEMA_VERSION,
+        "smoke": bool(args.dry_run),
         "date": _now_iso(),
         "command": state["calls"][-1]["command"] if state["calls"] else None,
-        "device": env.get("device"), "device_name": env.get("device_name"), "device_slug": env.get("device_slug"),
+        "device": env.get("device"),
+        "device_name": env.get("device_name"),
+        "device_slug": env.get("device_slug"),
         "torch_version": env.get("torch_version"),
         "finished": all(s.get("status") == "done" for s in steps.values()),
         "calls": state["calls"],
@@ -602,8 +718,9 @@ def _resolve_source(args) -> None:
             args.source = str(candidate)
             return
     if not args.dry_run:
-        raise SystemExit("no CIFAR-10 copy found: pass --source, or copy ../shared/data/cifar10-jpeg to .cifar "
-                         "(see DEVELOPERS.md)")
+        raise SystemExit(
+            "no CIFAR-10 copy found: pass --source, or copy ../shared/data/cifar10-jpeg to .cifar (see DEVELOPERS.md)"
+        )
 
 
 def run_session(args) -> dict[str, Any]:
@@ -637,13 +754,18 @@ def run_session(args) -> dict[str, Any]:
             if name == "environment":
                 rc, output, timed_out = _run_child(
                     [sys.executable, str(Path(__file__).resolve()), "--worker", "environment", *_common_args(args)],
-                    deadline, args)
+                    deadline,
+                    args,
+                )
                 env_file = state_dir / "environment.json"
                 if rc == 0 and env_file.is_file():
                     result = json.loads(env_file.read_text())
                 else:
-                    result = {"status": "timed out" if timed_out else "error", "returncode": rc,
-                              "output_tail": output[-3000:]}
+                    result = {
+                        "status": "timed out" if timed_out else "error",
+                        "returncode": rc,
+                        "output_tail": output[-3000:],
+                    }
             elif name == "cuda_tests":
                 result = step_cuda_tests(args, deadline)
             elif name.startswith("paths_"):
@@ -670,9 +792,14 @@ def run_session(args) -> dict[str, Any]:
     call["seconds"] = round(time.time() - started, 1)
     _write_json(state_path, state)
     record = _session_record(state, args)
-    pending = [name for name, _, _ in STEPS if name in wanted
-               and state["steps"].get(name, {}).get("status") not in ("done", "error")]
-    summary = "GPU SESSION: finished" if not pending else f"GPU SESSION: unfinished -- still to run: {', '.join(pending)}"
+    pending = [
+        name
+        for name, _, _ in STEPS
+        if name in wanted and state["steps"].get(name, {}).get("status") not in ("done", "error")
+    ]
+    summary = (
+        "GPU SESSION: finished" if not pending else f"GPU SESSION: unfinished -- still to run: {', '.join(pending)}"
+    )
     errors = [name for name in wanted if state["steps"].get(name, {}).get("status") == "error"]
     if errors:
         summary += f" (errors in: {', '.join(errors)})"
@@ -684,19 +811,36 @@ def run_session(args) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=os.environ.get("OUT"),
-                        help="where every record goes (default $OUT, the folder the device tool brings back)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out",
+        default=os.environ.get("OUT"),
+        help="where every record goes (default $OUT, the folder the device tool brings back)",
+    )
     parser.add_argument("--minutes", type=float, default=8.5, help="this call's budget in minutes (default 8.5)")
-    parser.add_argument("--source", default=None, help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)")
-    parser.add_argument("--data-root", default=str(PROJECT_ROOT / "data"), help="decoded-data cache folder (default data/)")
-    parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR),
-                        help="what lets a second call continue (default checkpoints/gpu_session/)")
-    parser.add_argument("--steps", nargs="*", default=None, choices=[name for name, _, _ in STEPS],
-                        help="run only these steps (default: all)")
-    parser.add_argument("--path-epochs", type=int, default=None,
-                        help="epochs per precision path (default 2; dry run 1)")
+    parser.add_argument(
+        "--source", default=None, help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)"
+    )
+    parser.add_argument(
+        "--data-root", default=str(PROJECT_ROOT / "data"), help="decoded-data cache folder (default data/)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=str(DEFAULT_STATE_DIR),
+        help="what lets a second call continue (default checkpoints/gpu_session/)",
+    )
+    parser.add_argument(
+        "--steps",
+        nargs="*",
+        default=None,
+        choices=[name for name, _, _ in STEPS],
+        help="run only these steps (default: all)",
+    )
+    parser.add_argument(
+        "--path-epochs", type=int, default=None, help="epochs per precision path (default 2; dry run 1)"
+    )
     parser.add_argument("--fresh", action="store_true", help="forget earlier calls (the state folder) and start over")
     parser.add_argument("--dry-run", action="store_true", help="every step on the CPU with tiny data, for CI")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)

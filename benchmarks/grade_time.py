@@ -58,22 +58,44 @@ def _machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "root": os.geteuid() == 0}
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "root": os.geteuid() == 0,
+    }
 
 
 def _cold_run(submission: Path, assignment: str, results: Path) -> dict:
-    command = [sys.executable, "-m", "autograder", "grade", str(submission), "--assignment", assignment,
-               "--unit-only", "--quiet", "--results", str(results)]
+    command = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(submission),
+        "--assignment",
+        assignment,
+        "--unit-only",
+        "--quiet",
+        "--results",
+        str(results),
+    ]
     load = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
     data = json.loads(results.read_text()) if results.exists() else {}
-    return {"wall_s": round(wall, 2), "exit": process.returncode, "score": data.get("score"),
-            "max_score": sum(t["max_score"] for t in data.get("tests", [])),
-            "grader_reported_s": data.get("execution_time"), "load_1min_before": round(load, 2)}
+    return {
+        "wall_s": round(wall, 2),
+        "exit": process.returncode,
+        "score": data.get("score"),
+        "max_score": sum(t["max_score"] for t in data.get("tests", [])),
+        "grader_reported_s": data.get("execution_time"),
+        "load_1min_before": round(load, 2),
+    }
 
 
 def _warm_runs(submission: Path, assignment: str, repeats: int) -> list[float]:
@@ -101,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "grade_time",
         "command": " ".join([Path(sys.executable).name, "benchmarks/grade_time.py", *(argv or sys.argv[1:])]),
         "measured": "python -m autograder grade SUBMISSION --assignment A --unit-only --quiet --results R "
-                    "(one fresh process per run; SUBMISSION holds solutions/A.ipynb)",
+        "(one fresh process per run; SUBMISSION holds solutions/A.ipynb)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
         "target_s": TARGET_SECONDS,
@@ -124,12 +146,18 @@ def main(argv: list[str] | None = None) -> int:
             median = statistics.median(r["wall_s"] for r in runs)
             warm = _warm_runs(submission, assignment, args.repeats)
             record["results"][assignment] = {
-                "runs": runs, "median_s": median, "meets_target": median < TARGET_SECONDS,
+                "runs": runs,
+                "median_s": median,
+                "meets_target": median < TARGET_SECONDS,
                 "all_full_score": all(r["exit"] == 0 and r["score"] == r["max_score"] > 0 for r in runs),
-                "warm_runs_s": warm, "warm_median_s": statistics.median(warm),
+                "warm_runs_s": warm,
+                "warm_median_s": statistics.median(warm),
             }
-            print(f"{assignment}: median {median:.1f} s cold, {statistics.median(warm):.1f} s warm "
-                  f"(target < {TARGET_SECONDS:g} s)", flush=True)
+            print(
+                f"{assignment}: median {median:.1f} s cold, {statistics.median(warm):.1f} s warm "
+                f"(target < {TARGET_SECONDS:g} s)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_record(record, "grade_time", args.out)

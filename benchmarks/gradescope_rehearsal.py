@@ -50,8 +50,12 @@ from autograder.gradescope import GRADER_REQUIREMENTS, IMAGE_VENV, build_zip  # 
 from autograder.wheels import TORCH_CPU_INDEX, reachable  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-MIRRORS = {"bookworm": "http://deb.debian.org/debian", "trixie": "http://deb.debian.org/debian",
-           "jammy": "http://archive.ubuntu.com/ubuntu", "noble": "http://archive.ubuntu.com/ubuntu"}
+MIRRORS = {
+    "bookworm": "http://deb.debian.org/debian",
+    "trixie": "http://deb.debian.org/debian",
+    "jammy": "http://archive.ubuntu.com/ubuntu",
+    "noble": "http://archive.ubuntu.com/ubuntu",
+}
 CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_]+)-(?P<version>[^-]+)-(?P<python>cp\d+)-")
 
@@ -59,8 +63,9 @@ WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_]+)-(?P<version>[^-]+)-(?P<python>cp\d
 def run_logged(command: list[str], log: list[dict], *, env: dict | None = None, timeout: float = 3600) -> int:
     """Run `command`, echo its output, and log every line with the seconds since the start."""
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               errors="replace")
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
+    )
     assert process.stdout is not None
     for line in process.stdout:
         log.append({"t": round(time.monotonic() - started, 1), "line": line.rstrip("\n")})
@@ -70,16 +75,21 @@ def run_logged(command: list[str], log: list[dict], *, env: dict | None = None, 
 
 def make_base_root(suite: str, target: Path) -> float:
     started = time.monotonic()
-    subprocess.run(["debootstrap", "--variant=minbase", suite, str(target), MIRRORS[suite]], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", suite, str(target), MIRRORS[suite]], check=True, stdout=subprocess.DEVNULL
+    )
     return time.monotonic() - started
 
 
 @contextlib.contextmanager
 def mounted(root: Path, wheels: Path | None):
     """/proc, /sys, /dev (and /dev/pts) in `root`, the wheel folder read-only at /wheels."""
-    mounts = [("proc", root / "proc", ["-t", "proc", "proc"]), ("sys", root / "sys", ["-t", "sysfs", "sysfs"]),
-              ("dev", root / "dev", ["--bind", "/dev"]), ("pts", root / "dev" / "pts", ["--bind", "/dev/pts"])]
+    mounts = [
+        ("proc", root / "proc", ["-t", "proc", "proc"]),
+        ("sys", root / "sys", ["-t", "sysfs", "sysfs"]),
+        ("dev", root / "dev", ["--bind", "/dev"]),
+        ("pts", root / "dev" / "pts", ["--bind", "/dev/pts"]),
+    ]
     if wheels is not None:
         mounts.append(("wheels", root / "wheels", ["--bind", str(wheels)]))
     done = []
@@ -99,8 +109,11 @@ def mounted(root: Path, wheels: Path | None):
 def remove_root(root: Path) -> None:
     """Delete the rehearsal root, never what is still mounted in it (the machine's /dev, ...)."""
     prefix = str(root.resolve()) + "/"
-    still = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
-             if line.split()[1].startswith(prefix)]
+    still = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[1].startswith(prefix)
+    ]
     if still:
         print(f"not deleting {root}: still mounted there: {still}", file=sys.stderr)
         return
@@ -119,9 +132,18 @@ def local_torch_pins(wheels: Path, python_tag: str) -> dict[str, str]:
 
 def chroot_python_tag(root: Path) -> str:
     """cp311 for the python3 that the root's apt would install (from its package lists)."""
-    result = subprocess.run(["chroot", str(root), "/bin/sh", "-c",
-                             "apt-get update -qq >/dev/null 2>&1; apt-cache show python3 | sed -n 's/^Version: //p'"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            "chroot",
+            str(root),
+            "/bin/sh",
+            "-c",
+            "apt-get update -qq >/dev/null 2>&1; apt-cache show python3 | sed -n 's/^Version: //p'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     version = result.stdout.split()[0]  # e.g. 3.11.2-1+b1
     major, minor = version.split(".")[:2]
     return f"cp{major}{minor}"
@@ -141,11 +163,18 @@ def grade(root: Path, files: list[Path], env: dict) -> dict:
     seconds = time.monotonic() - started
     results = json.loads((autograder / "results" / "results.json").read_text())
     tests = results.get("tests", [])
-    return {"files": [path.name for path in files], "exit_status": status, "seconds": round(seconds, 1),
-            "score": results.get("score"), "max_score": sum(t.get("max_score", 0) for t in tests),
-            "tests": len(tests), "passed": sum(t.get("status") == "passed" for t in tests),
-            "grader_error": bool(results.get("extra_data", {}).get("grader_error")),
-            "output_head": str(results.get("output", ""))[:500], "log_tail": [entry["line"] for entry in log[-40:]]}
+    return {
+        "files": [path.name for path in files],
+        "exit_status": status,
+        "seconds": round(seconds, 1),
+        "score": results.get("score"),
+        "max_score": sum(t.get("max_score", 0) for t in tests),
+        "tests": len(tests),
+        "passed": sum(t.get("status") == "passed" for t in tests),
+        "grader_error": bool(results.get("extra_data", {}).get("grader_error")),
+        "output_head": str(results.get("output", ""))[:500],
+        "log_tail": [entry["line"] for entry in log[-40:]],
+    }
 
 
 def step_seconds(log: list[dict]) -> dict[str, float]:
@@ -159,11 +188,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", default="ssl_methods", choices=list(ASSIGNMENTS))
     parser.add_argument("--suite", default="bookworm", choices=sorted(MIRRORS))
-    parser.add_argument("--torch-wheels", type=Path, default=None,
-                        help="folder with CPU wheels of torch and torchvision, used when PyTorch's CPU index "
-                             "cannot be reached")
-    parser.add_argument("--base-root", type=Path, default=None,
-                        help="a bare root made before by debootstrap (copied, never changed); default: make one")
+    parser.add_argument(
+        "--torch-wheels",
+        type=Path,
+        default=None,
+        help="folder with CPU wheels of torch and torchvision, used when PyTorch's CPU index cannot be reached",
+    )
+    parser.add_argument(
+        "--base-root",
+        type=Path,
+        default=None,
+        help="a bare root made before by debootstrap (copied, never changed); default: make one",
+    )
     parser.add_argument("--test-split", type=Path, default=None, help="simclr_homework: --test-split for the zip")
     parser.add_argument("--workdir", type=Path, default=None, help="where the roots go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the rehearsal root")
@@ -177,10 +213,15 @@ def main(argv=None) -> int:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ssl-lab-rehearsal-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    record: dict = {"benchmark": "gradescope_rehearsal", "time_utc": stamp, "assignment": args.assignment,
-                    "command": "python benchmarks/gradescope_rehearsal.py " + " ".join(sys.argv[1:] if argv is None
-                                                                                         else argv),
-                    "suite": args.suite, "mirror": MIRRORS[args.suite], "notes": args.note}
+    record: dict = {
+        "benchmark": "gradescope_rehearsal",
+        "time_utc": stamp,
+        "assignment": args.assignment,
+        "command": "python benchmarks/gradescope_rehearsal.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "suite": args.suite,
+        "mirror": MIRRORS[args.suite],
+        "notes": args.note,
+    }
 
     # 1. The bare root.
     if args.base_root:
@@ -216,12 +257,19 @@ def main(argv=None) -> int:
             text = re.sub(rf"^{name}==\S+", f"{name}=={version}", text, flags=re.M)
         grader_requirements = workdir / "requirements-grader.txt"
         grader_requirements.write_text(text)
-        record["torch_wheels"] = {"folder": str(args.torch_wheels), "files": sorted(p.name for p in wheels.glob("*.whl")),
-                                  "pins_replaced": pins}
-    archive = build_zip(args.assignment, workdir / "dist", test_split=args.test_split,
-                        grader_requirements=grader_requirements)
-    record["zip"] = {"name": archive.name, "bytes": archive.stat().st_size,
-                     "build": json.loads(zipfile.ZipFile(archive).read("BUILD.json"))}
+        record["torch_wheels"] = {
+            "folder": str(args.torch_wheels),
+            "files": sorted(p.name for p in wheels.glob("*.whl")),
+            "pins_replaced": pins,
+        }
+    archive = build_zip(
+        args.assignment, workdir / "dist", test_split=args.test_split, grader_requirements=grader_requirements
+    )
+    record["zip"] = {
+        "name": archive.name,
+        "bytes": archive.stat().st_size,
+        "build": json.loads(zipfile.ZipFile(archive).read("BUILD.json")),
+    }
     source = root / "autograder" / "source"
     source.mkdir(parents=True)
     with zipfile.ZipFile(archive) as opened:
@@ -250,15 +298,25 @@ def main(argv=None) -> int:
             log: list[dict] = []
             t0 = time.monotonic()
             status = run_logged(["chroot", str(root), "/bin/bash", "/autograder/source/setup.sh"], log, env=env)
-            record["setup"] = {"exit_status": status, "seconds": round(time.monotonic() - t0, 1),
-                               "step_seconds": step_seconds(log), "output": [e["line"] for e in log]}
+            record["setup"] = {
+                "exit_status": status,
+                "seconds": round(time.monotonic() - t0, 1),
+                "step_seconds": step_seconds(log),
+                "output": [e["line"] for e in log],
+            }
             venv = root / IMAGE_VENV.lstrip("/")
             if (venv / "bin" / "python").exists():
-                freeze = subprocess.run(["chroot", str(root), f"{IMAGE_VENV}/bin/python", "-m", "pip", "freeze"],
-                                        capture_output=True, text=True, env=env)
+                freeze = subprocess.run(
+                    ["chroot", str(root), f"{IMAGE_VENV}/bin/python", "-m", "pip", "freeze"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
                 size = subprocess.run(["du", "-sb", str(venv)], capture_output=True, text=True)
-                record["installed"] = {"pip_freeze": freeze.stdout.split(),
-                                       "venv_bytes": int(size.stdout.split()[0]) if size.returncode == 0 else None}
+                record["installed"] = {
+                    "pip_freeze": freeze.stdout.split(),
+                    "venv_bytes": int(size.stdout.split()[0]) if size.returncode == 0 else None,
+                }
             # 4. Grading, when the image would have been built.
             if status == 0:
                 solution = PROJECT_ROOT / "solutions" / f"{args.assignment}.ipynb"
@@ -269,9 +327,13 @@ def main(argv=None) -> int:
     record["total_minutes"] = round((time.monotonic() - started) / 60, 2)
     out = args.out or RESULTS / f"gradescope_rehearsal-{stamp}.json"
     out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"\nwrote {out}: setup.sh exit {record['setup']['exit_status']} in {record['setup']['seconds']} s"
-          + "".join(f"; {name} {r['score']}/{r['max_score']} in {r['seconds']} s"
-                    for name, r in record.get("grading", {}).items()))
+    print(
+        f"\nwrote {out}: setup.sh exit {record['setup']['exit_status']} in {record['setup']['seconds']} s"
+        + "".join(
+            f"; {name} {r['score']}/{r['max_score']} in {r['seconds']} s"
+            for name, r in record.get("grading", {}).items()
+        )
+    )
     return 0 if record["setup"]["exit_status"] == 0 else 1
 
 

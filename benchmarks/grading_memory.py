@@ -79,8 +79,9 @@ def _measure(command: list[str], env: dict, interval: float) -> dict:
     import psutil
 
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     root = psutil.Process(process.pid)
     peak_pss = peak_rss = 0.0
     most = 0
@@ -91,16 +92,25 @@ def _measure(command: list[str], env: dict, interval: float) -> dict:
         samples += 1
         time.sleep(interval)
     out, err = process.communicate()
-    return {"wall_s": round(time.perf_counter() - started, 2), "exit": process.returncode,
-            "peak_total_pss_mb": round(peak_pss, 1), "peak_total_rss_mb": round(peak_rss, 1),
-            "most_processes": most, "samples": samples, "stderr": err[-2000:]}
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "exit": process.returncode,
+        "peak_total_pss_mb": round(peak_pss, 1),
+        "peak_total_rss_mb": round(peak_rss, 1),
+        "most_processes": most,
+        "samples": samples,
+        "stderr": err[-2000:],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append", help="default: both")
-    parser.add_argument("--source", default=str(PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg"),
-                        help="CIFAR-10 copy whose test split the homework's checkpoint is graded on")
+    parser.add_argument(
+        "--source",
+        default=str(PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg"),
+        help="CIFAR-10 copy whose test split the homework's checkpoint is graded on",
+    )
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -118,14 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.models import LinearClassifier
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSL_LAB_")}
-    record = {"benchmark": "grading_memory", "command": shlex.join(["python", *sys.argv]),
-              "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                          "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-              **_child_torch(sys.executable, env), "sandbox": sandbox.detect_isolation().mode,
-              "measured": "python -m autograder grade SUBMISSION --assignment A --quiet --results R "
-                          "(the reference notebook; for simclr_homework also a random classifier checkpoint)",
-              "runs": []}
+    record = {
+        "benchmark": "grading_memory",
+        "command": shlex.join(["python", *sys.argv]),
+        "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        **_child_torch(sys.executable, env),
+        "sandbox": sandbox.detect_isolation().mode,
+        "measured": "python -m autograder grade SUBMISSION --assignment A --quiet --results R "
+        "(the reference notebook; for simclr_homework also a random classifier checkpoint)",
+        "runs": [],
+    }
     work = Path(tempfile.mkdtemp(prefix="grading-memory-"))
     try:
         for assignment in assignments:
@@ -134,15 +152,29 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(PROJECT_ROOT / "solutions" / f"{assignment}.ipynb", submission)
             run_env = dict(env)
             if assignment == "simclr_homework":
-                split = prepare_test_split(work / "cifar10-test.pt", source=args.source, download=False,
-                                           download_root=work / "decode", verbose=True)
+                split = prepare_test_split(
+                    work / "cifar10-test.pt",
+                    source=args.source,
+                    download=False,
+                    download_root=work / "decode",
+                    verbose=True,
+                )
                 run_env["SSL_LAB_TEST_SPLIT"] = str(split)
                 torch.manual_seed(0)
-                save_classifier(LinearClassifier(mean=CIFAR10_MEAN, std=CIFAR10_STD),
-                                submission / "simclr_lin_best.pt")
+                save_classifier(LinearClassifier(mean=CIFAR10_MEAN, std=CIFAR10_STD), submission / "simclr_lin_best.pt")
             results = work / f"{assignment}.json"
-            command = [sys.executable, "-m", "autograder", "grade", str(submission), "--assignment", assignment,
-                       "--quiet", "--results", str(results)]
+            command = [
+                sys.executable,
+                "-m",
+                "autograder",
+                "grade",
+                str(submission),
+                "--assignment",
+                assignment,
+                "--quiet",
+                "--results",
+                str(results),
+            ]
             run = {"assignment": assignment, **_measure(command, run_env, args.interval)}
             data = json.loads(results.read_text()) if results.exists() else {}
             run["score"] = data.get("score")
@@ -156,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if record["torch_cuda_build"]:
-        record["notes"] = [f"torch {record['torch']} is a CUDA build: each of the processes that import it maps "
-                           "its CUDA libraries, which the CPU build that Gradescope's setup.sh installs does not have."]
+        record["notes"] = [
+            f"torch {record['torch']} is a CUDA build: each of the processes that import it maps "
+            "its CUDA libraries, which the CPU build that Gradescope's setup.sh installs does not have."
+        ]
     write_record(record, "grading_memory", args.out)
     return 0
 

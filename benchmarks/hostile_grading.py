@@ -41,9 +41,14 @@ sys.path.insert(0, str(PROJECT_ROOT))
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
 GRADED = {  # name -> how it is called (a function or a class with forward)
-    "extract_features_and_labels": "function", "run_knn_probe": "function", "run_linear_probe": "function",
-    "nt_xent": "function", "simclr_train_step": "function", "byol_train_step": "function",
-    "barlow_loss": "function", "barlow_train_step": "function",
+    "extract_features_and_labels": "function",
+    "run_knn_probe": "function",
+    "run_linear_probe": "function",
+    "nt_xent": "function",
+    "simclr_train_step": "function",
+    "byol_train_step": "function",
+    "barlow_loss": "function",
+    "barlow_train_step": "function",
 }
 CLASSES = ("SimCLRModel", "BYOLModel")
 
@@ -54,16 +59,28 @@ def slowest_cell(call_timeout: float) -> str:
     for name in GRADED:
         lines += [f"def {name}(*args, **kwargs):", f"    time.sleep({pause})", "    return 0.5", ""]
     for name in CLASSES:
-        lines += [f"class {name}({name}Base):", "    def forward(self, x):", f"        time.sleep({pause})",
-                  "        return x", ""]
+        lines += [
+            f"class {name}({name}Base):",
+            "    def forward(self, x):",
+            f"        time.sleep({pause})",
+            "        return x",
+            "",
+        ]
     lines += ["class EMA:", "    def __init__(self, beta=0.99):", f"        time.sleep({pause})", ""]
     return "\n".join(lines)
 
 
 def largest_cell(max_bytes: int) -> str:
     elements = (max_bytes - 4096) // 4
-    lines = ["import sys", "import torch", "", "def _large():", "    sys.stdout.write('x' * 4_000_000)",
-             f"    return torch.ones({elements})", ""]
+    lines = [
+        "import sys",
+        "import torch",
+        "",
+        "def _large():",
+        "    sys.stdout.write('x' * 4_000_000)",
+        f"    return torch.ones({elements})",
+        "",
+    ]
     for name in GRADED:
         lines += [f"def {name}(*args, **kwargs):", "    return _large()", ""]
     for name in CLASSES:
@@ -93,8 +110,18 @@ def _sample(pid: int) -> tuple[float, float]:
 
 def _grade(folder: Path, extra: list[str], interval: float) -> dict:
     results = folder / "results.json"
-    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--unit-only", "--quiet",
-               "--results", str(results), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(folder),
+        "--unit-only",
+        "--quiet",
+        "--results",
+        str(results),
+        *extra,
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     own = tree = 0.0
@@ -105,11 +132,17 @@ def _grade(folder: Path, extra: list[str], interval: float) -> dict:
     _, err = process.communicate()
     data = json.loads(results.read_text()) if results.exists() else {}
     extra_data = data.get("extra_data", {})
-    return {"wall_s": round(time.perf_counter() - started, 1), "exit": process.returncode,
-            "score": data.get("score"), "grader_peak_rss_mb": round(own, 1), "peak_total_pss_mb": round(tree, 1),
-            "student_code_s": extra_data.get("student_code_seconds"), "sandbox": extra_data.get("sandbox"),
-            "results_json_bytes": results.stat().st_size if results.exists() else None,
-            "stderr_tail": err[-500:]}
+    return {
+        "wall_s": round(time.perf_counter() - started, 1),
+        "exit": process.returncode,
+        "score": data.get("score"),
+        "grader_peak_rss_mb": round(own, 1),
+        "peak_total_pss_mb": round(tree, 1),
+        "student_code_s": extra_data.get("student_code_seconds"),
+        "sandbox": extra_data.get("sandbox"),
+        "results_json_bytes": results.stat().st_size if results.exists() else None,
+        "stderr_tail": err[-500:],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,16 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     solution = PROJECT_ROOT / "solutions" / "ssl_methods.ipynb"
     notebooks = {
         "reference": json.loads(solution.read_text()),
-        "slowest": attack_notebook(solution, [slowest_cell(settings["call_seconds"]).replace("{", "{{").replace("}", "}}")]),
-        "largest": attack_notebook(solution, [largest_cell(MAX_RESPONSE_PAYLOAD).replace("{", "{{")
-                                              .replace("}", "}}")]),
+        "slowest": attack_notebook(
+            solution, [slowest_cell(settings["call_seconds"]).replace("{", "{{").replace("}", "}}")]
+        ),
+        "largest": attack_notebook(
+            solution, [largest_cell(MAX_RESPONSE_PAYLOAD).replace("{", "{{").replace("}", "}}")]
+        ),
     }
-    record = {"benchmark": "hostile_grading", "command": shlex.join(["python", *sys.argv]),
-              "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                          "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-              "budget_s": budget, "call_timeout_s": settings["call_seconds"],
-              "max_response_bytes": MAX_RESPONSE_PAYLOAD, "runs": {}}
+    record = {
+        "benchmark": "hostile_grading",
+        "command": shlex.join(["python", *sys.argv]),
+        "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "budget_s": budget,
+        "call_timeout_s": settings["call_seconds"],
+        "max_response_bytes": MAX_RESPONSE_PAYLOAD,
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory(prefix="hostile-grading-") as work:
         for name, notebook in notebooks.items():
             folder = Path(work) / name
@@ -152,11 +197,17 @@ def main(argv: list[str] | None = None) -> int:
             record["runs"][name] = run
             print(name, json.dumps(run), flush=True)
     reference = record["runs"]["reference"]
-    record["ratios"] = {name: {"wall": round(run["wall_s"] / reference["wall_s"], 2),
-                               "grader_peak_rss": round(run["grader_peak_rss_mb"] / reference["grader_peak_rss_mb"], 2)}
-                        for name, run in record["runs"].items() if name != "reference"}
+    record["ratios"] = {
+        name: {
+            "wall": round(run["wall_s"] / reference["wall_s"], 2),
+            "grader_peak_rss": round(run["grader_peak_rss_mb"] / reference["grader_peak_rss_mb"], 2),
+        }
+        for name, run in record["runs"].items()
+        if name != "reference"
+    }
     out = args.out or PROJECT_ROOT / "benchmarks" / "results" / (
-        "hostile_grading-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
+        "hostile_grading-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record["ratios"]))

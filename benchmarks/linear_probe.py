@@ -142,9 +142,15 @@ def fit_logistic_regression(
         weight, bias = (t.detach().clone().float().to(features.device) for t in init)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                                  tolerance_grad=tolerance, tolerance_change=1e-12,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=tolerance,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -211,7 +217,9 @@ def linear_probe(
     _check_inputs(train_features, train_labels, "train")
     _check_inputs(test_features, test_labels, "test")
     if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"train and test features differ in dimension: {train_features.shape[1]} vs {test_features.shape[1]}")
+        raise ValueError(
+            f"train and test features differ in dimension: {train_features.shape[1]} vs {test_features.shape[1]}"
+        )
     weight_decays = [float(wd) for wd in weight_decays]
     if not weight_decays or any(wd < 0 or not math.isfinite(wd) for wd in weight_decays):
         raise ValueError(f"weight_decays must be a non-empty list of finite values >= 0, got {weight_decays}")
@@ -239,8 +247,9 @@ def linear_probe(
         val_index, fit_index = order[:n_val], order[n_val:]
         best, warm, solutions = -1.0, None, {}
         for wd in candidates:
-            weight, bias, _ = fit_logistic_regression(x_train[fit_index], y_train[fit_index], num_classes, wd,
-                                                      max_iter=max_iter, init=warm)
+            weight, bias, _ = fit_logistic_regression(
+                x_train[fit_index], y_train[fit_index], num_classes, wd, max_iter=max_iter, init=warm
+            )
             warm = solutions[wd] = (weight, bias)
             score = _accuracy(weight, bias, x_train[val_index], y_train[val_index])
             validation_accuracy[f"{wd:g}"] = score
@@ -249,7 +258,9 @@ def linear_probe(
         init = solutions[chosen]
 
     # Step 3: refit on all training features with the chosen penalty; score on the test set.
-    weight, bias, iterations = fit_logistic_regression(x_train, y_train, num_classes, chosen, max_iter=max_iter, init=init)
+    weight, bias, iterations = fit_logistic_regression(
+        x_train, y_train, num_classes, chosen, max_iter=max_iter, init=init
+    )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return LinearProbeResult(
@@ -264,7 +275,9 @@ def linear_probe(
         feature_dim=int(x_train.shape[1]),
         num_classes=int(num_classes),
         device=str(device),
-        protocol=("multinomial logistic regression on frozen, standardised features of un-augmented images; "
-                  f"full-batch L-BFGS; L2 strength chosen among {[f'{wd:g}' for wd in candidates]} on a "
-                  f"{validation_fraction:g} held-out split, then refitted on all training images"),
+        protocol=(
+            "multinomial logistic regression on frozen, standardised features of un-augmented images; "
+            f"full-batch L-BFGS; L2 strength chosen among {[f'{wd:g}' for wd in candidates]} on a "
+            f"{validation_fraction:g} held-out split, then refitted on all training images"
+        ),
     )

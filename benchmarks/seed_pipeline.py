@@ -267,20 +267,35 @@ def run_seed_pipeline(
     if method not in SEED_SETTINGS:
         raise ValueError(f"unknown method {method!r}; expected one of {sorted(SEED_SETTINGS)}")
     settings = replace(SEED_SETTINGS[method], **dict(overrides or {}))
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = (
+        torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     size = int(train_images.shape[1])
     pin_memory = device.type == "cuda"  # the seed's pin_memory=True (a no-op warning on the CPU)
 
     train_ds = SeedCIFAR10(train_images, train_labels, SeedTwoViewTransform(size=size))
-    train_loader = DataLoader(train_ds, batch_size=settings.batch_size, num_workers=settings.num_workers,
-                              pin_memory=pin_memory, collate_fn=two_view_collate)  # no shuffle: as in the seed
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=settings.batch_size,
+        num_workers=settings.num_workers,
+        pin_memory=pin_memory,
+        collate_fn=two_view_collate,
+    )  # no shuffle: as in the seed
     default_transform = _DefaultTransform()
-    train_loader_noaugment = DataLoader(SeedCIFAR10(train_images, train_labels, default_transform),
-                                        batch_size=settings.batch_size, shuffle=False,
-                                        num_workers=settings.eval_num_workers, pin_memory=pin_memory)
-    test_loader_noaugment = DataLoader(SeedCIFAR10(test_images, test_labels, default_transform),
-                                       batch_size=settings.batch_size, shuffle=False,
-                                       num_workers=settings.eval_num_workers, pin_memory=pin_memory)
+    train_loader_noaugment = DataLoader(
+        SeedCIFAR10(train_images, train_labels, default_transform),
+        batch_size=settings.batch_size,
+        shuffle=False,
+        num_workers=settings.eval_num_workers,
+        pin_memory=pin_memory,
+    )
+    test_loader_noaugment = DataLoader(
+        SeedCIFAR10(test_images, test_labels, default_transform),
+        batch_size=settings.batch_size,
+        shuffle=False,
+        num_workers=settings.eval_num_workers,
+        pin_memory=pin_memory,
+    )
 
     torch.manual_seed(seed)
     model, optimizer, scheduler, step = _build(reference, settings, device)
@@ -323,8 +338,10 @@ def run_seed_pipeline(
             "seconds": end - epoch_start,
         }
         rows.append(row)
-        say(f"seed pipeline {method} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f}, k-NN (k=5) "
-            f"{100 * accuracy:.1f} %, train {row['train_seconds']:.1f} s + k-NN eval {row['eval_seconds']:.1f} s")
+        say(
+            f"seed pipeline {method} epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f}, k-NN (k=5) "
+            f"{100 * accuracy:.1f} %, train {row['train_seconds']:.1f} s + k-NN eval {row['eval_seconds']:.1f} s"
+        )
     return {
         "settings": settings.to_dict(),
         "source": "../shared/seeds/epfl-cs461-exercise2-ssl.md",

@@ -105,8 +105,15 @@ METHOD_NAMES = {"simclr": "SimCLR", "byol": "BYOL", "barlow": "Barlow Twins"}
 REFERENCE_NOTEBOOK = PROJECT_ROOT / "solutions" / "ssl_methods.ipynb"
 #: The solution notebook's definitions the benchmark runs (DESIGN.md's task contract).
 REFERENCE_NAMES = (
-    "SimCLRModel", "simclr_train_step", "BYOLModel", "EMA", "byol_train_step",
-    "BarlowTwinsModel", "barlow_train_step", "extract_features_and_labels", "run_knn_probe",
+    "SimCLRModel",
+    "simclr_train_step",
+    "BYOLModel",
+    "EMA",
+    "byol_train_step",
+    "BarlowTwinsModel",
+    "barlow_train_step",
+    "extract_features_and_labels",
+    "run_knn_probe",
 )
 DEFAULT_RESULTS_DIR = PROJECT_ROOT / "benchmarks" / "results"
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "checkpoints" / "time_to_accuracy"
@@ -236,7 +243,9 @@ def parse_recipe_overrides(recipe, items: list[str]) -> dict[str, Any]:
         if name == "method":
             raise ValueError("--recipe cannot change the method; use --method")
         if name not in known:
-            raise ValueError(f"--recipe {name}: {type(recipe).__name__} has no such field; known: {sorted(known - {'method'})}")
+            raise ValueError(
+                f"--recipe {name}: {type(recipe).__name__} has no such field; known: {sorted(known - {'method'})}"
+            )
         overrides[name] = _parse_value(text, getattr(recipe, name), name)
     return overrides
 
@@ -279,10 +288,17 @@ def load_data(source: str | None, data_root: Path, smoke: bool, synthetic: bool)
         train_images = _shrink(train_images, SMOKE_IMAGE_SIZE)
         test_images = _shrink(test_images, SMOKE_IMAGE_SIZE)
     return {
-        "train_images": train_images, "train_labels": train_labels,
-        "test_images": test_images, "test_labels": test_labels,
-        "info": {"source": description, "synthetic": bool(synthetic), "train_images": int(train_images.shape[0]),
-                 "test_images": int(test_images.shape[0]), "image_size": int(train_images.shape[1])},
+        "train_images": train_images,
+        "train_labels": train_labels,
+        "test_images": test_images,
+        "test_labels": test_labels,
+        "info": {
+            "source": description,
+            "synthetic": bool(synthetic),
+            "train_images": int(train_images.shape[0]),
+            "test_images": int(test_images.shape[0]),
+            "image_size": int(train_images.shape[1]),
+        },
     }
 
 
@@ -382,8 +398,18 @@ class _RunClock:
     checkpoint of that epoch, whatever ``checkpoint_minutes`` says).
     """
 
-    def __init__(self, started: float, command: str, device_name: str, epochs: int, knn_every: int,
-                 budget_seconds: float | None, monitor: _TimedMonitor, hooks: list[Callable], say=print) -> None:
+    def __init__(
+        self,
+        started: float,
+        command: str,
+        device_name: str,
+        epochs: int,
+        knn_every: int,
+        budget_seconds: float | None,
+        monitor: _TimedMonitor,
+        hooks: list[Callable],
+        say=print,
+    ) -> None:
         self.started, self.command, self.device_name = started, command, device_name
         self.epochs, self.knn_every, self.budget = epochs, knn_every, budget_seconds
         self.monitor, self.hooks, self.say = monitor, hooks, say
@@ -402,9 +428,16 @@ class _RunClock:
     # ------------------------------------------------------------ checkpointed state
     def current(self) -> dict[str, Any]:
         startup = None if self.fit_start is None else round(self.fit_start - self.started, 3)
-        return {"seconds": time.perf_counter() - self.started, "startup_seconds": startup, "first_epoch": self.first_epoch,
-                "last_epoch": self.last_epoch, "epochs_target": self.epochs, "command": self.command,
-                "device_name": self.device_name, "date": self.date}
+        return {
+            "seconds": time.perf_counter() - self.started,
+            "startup_seconds": startup,
+            "first_epoch": self.first_epoch,
+            "last_epoch": self.last_epoch,
+            "epochs_target": self.epochs,
+            "command": self.command,
+            "device_name": self.device_name,
+            "date": self.date,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"sessions": [*self.previous, self.current()], "recipe": dict(self.recipe)}
@@ -416,8 +449,10 @@ class _RunClock:
         if saved != current:
             changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
             differences = ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in changed)
-            self.mismatch = (f"the checkpoint was trained with another recipe ({differences}). "
-                             "Pass --fresh to start over, or another --run-dir.")
+            self.mismatch = (
+                f"the checkpoint was trained with another recipe ({differences}). "
+                "Pass --fresh to start over, or another --run-dir."
+            )
             raise ValueError(self.mismatch)
 
     # ------------------------------------------------------------ fit's hooks
@@ -436,7 +471,7 @@ class _RunClock:
         now = time.perf_counter()
         duration = now - (self.last_mark if self.last_mark is not None else self.started)
         self.last_mark = now
-        new_calls = self.monitor.calls[self.monitor_calls_seen:]
+        new_calls = self.monitor.calls[self.monitor_calls_seen :]
         self.monitor_calls_seen = len(self.monitor.calls)
         self.train_seconds.append(max(0.0, duration - sum(new_calls)))
         extra["knn_seconds"] = sum(new_calls)  # kept in the history, so in the checkpoint too
@@ -461,9 +496,11 @@ class _RunClock:
         elapsed = now - self.started
         if elapsed + needed <= self.budget:
             return True
-        self.say(f"Time budget: {elapsed / 60:.1f} of {self.budget / 60:.1f} min used; epoch {following} needs about "
-                 f"{needed:.0f} s more, so this run stops after epoch {epoch} (checkpoint written). "
-                 "Run the same command again to continue.")
+        self.say(
+            f"Time budget: {elapsed / 60:.1f} of {self.budget / 60:.1f} min used; epoch {following} needs about "
+            f"{needed:.0f} s more, so this run stops after epoch {epoch} (checkpoint written). "
+            "Run the same command again to continue."
+        )
         return False
 
 
@@ -517,10 +554,16 @@ def _augment_for(smoke: bool, device: torch.device):
     return TwoViewTransform(size=SMOKE_IMAGE_SIZE)
 
 
-def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, command, started, say) -> dict[str, Any]:
+def run_time_to_accuracy(
+    args, recipe, overrides, data, reference, device, env, command, started, say
+) -> dict[str, Any]:
     """Train (or continue) until `recipe.epochs`, then evaluate and write the record."""
     variant = _variant_suffix(overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else DEFAULT_RUNS_DIR / f"{recipe.method}{variant}{'-smoke' if args.smoke else ''}"
+    run_dir = (
+        Path(args.run_dir)
+        if args.run_dir
+        else DEFAULT_RUNS_DIR / f"{recipe.method}{variant}{'-smoke' if args.smoke else ''}"
+    )
     if args.fresh and run_dir.exists():
         for name in ("fit.pt", "record.json"):
             (run_dir / name).unlink(missing_ok=True)
@@ -532,8 +575,9 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
     run = build_method(reference, recipe, device)
     monitor = _TimedMonitor(_knn_monitor(data), device)
     budget = None if args.max_minutes is None else 60.0 * args.max_minutes
-    clock = _RunClock(started, command, env["device_name"], recipe.epochs, recipe.knn_every, budget, monitor,
-                      run.epoch_hooks, say=say)
+    clock = _RunClock(
+        started, command, env["device_name"], recipe.epochs, recipe.knn_every, budget, monitor, run.epoch_hooks, say=say
+    )
     clock.recipe = recipe.to_dict()
     extra_state = {**run.extra_state, "benchmark": clock}
 
@@ -544,12 +588,24 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
     clock.fit_started()
     try:
         history = fit(
-            run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
+            run.step,
+            run.model,
+            run.optimizer,
+            data["train_images"],
+            data["train_labels"],
             **recipe.fit_kwargs(
-                augment=_augment_for(args.smoke, device), monitor=monitor, checkpoint=checkpoint,
-                checkpoint_minutes=args.checkpoint_minutes, extra_state=extra_state,
-                on_epoch_end=clock.on_epoch_end, stop_after_epoch=clock.stop_after_epoch, device=device,
-                compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+                augment=_augment_for(args.smoke, device),
+                monitor=monitor,
+                checkpoint=checkpoint,
+                checkpoint_minutes=args.checkpoint_minutes,
+                extra_state=extra_state,
+                on_epoch_end=clock.on_epoch_end,
+                stop_after_epoch=clock.stop_after_epoch,
+                device=device,
+                compile=args.compile,
+                smoke=False,
+                seed=args.seed,
+                progress=args.progress,
             ),
         )
     except TrainingCheckpointError as error:
@@ -565,11 +621,21 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
             "Pass --fresh to start over, or another --run-dir."
         )
     trained_now = clock.first_epoch is not None
-    if (not trained_now and previous_record is not None and previous_record.get("epochs") == recipe.epochs
-            and previous_record.get("smoke") == bool(args.smoke)):
+    if (
+        not trained_now
+        and previous_record is not None
+        and previous_record.get("epochs") == recipe.epochs
+        and previous_record.get("smoke") == bool(args.smoke)
+    ):
         # Finished earlier and evaluated: write the same record again, measure nothing new.
-        path = _record_path(Path(args.results_dir) if args.results_dir else _default_results_dir(args, run_dir),
-                            recipe.method, recipe.epochs, env["device_slug"], variant, args.smoke)
+        path = _record_path(
+            Path(args.results_dir) if args.results_dir else _default_results_dir(args, run_dir),
+            recipe.method,
+            recipe.epochs,
+            env["device_slug"],
+            variant,
+            args.smoke,
+        )
         _write_json(path, previous_record)
         say(f"STATUS: finished earlier; record written again to {path}")
         return {"finished": True, "record": previous_record, "path": str(path)}
@@ -582,12 +648,21 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
     train_features = encode_images(run.model, data["train_images"], device=device)  # (N_train, 512)
     test_features = encode_images(run.model, data["test_images"], device=device)  # (N_test, 512)
     probe_options = {"weight_decays": (1e-2,), "max_iter": 50} if args.smoke else {}
-    probe = linear_probe(train_features, data["train_labels"], test_features, data["test_labels"],
-                         device=device, seed=args.seed, **probe_options)
+    probe = linear_probe(
+        train_features,
+        data["train_labels"],
+        test_features,
+        data["test_labels"],
+        device=device,
+        seed=args.seed,
+        **probe_options,
+    )
     _synchronize(device)
     final_eval_seconds = time.perf_counter() - eval_started
-    say(f"{METHOD_NAMES[recipe.method]}: weighted k-NN {100 * final_knn:.2f} %, linear probe {100 * probe.accuracy:.2f} % "
-        f"(weight decay {probe.weight_decay:g}, {probe.seconds:.1f} s)")
+    say(
+        f"{METHOD_NAMES[recipe.method]}: weighted k-NN {100 * final_knn:.2f} %, linear probe {100 * probe.accuracy:.2f} % "
+        f"(weight decay {probe.weight_decay:g}, {probe.seconds:.1f} s)"
+    )
 
     sessions = [*clock.previous, clock.current()]
     total_seconds = sum(float(s["seconds"]) for s in sessions)
@@ -598,8 +673,10 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
     notes = []
     targets = {s.get("epochs_target") for s in sessions if s.get("first_epoch") is not None}
     if len(targets) > 1:
-        notes.append(f"trained in runs with different --epochs ({sorted(targets)}): fit recomputed the learning-rate "
-                     "schedule of the remaining epochs, so this is not one uninterrupted schedule")
+        notes.append(
+            f"trained in runs with different --epochs ({sorted(targets)}): fit recomputed the learning-rate "
+            "schedule of the remaining epochs, so this is not one uninterrupted schedule"
+        )
     devices = {s.get("device_name") for s in sessions}
     if len(devices) > 1:
         notes.append(f"runs on different devices: {sorted(devices)}")
@@ -619,8 +696,11 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
         "compile": bool(args.compile),
         "optimizer": run.optimizer_description,
         "data": data["info"],
-        "reference_code": {"notebook": _relative(REFERENCE_NOTEBOOK), "sha256": _file_sha256(REFERENCE_NOTEBOOK),
-                           "loader": "autograder.extract.extract + load_trusted (top-level definitions only)"},
+        "reference_code": {
+            "notebook": _relative(REFERENCE_NOTEBOOK),
+            "sha256": _file_sha256(REFERENCE_NOTEBOOK),
+            "loader": "autograder.extract.extract + load_trusted (top-level definitions only)",
+        },
         "recipe": recipe.to_dict(),
         "recipe_overrides": dict(sorted(overrides.items())),
         "seed": args.seed,
@@ -639,7 +719,8 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
         "loss_per_epoch": [float(v) for v in history.loss],
         "knn": {
             "classifier": "weighted k-NN (InstDisc; helpers.probes.KNNMonitor)",
-            "k": monitor.monitor.k, "temperature": monitor.monitor.temperature,
+            "k": monitor.monitor.k,
+            "temperature": monitor.monitor.temperature,
             "train_images": int(monitor.monitor.train_images.shape[0]),
             "test_images": int(monitor.monitor.test_images.shape[0]),
             "every": recipe.knn_every,
@@ -654,11 +735,14 @@ def run_time_to_accuracy(args, recipe, overrides, data, reference, device, env, 
         "notes": notes,
     }
     results_dir = Path(args.results_dir) if args.results_dir else _default_results_dir(args, run_dir)
-    path = _write_json(_record_path(results_dir, recipe.method, record["epochs"], env["device_slug"], variant,
-                                    args.smoke), record)
+    path = _write_json(
+        _record_path(results_dir, recipe.method, record["epochs"], env["device_slug"], variant, args.smoke), record
+    )
     _write_json(run_dir / "record.json", record)
-    say(f"STATUS: finished -- {record['epochs']} epochs in {record['minutes']:.1f} min over {len(sessions)} run(s); "
-        f"record written to {path}")
+    say(
+        f"STATUS: finished -- {record['epochs']} epochs in {record['minutes']:.1f} min over {len(sessions)} run(s); "
+        f"record written to {path}"
+    )
     return {"finished": True, "record": record, "path": str(path)}
 
 
@@ -673,18 +757,39 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
     run = build_method(reference, recipe, device)
     monitor = _TimedMonitor(_knn_monitor(data), device)
     history = fit(
-        run.step, run.model, run.optimizer, data["train_images"], data["train_labels"],
+        run.step,
+        run.model,
+        run.optimizer,
+        data["train_images"],
+        data["train_labels"],
         **recipe.fit_kwargs(
-            augment=_augment_for(args.smoke, device), monitor=monitor, monitor_every=1, checkpoint=None,
-            extra_state=run.extra_state, on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-            device=device, compile=args.compile, smoke=False, seed=args.seed, progress=args.progress,
+            augment=_augment_for(args.smoke, device),
+            monitor=monitor,
+            monitor_every=1,
+            checkpoint=None,
+            extra_state=run.extra_state,
+            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+            device=device,
+            compile=args.compile,
+            smoke=False,
+            seed=args.seed,
+            progress=args.progress,
         ),
     )
     fast_rows = []
-    for epoch, seconds, knn_seconds, value, loss in zip(history.epoch, history.seconds, monitor.calls,
-                                                         history.monitor, history.loss):
-        fast_rows.append({"epoch": int(epoch), "loss": float(loss), "knn_accuracy": value, "seconds": seconds,
-                          "knn_seconds": knn_seconds, "train_seconds": max(0.0, seconds - knn_seconds)})
+    for epoch, seconds, knn_seconds, value, loss in zip(
+        history.epoch, history.seconds, monitor.calls, history.monitor, history.loss
+    ):
+        fast_rows.append(
+            {
+                "epoch": int(epoch),
+                "loss": float(loss),
+                "knn_accuracy": value,
+                "seconds": seconds,
+                "knn_seconds": knn_seconds,
+                "train_seconds": max(0.0, seconds - knn_seconds),
+            }
+        )
     optimizer_description = run.optimizer_description
     del run, monitor
     if device.type == "cuda":
@@ -698,10 +803,21 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         overrides = {"num_workers": 0, "eval_num_workers": 0, "batch_size": SMOKE_BATCH_SIZE}
     if args.seed_workers is not None:
         overrides.update(num_workers=args.seed_workers, eval_num_workers=args.seed_workers)
-    seed = run_seed_pipeline(reference, recipe.method, data["train_images"], data["train_labels"],
-                             data["test_images"], data["test_labels"], epochs=epochs, device=device,
-                             overrides=overrides, budget_seconds=remaining, seed=args.seed,
-                             progress=args.progress, say=say)
+    seed = run_seed_pipeline(
+        reference,
+        recipe.method,
+        data["train_images"],
+        data["train_labels"],
+        data["test_images"],
+        data["test_labels"],
+        epochs=epochs,
+        device=device,
+        overrides=overrides,
+        budget_seconds=remaining,
+        seed=args.seed,
+        progress=args.progress,
+        say=say,
+    )
 
     fast = {
         "pipeline": "helpers.train.fit (uint8 split on the device, batched augmentation, mixed precision on CUDA)",
@@ -740,13 +856,23 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         "speedup_train_only": ratio(seed["train_seconds_per_epoch"], fast["train_seconds_per_epoch"]),
         "total_seconds": time.perf_counter() - started,
     }
-    results_dir = Path(args.results_dir) if args.results_dir else (
-        DEFAULT_RESULTS_DIR if not args.smoke else (Path(args.run_dir) if args.run_dir else DEFAULT_RUNS_DIR / "seed-smoke"))
-    path = _write_json(results_dir / f"seed_pipeline-{recipe.method}-{env['device_slug']}{'-smoke' if args.smoke else ''}.json",
-                       record)
+    results_dir = (
+        Path(args.results_dir)
+        if args.results_dir
+        else (
+            DEFAULT_RESULTS_DIR
+            if not args.smoke
+            else (Path(args.run_dir) if args.run_dir else DEFAULT_RUNS_DIR / "seed-smoke")
+        )
+    )
+    path = _write_json(
+        results_dir / f"seed_pipeline-{recipe.method}-{env['device_slug']}{'-smoke' if args.smoke else ''}.json", record
+    )
     speedup = record["speedup"]
-    say(f"seconds per epoch (with a k-NN evaluation): seed pipeline {seed['seconds_per_epoch']:.2f} s, "
-        f"fast path {fast['seconds_per_epoch']:.2f} s" + (f", speed-up {speedup:.1f}x" if speedup else ""))
+    say(
+        f"seconds per epoch (with a k-NN evaluation): seed pipeline {seed['seconds_per_epoch']:.2f} s, "
+        f"fast path {fast['seconds_per_epoch']:.2f} s" + (f", speed-up {speedup:.1f}x" if speedup else "")
+    )
     say(f"STATUS: finished -- record written to {path}")
     return {"finished": True, "record": record, "path": str(path)}
 
@@ -773,37 +899,72 @@ def _default_results_dir(args, run_dir: Path) -> Path:
 # Command line
 # ======================================================================================
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--method", required=True, choices=METHODS)
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="pre-training epochs (default: the recipe's; --seed-pipeline: 3; --smoke: 1)")
-    parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override recipe fields, e.g. --recipe base_lr=0.1 knn_every=10")
-    parser.add_argument("--source", default=None,
-                        help="CIFAR-10 copy (folder or .tar.gz, see data/README.md); default $SSL_LAB_CIFAR10, "
-                             "else torchvision's download into data/")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="pre-training epochs (default: the recipe's; --seed-pipeline: 3; --smoke: 1)",
+    )
+    parser.add_argument(
+        "--recipe",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override recipe fields, e.g. --recipe base_lr=0.1 knn_every=10",
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        help="CIFAR-10 copy (folder or .tar.gz, see data/README.md); default $SSL_LAB_CIFAR10, "
+        "else torchvision's download into data/",
+    )
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in data (tests only)")
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="download and cache folder (default data/)")
-    parser.add_argument("--run-dir", default=None,
-                        help="checkpoint folder of this run (default checkpoints/time_to_accuracy/<method>[-variant])")
-    parser.add_argument("--results-dir", default=None,
-                        help="where the JSON record goes (default benchmarks/results/; smoke: the run dir)")
-    parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop cleanly after the last epoch that fits in this many minutes (at least one); "
-                             "run again to continue")
-    parser.add_argument("--checkpoint-minutes", type=float, default=1.0,
-                        help="write the training checkpoint after the first epoch that ends this many minutes after "
-                             "the last write (0: after every epoch); always after the last epoch and when the time "
-                             "budget stops the run (default 1)")
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        help="checkpoint folder of this run (default checkpoints/time_to_accuracy/<method>[-variant])",
+    )
+    parser.add_argument(
+        "--results-dir",
+        default=None,
+        help="where the JSON record goes (default benchmarks/results/; smoke: the run dir)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop cleanly after the last epoch that fits in this many minutes (at least one); run again to continue",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=1.0,
+        help="write the training checkpoint after the first epoch that ends this many minutes after "
+        "the last write (0: after every epoch); always after the last epoch and when the time "
+        "budget stops the run (default 1)",
+    )
     parser.add_argument("--fresh", action="store_true", help="delete this run's checkpoint and start over")
-    parser.add_argument("--seed-pipeline", action="store_true",
-                        help="time the seeds' original pipeline against the fast path for --epochs epochs (default 3)")
-    parser.add_argument("--seed-workers", type=int, default=None,
-                        help="DataLoader workers of the seed pipeline (default: the seed's 10; smoke: 0)")
+    parser.add_argument(
+        "--seed-pipeline",
+        action="store_true",
+        help="time the seeds' original pipeline against the fast path for --epochs epochs (default 3)",
+    )
+    parser.add_argument(
+        "--seed-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of the seed pipeline (default: the seed's 10; smoke: 0)",
+    )
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA if available; smoke: cpu)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (model initialisation, shuffling, augmentation)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (model initialisation, shuffling, augmentation)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny CPU run for the tests (see the module docstring)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="tqdm progress bars")
@@ -850,9 +1011,11 @@ def main(argv: list[str] | None = None, started: float | None = None) -> dict[st
 
     device = torch.device(args.device) if args.device else (torch.device("cpu") if args.smoke else get_device())
     env = _environment(device)
-    say(f"{'seed-pipeline comparison' if args.seed_pipeline else 'time to accuracy'}: {METHOD_NAMES[args.method]} "
+    say(
+        f"{'seed-pipeline comparison' if args.seed_pipeline else 'time to accuracy'}: {METHOD_NAMES[args.method]} "
         f"on {env['device_name']}, torch {env['torch_version']}, {recipe.epochs} epoch(s)"
-        + (", SMOKE run" if args.smoke else ""))
+        + (", SMOKE run" if args.smoke else "")
+    )
     reference = load_reference_code()
     data = load_data(args.source, Path(args.data_root), args.smoke, args.synthetic)
     if args.seed_pipeline:

@@ -85,8 +85,12 @@ def time_optimizer_step(model: torch.nn.Module, implementation: str, device: tor
                 times.append(time.perf_counter() - started)
     except RuntimeError as error:  # e.g. no fused kernel for this device in this torch
         return {"implementation": implementation, "error": f"{type(error).__name__}: {error}"[:300]}
-    return {"implementation": implementation, "median_ms": 1e3 * statistics.median(times),
-            "min_ms": 1e3 * min(times), "repeats": len(times)}
+    return {
+        "implementation": implementation,
+        "median_ms": 1e3 * statistics.median(times),
+        "min_ms": 1e3 * min(times),
+        "repeats": len(times),
+    }
 
 
 def time_checkpoint(model: torch.nn.Module, device: torch.device, repeats: int) -> dict:
@@ -107,12 +111,26 @@ def time_checkpoint(model: torch.nn.Module, device: torch.device, repeats: int) 
         for _ in range(repeats):
             _sync(device)
             started = time.perf_counter()
-            save_training_state(path, config={}, finished_epochs=100, model=model, optimizer=optimizer,
-                                extra_state={}, scaler=None, base_lrs=[0.1], history=history)
+            save_training_state(
+                path,
+                config={},
+                finished_epochs=100,
+                model=model,
+                optimizer=optimizer,
+                extra_state={},
+                scaler=None,
+                base_lrs=[0.1],
+                history=history,
+            )
             times.append(time.perf_counter() - started)
             size = path.stat().st_size
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats,
-            "size_mb": size / 1e6}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "repeats": repeats,
+        "size_mb": size / 1e6,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -136,8 +154,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "smoke": bool(args.smoke),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/train_overheads.py" + (" " + " ".join(argv) if argv else ""),
-        "device": device.type, "device_name": name, "device_slug": device_slug,
-        "torch_version": torch.__version__, "cpu_model": cpu_model(), "cpu_count": available_cpus(),
+        "device": device.type,
+        "device_name": name,
+        "device_slug": device_slug,
+        "torch_version": torch.__version__,
+        "cpu_model": cpu_model(),
+        "cpu_count": available_cpus(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "model": "tiny MLP (smoke)" if args.smoke else "solutions' SimCLRModel (ResNet-18, 512-2048-128 head)",

@@ -23,17 +23,37 @@ import importlib
 from helpers.runtime import get_device, set_seed, smoke_mode
 
 _EXPORTS = {
-    "data": ("CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR10Tensors", "DataSourceError",
-             "TwoViewTransform", "describe_cifar10_source", "eval_transform", "load_cifar10",
-             "make_eval_loader", "make_two_view_loader", "two_view_collate"),
+    "data": (
+        "CIFAR10_CLASSES",
+        "CIFAR10_MEAN",
+        "CIFAR10_STD",
+        "CIFAR10Tensors",
+        "DataSourceError",
+        "TwoViewTransform",
+        "describe_cifar10_source",
+        "eval_transform",
+        "load_cifar10",
+        "make_eval_loader",
+        "make_two_view_loader",
+        "two_view_collate",
+    ),
     "augment": ("BatchCropFlip", "BatchTwoViewAugment"),
     "models": ("LinearClassifier", "cifar_resnet18", "projection_mlp"),
     "checkpoint": ("CheckpointError", "MAX_CHECKPOINT_BYTES", "load_classifier", "save_classifier"),
     "encoder_file": ("load_encoder", "save_encoder"),
     "probes": ("KNNMonitor", "encode_images", "knn_accuracy"),
     "train": ("History", "TrainingCheckpointError", "TrainingStateError", "fit"),
-    "recipes": ("BARLOW_TWINS", "BYOL", "LINEAR_EVAL", "RECIPES", "SIMCLR", "BYOLRecipe",
-                "BarlowTwinsRecipe", "FinetuneRecipe", "SimCLRRecipe"),
+    "recipes": (
+        "BARLOW_TWINS",
+        "BYOL",
+        "LINEAR_EVAL",
+        "RECIPES",
+        "SIMCLR",
+        "BYOLRecipe",
+        "BarlowTwinsRecipe",
+        "FinetuneRecipe",
+        "SimCLRRecipe",
+    ),
     "plots": ("plot_comparison", "plot_curves", "plot_embedding", "plot_history", "show_images"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

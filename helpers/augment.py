@@ -504,7 +504,9 @@ class BatchTwoViewAugment(nn.Module):
         return x.clamp_(0.0, 1.0)  # the blur's rounding can step a hair outside [0, 1]
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independently augmented views of every image.
 
         Args:

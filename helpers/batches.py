@@ -70,8 +70,9 @@ def auto_num_workers(smoke: bool) -> int:
 class Batches:
     """Yields one epoch's step arguments: (x1, x2) for views=2, (x, y) for views=1."""
 
-    def __init__(self, images, labels, *, views, batch_size, drop_last, augment, device, channels_last,
-                 seed, num_workers):
+    def __init__(
+        self, images, labels, *, views, batch_size, drop_last, augment, device, channels_last, seed, num_workers
+    ):
         self.views, self.batch_size, self.drop_last = views, batch_size, drop_last
         self.augment, self.device, self.seed = augment, device, seed
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -123,8 +124,13 @@ class Batches:
     def _loader_epoch(self, epoch: int):
         generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, "shuffle"))
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
-            num_workers=self.num_workers, drop_last=self.drop_last, persistent_workers=False,
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+            drop_last=self.drop_last,
+            persistent_workers=False,
             pin_memory=self.device.type == "cuda",
         )
         for item, labels in loader:

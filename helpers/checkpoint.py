@@ -36,7 +36,6 @@ state_dict checks are in `helpers.checkpoint_format`, reading the file safely in
 `helpers.checkpoint_file`; everything public is imported from here.
 """
 
-
 from __future__ import annotations
 
 import os
@@ -122,8 +121,7 @@ def save_classifier(model: nn.Module | Mapping[str, torch.Tensor], path: str | o
     )
     state, num_classes = check_state_dict(raw_state, where=what, fix=fix, expected_classes=None)
     state = {
-        name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-        for name, tensor in state.items()
+        name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in state.items()
     }
     payload_bytes = sum(t.numel() * t.element_size() for t in state.values())
     if payload_bytes > MAX_CHECKPOINT_BYTES:
@@ -141,7 +139,6 @@ def save_classifier(model: nn.Module | Mapping[str, torch.Tensor], path: str | o
     }
     write_atomically(path, lambda file: torch.save(payload, file))
     return path
-
 
 
 # ----------------------------------------------------------------------------- loading
@@ -201,16 +198,13 @@ def load_classifier(
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except (RuntimeError, ValueError, TypeError) as error:  # all checked above; kept as a guard
-        raise CheckpointError(
-            f"{where} does not load into helpers.LinearClassifier: {error}. {fix}."
-        ) from error
+        raise CheckpointError(f"{where} does not load into helpers.LinearClassifier: {error}. {fix}.") from error
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     leftover = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:  # cannot happen with a strict load; never hand back a model without weights
         raise CheckpointError(f"{where}: no weights were loaded for {leftover[:_SHOWN]}. {fix}.")
     return model.eval()
-
 
 
 def _check_map_location(map_location: Any) -> None:

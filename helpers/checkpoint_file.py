@@ -40,9 +40,14 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar", ".pkl", ".pickle
 # message for a pickle it could not parse; the decision itself is torch's).
 _SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode")
 # First bytes of files students upload by mistake, and what to call them in a message.
-_MAGIC_BYTES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
-                (b"\x1f\x8b", "a gzip archive"), (b"\x93NUMPY", "a NumPy .npy array"),
-                (b"\x89HDF", "an HDF5 file (Keras?)"))
+_MAGIC_BYTES = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG", "a PNG image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x89HDF", "an HDF5 file (Keras?)"),
+)
 
 
 def read_checkpoint(path: Path, map_location: Any, max_bytes: int, file: BinaryIO | None = None) -> Any:
@@ -147,14 +152,17 @@ def check_zip_expansion(file: BinaryIO, max_bytes: int, name: str = "the checkpo
     finally:
         file.seek(0)
     if len(members) > MAX_ZIP_MEMBERS:
-        raise CheckpointError(f"{name} is a zip of {len(members):,} files; a classifier checkpoint has about "
-                              f"130. Save it with {_SAVE_CALL}.")
+        raise CheckpointError(
+            f"{name} is a zip of {len(members):,} files; a classifier checkpoint has about "
+            f"130. Save it with {_SAVE_CALL}."
+        )
     declared = sum(member.file_size for member in members)
     if declared > max_bytes:
         raise CheckpointError(
             f"{name} would expand to {declared:,} bytes when loaded ({declared / 2**20:,.0f} MiB), more than "
             f"the limit of {max_bytes / 2**20:.0f} MiB, so it was not loaded. A ResNet-18 classifier saved with "
-            f"helpers.save_classifier is about 45 MB.")
+            f"helpers.save_classifier is about 45 MB."
+        )
 
 
 def _size(num_bytes: int) -> str:
@@ -194,8 +202,7 @@ def _missing_file_message(path: Path) -> str:
     similar = [
         p.name
         for p in files
-        if p.stem.lower() == wanted_stem
-        or difflib.SequenceMatcher(None, wanted, p.name.lower()).ratio() >= 0.6
+        if p.stem.lower() == wanted_stem or difflib.SequenceMatcher(None, wanted, p.name.lower()).ratio() >= 0.6
     ]
     similar.sort(key=lambda name: -difflib.SequenceMatcher(None, wanted, name.lower()).ratio())
     if similar:
@@ -234,8 +241,7 @@ def _not_a_checkpoint(path: Path, head: bytes, detail: str = "") -> CheckpointEr
     what = f"it looks like {looks_like}" if looks_like else f"its first bytes are {head[:8]!r}"
     detail = f" ({detail})" if detail else ""
     return CheckpointError(
-        f"Checkpoint {path} is not a PyTorch checkpoint: {what}{detail}. Submit the file that "
-        f"{_SAVE_CALL} writes."
+        f"Checkpoint {path} is not a PyTorch checkpoint: {what}{detail}. Submit the file that {_SAVE_CALL} writes."
     )
 
 
@@ -378,4 +384,3 @@ def _torch_load(file: BinaryIO, path: Path, map_location: Any) -> Any:
                 ) from None
             raise _corrupt(path, error) from None
         raise _not_a_checkpoint(path, head) from None
-

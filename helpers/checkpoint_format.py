@@ -52,9 +52,7 @@ def find_state_dict(obj: Any, path: Path) -> tuple[Mapping, dict | None]:
             kind = f"a tensor of shape {tuple(obj.shape)}"
         else:
             kind = f"a {type(obj).__name__}"
-        raise CheckpointError(
-            f"Checkpoint {path} holds {kind}, not the classifier's weights (a dict). {_SAVE}."
-        )
+        raise CheckpointError(f"Checkpoint {path} holds {kind}, not the classifier's weights (a dict). {_SAVE}.")
     if "format" in obj:
         if obj["format"] != CHECKPOINT_FORMAT:
             raise CheckpointError(
@@ -70,9 +68,7 @@ def find_state_dict(obj: Any, path: Path) -> tuple[Mapping, dict | None]:
             )
         state = obj.get("state_dict")
         if not isinstance(state, Mapping):
-            raise CheckpointError(
-                f"Checkpoint {path} has no 'state_dict' dict (got {type(state).__name__}). {_SAVE}."
-            )
+            raise CheckpointError(f"Checkpoint {path} has no 'state_dict' dict (got {type(state).__name__}). {_SAVE}.")
         return state, {k: obj[k] for k in ("num_classes", "mean", "std") if k in obj}
     reference = set(_reference_shapes(1))
     if any(_strip_wrapper_prefixes(str(key)) in reference for key in obj):
@@ -109,8 +105,7 @@ def check_metadata(metadata: dict | None, state: dict, num_classes: int, where: 
         actual = state[name].detach().to("cpu", torch.float64).flatten()
         if stored.shape != actual.shape or not torch.allclose(stored, actual, rtol=1e-3, atol=1e-6):
             raise CheckpointError(
-                f"{where} has {name}={metadata[name]!r} but its state_dict buffer {name} is "
-                f"{actual.tolist()}. {fix}"
+                f"{where} has {name}={metadata[name]!r} but its state_dict buffer {name} is {actual.tolist()}. {fix}"
             )
 
 
@@ -129,7 +124,7 @@ def _reference_shapes(num_classes: int) -> dict[str, tuple[tuple[int, ...], bool
 def _strip_wrapper_prefixes(key: str) -> str:
     for prefix in _WRAPPER_PREFIXES:
         while key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     return key
 
 
@@ -140,7 +135,7 @@ def _strip_common_prefixes(state: dict[str, Any]) -> dict[str, Any]:
         changed = False
         for prefix in _WRAPPER_PREFIXES:
             if all(key.startswith(prefix) for key in state):
-                state = {key[len(prefix):]: value for key, value in state.items()}
+                state = {key[len(prefix) :]: value for key, value in state.items()}
                 changed = True
     return state
 
@@ -158,7 +153,7 @@ def _key_hints(missing: list[str], unexpected: list[str], present: int) -> str:
     mixed_prefix = any(
         _strip_wrapper_prefixes(k) != k and _strip_wrapper_prefixes(k) in missing_set for k in unexpected
     )
-    bare_encoder = any(k.startswith("encoder.") and k[len("encoder."):] in unexpected_set for k in missing)
+    bare_encoder = any(k.startswith("encoder.") and k[len("encoder.") :] in unexpected_set for k in missing)
     hints = []
     if pretraining:
         hints.append(
@@ -216,9 +211,7 @@ def check_state_dict(
 
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(
-                f"{where}: state_dict[{name!r}] is a {type(value).__name__}, not a tensor. {fix}."
-            )
+            raise CheckpointError(f"{where}: state_dict[{name!r}] is a {type(value).__name__}, not a tensor. {fix}.")
         if value.is_meta or value.layout != torch.strided or value.is_quantized:
             raise CheckpointError(
                 f"{where}: state_dict[{name!r}] is not a plain dense tensor with values "
@@ -264,9 +257,7 @@ def check_state_dict(
                 " encoder.conv1 is the 7x7 ImageNet stem: use helpers.cifar_resnet18() "
                 "(3x3 stride-1 conv1, no max-pool) as the encoder."
             )
-        raise CheckpointError(
-            f"{where} has tensors of the wrong shape: {_names(wrong_shapes)}.{hint} {fix}."
-        )
+        raise CheckpointError(f"{where} has tensors of the wrong shape: {_names(wrong_shapes)}.{hint} {fix}.")
 
     converted: dict[str, torch.Tensor] = {}
     for name, (_, is_float) in reference.items():
@@ -274,8 +265,7 @@ def check_state_dict(
         if is_float:
             if not tensor.is_floating_point():
                 raise CheckpointError(
-                    f"{where}: {name} has dtype {tensor.dtype}, but weights must be floating "
-                    f"point (float32). {fix}."
+                    f"{where}: {name} has dtype {tensor.dtype}, but weights must be floating point (float32). {fix}."
                 )
             if not _all_finite(tensor):
                 bad = int((~torch.isfinite(tensor)).sum())
@@ -287,9 +277,7 @@ def check_state_dict(
             converted[name] = tensor.float()
         else:
             if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
-                raise CheckpointError(
-                    f"{where}: {name} has dtype {tensor.dtype}, expected an integer counter. {fix}."
-                )
+                raise CheckpointError(f"{where}: {name} has dtype {tensor.dtype}, expected an integer counter. {fix}.")
             converted[name] = tensor.long()
     if not bool((converted["std"] > 0).all()):
         raise CheckpointError(

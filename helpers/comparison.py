@@ -41,8 +41,14 @@ class Comparison:
         test_loader: the test images, likewise.
     """
 
-    def __init__(self, extract_features_and_labels: Callable, run_knn_probe: Callable, run_linear_probe: Callable,
-                 train_loader: DataLoader, test_loader: DataLoader):
+    def __init__(
+        self,
+        extract_features_and_labels: Callable,
+        run_knn_probe: Callable,
+        run_linear_probe: Callable,
+        train_loader: DataLoader,
+        test_loader: DataLoader,
+    ):
         self.extract, self.knn_probe, self.linear_probe = extract_features_and_labels, run_knn_probe, run_linear_probe
         self.train_loader, self.test_loader = train_loader, test_loader
         #: method -> {"knn": fraction, "linear": fraction, "minutes": pre-training time or None}
@@ -52,8 +58,10 @@ class Comparison:
         """k-NN (k = 5) and linear-probe test accuracies (fractions) of a frozen encoder."""
         train_features, train_labels = self.extract(encoder, self.train_loader, normalize=True)
         test_features, test_labels = self.extract(encoder, self.test_loader, normalize=True)
-        return {"knn": self.knn_probe(train_features, train_labels, test_features, test_labels),
-                "linear": self.linear_probe(train_features, train_labels, test_features, test_labels)}
+        return {
+            "knn": self.knn_probe(train_features, train_labels, test_features, test_labels),
+            "linear": self.linear_probe(train_features, train_labels, test_features, test_labels),
+        }
 
     def add(self, name: str, encoder: nn.Module, history=None) -> dict:
         """Probe `encoder`, keep and print its row; with `fit`'s history, also its time and last monitor value."""
@@ -62,8 +70,10 @@ class Comparison:
         print(f"{name}: k-NN (k=5) {100 * row['knn']:.1f} %, linear probe {100 * row['linear']:.1f} %")
         epoch, value = last_monitored(history) if history is not None else (None, None)
         if value is not None:
-            print(f"(monitor: weighted k-NN, k=200, {100 * value:.1f} % after epoch {epoch}; "
-                  f"pre-training took {row['minutes']:.1f} min)")
+            print(
+                f"(monitor: weighted k-NN, k=200, {100 * value:.1f} % after epoch {epoch}; "
+                f"pre-training took {row['minutes']:.1f} min)"
+            )
         return row
 
     def print_table(self) -> None:

@@ -17,12 +17,17 @@ from torch import nn
 from helpers.files import write_atomically
 
 
-def save_encoder(path: str | os.PathLike, encoder: nn.Module, *, epoch: int, knn_accuracy: float | None,
-                 recipe: dict[str, Any]) -> None:
+def save_encoder(
+    path: str | os.PathLike, encoder: nn.Module, *, epoch: int, knn_accuracy: float | None, recipe: dict[str, Any]
+) -> None:
     """Write `encoder`'s weights (on the CPU) with the epoch, its k-NN accuracy and the recipe;
     never a half-written file."""
-    payload = {"epoch": int(epoch), "knn_accuracy": knn_accuracy, "recipe": dict(recipe),
-               "encoder": {name: tensor.detach().cpu() for name, tensor in encoder.state_dict().items()}}
+    payload = {
+        "epoch": int(epoch),
+        "knn_accuracy": knn_accuracy,
+        "recipe": dict(recipe),
+        "encoder": {name: tensor.detach().cpu() for name, tensor in encoder.state_dict().items()},
+    }
     write_atomically(path, lambda file: torch.save(payload, file))
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object], *, fsync: bool = True,
-                     mode: int = 0o644) -> Path:
+def write_atomically(
+    path: str | os.PathLike, write: Callable[[BinaryIO], object], *, fsync: bool = True, mode: int = 0o644
+) -> Path:
     """Write `path` through a temporary file beside it, renamed over `path` when complete.
 
     Args:

@@ -46,8 +46,16 @@ class History:
     def __len__(self) -> int:
         return len(self.epoch)
 
-    def append(self, *, epoch: int, loss: float, monitor: float | None = None, lr: float = float("nan"),
-               seconds: float = 0.0, train_accuracy: float | None = None) -> None:
+    def append(
+        self,
+        *,
+        epoch: int,
+        loss: float,
+        monitor: float | None = None,
+        lr: float = float("nan"),
+        seconds: float = 0.0,
+        train_accuracy: float | None = None,
+    ) -> None:
         """Add one epoch's entry (the `extra` lists are padded with None)."""
         self.epoch.append(int(epoch))
         self.loss.append(float(loss))

@@ -38,8 +38,16 @@ __all__ = [
 
 #: Colours of the ten CIFAR-10 classes (matplotlib's tab10, readable for most colour-blind readers).
 _CLASS_COLOURS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 _METRIC_NAMES = {
     "knn": "k-NN",
@@ -164,9 +172,7 @@ def _images_hwc(images: Any) -> np.ndarray:
     if array.ndim == 3:  # (N, H, W) grayscale
         array = array[..., None]
     if array.ndim != 4:
-        raise ValueError(
-            f"images must have shape (N, H, W, 3) uint8 or (N, 3, H, W) float, got {tuple(array.shape)}"
-        )
+        raise ValueError(f"images must have shape (N, H, W, 3) uint8 or (N, 3, H, W) float, got {tuple(array.shape)}")
     if array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
         array = array.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
     if array.dtype == np.uint8:
@@ -248,8 +254,16 @@ def _epoch_axis(ax: Axes, first: float, last: float) -> None:
     ax.set_xlim(first - 0.5, last + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if last - first < 1:
-        ax.text(0.5, 0.04, "one epoch: a single point per curve", transform=ax.transAxes, ha="center",
-                va="bottom", fontsize=8, color="0.4")
+        ax.text(
+            0.5,
+            0.04,
+            "one epoch: a single point per curve",
+            transform=ax.transAxes,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="0.4",
+        )
 
 
 def _plot_percent_panel(ax: Axes, x: np.ndarray, values: np.ndarray, label: str, colour: str) -> None:
@@ -310,8 +324,9 @@ def plot_history(
     if loss.size:
         x = epochs[: loss.size]
         measured = np.isfinite(loss)
-        loss_ax.plot(x[measured], loss[measured], marker="o" if length <= 30 else None,
-                     markersize=3, color=_CLASS_COLOURS[0])
+        loss_ax.plot(
+            x[measured], loss[measured], marker="o" if length <= 30 else None, markersize=3, color=_CLASS_COLOURS[0]
+        )
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel(loss_label)
     loss_ax.set_title(f"training {loss_label}")
@@ -320,12 +335,18 @@ def plot_history(
     _plot_percent_panel(metric_ax, epochs[: percent.size], percent, metric_label, _CLASS_COLOURS[1])
     train_percent = _to_percent(_series(_field(history, "train_accuracy")), "history.train_accuracy")
     if np.isfinite(train_percent).any():  # supervised runs (views=1) also record the training accuracy
-        _plot_percent_panel(metric_ax, epochs[: train_percent.size], train_percent, "train accuracy",
-                            _CLASS_COLOURS[2])
+        _plot_percent_panel(metric_ax, epochs[: train_percent.size], train_percent, "train accuracy", _CLASS_COLOURS[2])
         metric_ax.legend(loc="lower right")
     elif not np.isfinite(percent).any():
-        metric_ax.text(0.5, 0.5, f"no {metric_label} recorded\n(monitor=None)", ha="center",
-                       va="center", transform=metric_ax.transAxes, color="0.4")
+        metric_ax.text(
+            0.5,
+            0.5,
+            f"no {metric_label} recorded\n(monitor=None)",
+            ha="center",
+            va="center",
+            transform=metric_ax.transAxes,
+            color="0.4",
+        )
     metric_ax.set_xlabel("epoch")
     metric_ax.set_ylabel(f"{metric_label} (%)")
     metric_ax.set_title(metric_label)
@@ -384,14 +405,23 @@ def plot_curves(
             y = _to_percent(y, f"series {name!r}")
         x = np.arange(1, y.size + 1, dtype=float) if epochs is None else _series(epochs)[: y.size]
         measured = np.isfinite(y)
-        ax.plot(x[measured], y[measured], marker="o" if y.size <= 30 else None, markersize=3,
-                label=str(name), color=_CLASS_COLOURS[index % len(_CLASS_COLOURS)])
+        ax.plot(
+            x[measured],
+            y[measured],
+            marker="o" if y.size <= 30 else None,
+            markersize=3,
+            label=str(name),
+            color=_CLASS_COLOURS[index % len(_CLASS_COLOURS)],
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} (%)" if percent else ylabel)
     if percent:
         ax.set_ylim(0, 100)
-    xs = [x for values in series.values() for x in
-          (np.arange(1, _series(values).size + 1) if epochs is None else _series(epochs)[: _series(values).size])]
+    xs = [
+        x
+        for values in series.values()
+        for x in (np.arange(1, _series(values).size + 1) if epochs is None else _series(epochs)[: _series(values).size])
+    ]
     if xs:
         _epoch_axis(ax, min(xs), max(xs))
     ax.grid(alpha=0.3)
@@ -484,8 +514,15 @@ def plot_embedding(
     for label in classes:
         chosen = (y == label).numpy()
         colour = _CLASS_COLOURS[label % len(_CLASS_COLOURS)] if len(classes) <= 10 else None
-        ax.scatter(coordinates[chosen, 0], coordinates[chosen, 1], s=8, alpha=0.7,
-                   color=colour, label=_label_for(label, class_names), linewidths=0)
+        ax.scatter(
+            coordinates[chosen, 0],
+            coordinates[chosen, 1],
+            s=8,
+            alpha=0.7,
+            color=colour,
+            label=_label_for(label, class_names),
+            linewidths=0,
+        )
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     if method == "tsne":
@@ -544,15 +581,17 @@ def plot_comparison(
     positions = np.arange(len(methods), dtype=float)
     width = 0.8 / len(metrics)
     for index, metric in enumerate(metrics):
-        raw = np.array([np.nan if results[m].get(metric) is None else float(results[m][metric])
-                        for m in methods])
+        raw = np.array([np.nan if results[m].get(metric) is None else float(results[m][metric]) for m in methods])
         values = _to_percent(raw, f"metric {metric!r}")
         offsets = positions - 0.4 + width * (index + 0.5)
-        bars = accuracy_ax.bar(offsets, np.nan_to_num(values), width * 0.92,
-                               label=_METRIC_NAMES.get(metric, metric),
-                               color=_CLASS_COLOURS[index % len(_CLASS_COLOURS)])
-        accuracy_ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.1f}" for v in values],
-                              padding=2, fontsize=8)
+        bars = accuracy_ax.bar(
+            offsets,
+            np.nan_to_num(values),
+            width * 0.92,
+            label=_METRIC_NAMES.get(metric, metric),
+            color=_CLASS_COLOURS[index % len(_CLASS_COLOURS)],
+        )
+        accuracy_ax.bar_label(bars, labels=["" if math.isnan(v) else f"{v:.1f}" for v in values], padding=2, fontsize=8)
     accuracy_ax.set_xticks(positions, methods)
     accuracy_ax.set_ylim(0, 100)
     accuracy_ax.set_ylabel("test accuracy (%)")
@@ -562,10 +601,10 @@ def plot_comparison(
 
     if time_ax is not None:
         minutes = [results[m].get(time_key) for m in methods]
-        bars = time_ax.bar(positions, [0.0 if v is None else float(v) for v in minutes], 0.6,
-                           color="0.55")
-        time_ax.bar_label(bars, labels=["-" if v is None else f"{float(v):.1f}" for v in minutes],
-                          padding=2, fontsize=8)
+        bars = time_ax.bar(positions, [0.0 if v is None else float(v) for v in minutes], 0.6, color="0.55")
+        time_ax.bar_label(
+            bars, labels=["-" if v is None else f"{float(v):.1f}" for v in minutes], padding=2, fontsize=8
+        )
         time_ax.set_xticks(positions, methods)
         time_ax.set_ylabel("training time (minutes)")
         time_ax.set_title("pre-training time")

@@ -261,9 +261,16 @@ class KNNMonitor:
     def subset(self, max_train: int | None = None, max_test: int | None = None) -> KNNMonitor:
         """A monitor with the same settings on class-balanced subsets (smoke runs use this)."""
         return KNNMonitor(
-            self.train_images, self.train_labels, self.test_images, self.test_labels,
-            k=self.k, temperature=self.temperature, max_train=max_train, max_test=max_test,
-            batch_size=self.batch_size, num_classes=self.num_classes,
+            self.train_images,
+            self.train_labels,
+            self.test_images,
+            self.test_labels,
+            k=self.k,
+            temperature=self.temperature,
+            max_train=max_train,
+            max_test=max_test,
+            batch_size=self.batch_size,
+            num_classes=self.num_classes,
         )
 
     def _images_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,8 +289,13 @@ class KNNMonitor:
         train_features = encode_images(encoder, train_images, self.batch_size, device)  # (N_train, D)
         test_features = encode_images(encoder, test_images, self.batch_size, device)  # (N_test, D)
         return knn_accuracy(
-            train_features, self.train_labels, test_features, self.test_labels,
-            k=self.k, temperature=self.temperature, num_classes=self.num_classes,
+            train_features,
+            self.train_labels,
+            test_features,
+            self.test_labels,
+            k=self.k,
+            temperature=self.temperature,
+            num_classes=self.num_classes,
         )
 
     def __repr__(self) -> str:

@@ -48,8 +48,7 @@ class _SGDRecipe:
         """
         import torch
 
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                               **options)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, **options)
 
     def fit_kwargs(self, **settings: Any) -> dict[str, Any]:
         """Keyword arguments of `helpers.train.fit` for this recipe, plus `settings`.
@@ -101,8 +100,14 @@ class Recipe(_SGDRecipe):
 
     def _loop(self) -> dict[str, Any]:
         # Two views per image; linear warmup, then the cosine to 0, per step.
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "views": 2,
-                "warmup_epochs": self.warmup_epochs, "schedule": "cosine", "monitor_every": self.knn_every}
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "views": 2,
+            "warmup_epochs": self.warmup_epochs,
+            "schedule": "cosine",
+            "monitor_every": self.knn_every,
+        }
 
 
 @dataclass(frozen=True)
@@ -240,8 +245,13 @@ class FinetuneRecipe(_SGDRecipe):
 
     def _loop(self) -> dict[str, Any]:
         # Labelled batches of one view; the cosine to 0 per step, no warmup.
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "views": 1, "warmup_epochs": 0,
-                "schedule": "cosine"}
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "views": 1,
+            "warmup_epochs": 0,
+            "schedule": "cosine",
+        }
 
 
 SIMCLR = SimCLRRecipe()
@@ -285,33 +295,115 @@ class PublicResult:
 
 
 _DKOBAK = "https://github.com/dkobak/simclr-cifar10/blob/62504dece44b4b91fc708a5754a82a495732bafc/README.md"
-_LIGHTLY = ("https://github.com/lightly-ai/lightly/blob/0243660ba10afc408e3f79541df537d8a2e24eb5/"
-            "docs/source/getting_started/benchmarks.rst")
+_LIGHTLY = (
+    "https://github.com/lightly-ai/lightly/blob/0243660ba10afc408e3f79541df537d8a2e24eb5/"
+    "docs/source/getting_started/benchmarks.rst"
+)
 _LIGHTLY_SETUP = "best epoch's k-NN (k=200); no Gaussian blur; their heads and schedules"
 _DKOBAK_SETUP = "SGD lr 0.06 x batch/256 without warmup, head 512-1024-128, grayscale p 0.1"
 
 #: Published CIFAR-10 results with ResNet-18 (see `PublicResult`), SimCLR, BYOL, Barlow Twins.
 PUBLIC_RESULTS = (
-    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 100,
-                 "linear readout on precomputed features (Adam)", 0.856, minutes=20.0,
-                 hardware="A100, 16 loader workers", differences=_DKOBAK_SETUP),
-    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 100,
-                 "k-NN (k=10, cosine)", 0.832, minutes=20.0,
-                 hardware="A100, 16 loader workers", differences=_DKOBAK_SETUP),
-    PublicResult("simclr", "dkobak/simclr-cifar10", _DKOBAK, 512, 1000,
-                 "linear readout on precomputed features (Adam)", 0.917, seconds_per_epoch=11.9,
-                 hardware="A100, 16 loader workers",
-                 differences="SGD lr 0.03 x batch/256, head 512-1024-128, grayscale p 0.1"),
-    PublicResult("simclr", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.848, minutes=87.1,
-                 differences=_LIGHTLY_SETUP),
-    PublicResult("byol", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.868, minutes=108.3,
-                 differences=_LIGHTLY_SETUP),
-    PublicResult("barlow", "lightly", _LIGHTLY, 512, 200, "k-NN (k=200), best epoch", 0.819, minutes=153.3,
-                 differences=_LIGHTLY_SETUP),
-    PublicResult("simclr", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.879, minutes=331.1,
-                 differences=_LIGHTLY_SETUP),
-    PublicResult("byol", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.910, minutes=400.9,
-                 differences=_LIGHTLY_SETUP),
-    PublicResult("barlow", "lightly", _LIGHTLY, 512, 800, "k-NN (k=200), best epoch", 0.859, minutes=517.5,
-                 differences=_LIGHTLY_SETUP),
+    PublicResult(
+        "simclr",
+        "dkobak/simclr-cifar10",
+        _DKOBAK,
+        512,
+        100,
+        "linear readout on precomputed features (Adam)",
+        0.856,
+        minutes=20.0,
+        hardware="A100, 16 loader workers",
+        differences=_DKOBAK_SETUP,
+    ),
+    PublicResult(
+        "simclr",
+        "dkobak/simclr-cifar10",
+        _DKOBAK,
+        512,
+        100,
+        "k-NN (k=10, cosine)",
+        0.832,
+        minutes=20.0,
+        hardware="A100, 16 loader workers",
+        differences=_DKOBAK_SETUP,
+    ),
+    PublicResult(
+        "simclr",
+        "dkobak/simclr-cifar10",
+        _DKOBAK,
+        512,
+        1000,
+        "linear readout on precomputed features (Adam)",
+        0.917,
+        seconds_per_epoch=11.9,
+        hardware="A100, 16 loader workers",
+        differences="SGD lr 0.03 x batch/256, head 512-1024-128, grayscale p 0.1",
+    ),
+    PublicResult(
+        "simclr",
+        "lightly",
+        _LIGHTLY,
+        512,
+        200,
+        "k-NN (k=200), best epoch",
+        0.848,
+        minutes=87.1,
+        differences=_LIGHTLY_SETUP,
+    ),
+    PublicResult(
+        "byol",
+        "lightly",
+        _LIGHTLY,
+        512,
+        200,
+        "k-NN (k=200), best epoch",
+        0.868,
+        minutes=108.3,
+        differences=_LIGHTLY_SETUP,
+    ),
+    PublicResult(
+        "barlow",
+        "lightly",
+        _LIGHTLY,
+        512,
+        200,
+        "k-NN (k=200), best epoch",
+        0.819,
+        minutes=153.3,
+        differences=_LIGHTLY_SETUP,
+    ),
+    PublicResult(
+        "simclr",
+        "lightly",
+        _LIGHTLY,
+        512,
+        800,
+        "k-NN (k=200), best epoch",
+        0.879,
+        minutes=331.1,
+        differences=_LIGHTLY_SETUP,
+    ),
+    PublicResult(
+        "byol",
+        "lightly",
+        _LIGHTLY,
+        512,
+        800,
+        "k-NN (k=200), best epoch",
+        0.910,
+        minutes=400.9,
+        differences=_LIGHTLY_SETUP,
+    ),
+    PublicResult(
+        "barlow",
+        "lightly",
+        _LIGHTLY,
+        512,
+        800,
+        "k-NN (k=200), best epoch",
+        0.859,
+        minutes=517.5,
+        differences=_LIGHTLY_SETUP,
+    ),
 )

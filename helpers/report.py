@@ -39,8 +39,8 @@ PRINT_TO_PDF_STEPS = (
     "  1. open {path} in a browser (Jupyter: right-click it in the file browser > Download, then open it;\n"
     "     Colab: Files panel > right-click > Download, then open it);\n"
     "  2. print it: Ctrl+P (Cmd+P on a Mac);\n"
-    "  3. destination / printer: \"Save as PDF\" (Chrome, Edge, Firefox) or \"PDF > Save as PDF\" (Safari);\n"
-    "  4. under More settings, turn on \"Background graphics\" so the plots keep their colours;\n"
+    '  3. destination / printer: "Save as PDF" (Chrome, Edge, Firefox) or "PDF > Save as PDF" (Safari);\n'
+    '  4. under More settings, turn on "Background graphics" so the plots keep their colours;\n'
     "  5. Save, and upload that PDF where your course asks for the report."
 )
 
@@ -49,7 +49,7 @@ PRINT_TO_PDF_STEPS = (
 NOT_SAVED_HERE = (
     "{path} not found: save the notebook (File > Save) and run this cell again. If it is saved elsewhere "
     "(on Colab: in your Google Drive), run export_report with its path in a new cell, e.g. "
-    "export_report(\"/content/drive/MyDrive/Colab Notebooks/{name}\")."
+    'export_report("/content/drive/MyDrive/Colab Notebooks/{name}").'
 )
 
 
@@ -66,9 +66,11 @@ def describe_optimizer(optimizer) -> str:
     The base lr is the group's ``initial_lr`` when a schedule has set one (`fit` scales ``lr``
     during training), else its ``lr``.
     """
-    groups = [f"group {i} ({sum(p.numel() for p in g['params']):,} parameters): lr {g.get('initial_lr', g['lr']):g}, "
-              f"momentum {g.get('momentum', '-')}, weight_decay {g.get('weight_decay', '-')}"
-              for i, g in enumerate(optimizer.param_groups)]
+    groups = [
+        f"group {i} ({sum(p.numel() for p in g['params']):,} parameters): lr {g.get('initial_lr', g['lr']):g}, "
+        f"momentum {g.get('momentum', '-')}, weight_decay {g.get('weight_decay', '-')}"
+        for i, g in enumerate(optimizer.param_groups)
+    ]
     return f"{type(optimizer).__name__}; " + "; ".join(groups)
 
 
@@ -110,8 +112,9 @@ def graded_by_hand(notebook) -> list[GradedByHand]:
         before = _source(cells[index - 1]) if index and cells[index - 1].get("cell_type") == "markdown" else ""
         if cell.get("cell_type") == "markdown" and nbgrader.get("grade") and nbgrader.get("solution"):
             grade_id = str(nbgrader.get("grade_id", cell.get("id", index)))
-            found.append(GradedByHand(index, grade_id, _heading(before) or grade_id,
-                                      float(nbgrader.get("points", 0)), "text"))
+            found.append(
+                GradedByHand(index, grade_id, _heading(before) or grade_id, float(nbgrader.get("points", 0)), "text")
+            )
         elif ssl_lab.get("graded_by_hand"):
             cell_id = str(nbgrader.get("grade_id") or cell.get("id") or index)
             found.append(GradedByHand(index, cell_id, str(ssl_lab["graded_by_hand"]), None, "output"))
@@ -122,7 +125,8 @@ def _has_figure(cell) -> bool:
     return cell.get("cell_type") == "code" and any(
         output.get("output_type") in ("display_data", "execute_result")
         and any(mime.startswith("image/") for mime in output.get("data", {}))
-        for output in cell.get("outputs", []))
+        for output in cell.get("outputs", [])
+    )
 
 
 def report_notebook(notebook):
@@ -157,8 +161,9 @@ def pdf_engine() -> str | None:
     return shutil.which("xelatex")
 
 
-def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf: bool | None = None,
-                  missing_ok: bool = False) -> Path | None:
+def export_report(
+    notebook_path: str | Path, out: str | Path | None = None, pdf: bool | None = None, missing_ok: bool = False
+) -> Path | None:
     """Write the notebook's report (see the module docstring) as PDF, or as HTML with print steps.
 
     Args:
@@ -188,11 +193,13 @@ def export_report(notebook_path: str | Path, out: str | Path | None = None, pdf:
         raise FileNotFoundError(
             f"{path} not found (looked in {Path.cwd()}). Save the notebook (File > Save), then pass its path; "
             "on Colab, open it from Google Drive, mount Drive and pass e.g. "
-            "'/content/drive/MyDrive/Colab Notebooks/<name>.ipynb'.")
+            "'/content/drive/MyDrive/Colab Notebooks/<name>.ipynb'."
+        )
     reduced = report_notebook(nbformat.read(path, as_version=4))
     use_pdf = pdf_engine() is not None if pdf is None else pdf
     exporter = (PDFExporter if use_pdf else HTMLExporter)(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
     body, _ = exporter.from_notebook_node(reduced, resources={"metadata": {"name": f"{path.stem} report"}})
     suffix = ".pdf" if use_pdf else ".html"
     target = Path(out) if out is not None else path.with_name(f"{path.stem}-report{suffix}")

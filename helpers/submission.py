@@ -29,8 +29,13 @@ FULL_CREDIT_ACCURACY = 0.75
 BONUS_ACCURACY = 0.85
 
 
-def classifier_accuracy(classifier: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                  device: str | torch.device | None = None, batch_size: int = 1024) -> float:
+def classifier_accuracy(
+    classifier: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: str | torch.device | None = None,
+    batch_size: int = 1024,
+) -> float:
     """The fraction of images the classifier labels correctly, as the grader measures it.
 
     Args:
@@ -63,8 +68,13 @@ def verdict(accuracy: float) -> str:
     return f"Below {full}. Check parts 1a, 2 and 4, pre-train for the full recipe, and see part 5 for full fine-tuning."
 
 
-def check_submission(checkpoint: str | os.PathLike, test_images: torch.Tensor, test_labels: torch.Tensor,
-                     notebook: str = "simclr_homework.ipynb", device: str | torch.device | None = None) -> float:
+def check_submission(
+    checkpoint: str | os.PathLike,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    notebook: str = "simclr_homework.ipynb",
+    device: str | torch.device | None = None,
+) -> float:
     """Check the two files of the homework's submission and print what the grader will see.
 
     Loads `checkpoint` with the grader's loader (`helpers.checkpoint.load_classifier`),
@@ -94,8 +104,10 @@ def check_submission(checkpoint: str | os.PathLike, test_images: torch.Tensor, t
     classifier = load_classifier(path, map_location=device)  # the grader's loader: raises CheckpointError if broken
     print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB, loads with helpers.checkpoint.load_classifier")
     accuracy = classifier_accuracy(classifier, test_images, test_labels, device)
-    print(f"test accuracy of {path}: {100 * accuracy:.2f} % on {len(test_labels):,} test images"
-          + ("  (smoke mode: a subset, meaningless)" if smoke_mode() else ""))
+    print(
+        f"test accuracy of {path}: {100 * accuracy:.2f} % on {len(test_labels):,} test images"
+        + ("  (smoke mode: a subset, meaningless)" if smoke_mode() else "")
+    )
     print(verdict(accuracy))
     if Path(notebook).is_file():
         print(f"{notebook} is here. Save it (with outputs) before uploading.")

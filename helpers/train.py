@@ -121,8 +121,9 @@ SMOKE_MONITOR_TEST = 128
 # ======================================================================================
 
 
-def lr_multiplier(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine",
-                  min_lr_ratio: float = 0.0) -> float:
+def lr_multiplier(
+    step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine", min_lr_ratio: float = 0.0
+) -> float:
     """The factor fit applies to every base learning rate at (0-based) optimiser `step`.
 
     Linear warmup (Goyal et al. 2017, https://arxiv.org/abs/1706.02677) over `warmup_steps`:
@@ -151,6 +152,7 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int = 0, schedule: 
 # ======================================================================================
 # fit
 # ======================================================================================
+
 
 def _module_device(module: torch.nn.Module) -> torch.device | None:
     for tensor in module.parameters():
@@ -348,8 +350,10 @@ def fit(
         if checkpoint_path is not None:
             checkpoint_path = smoke_path(checkpoint_path)
         where = f", checkpoint {checkpoint_path}" if checkpoint_path else ""
-        say(f"Smoke mode is on (SSL_LAB_SMOKE): {images.shape[0]} images, 1 epoch, batch size {batch_size}{where}. "
-            "Unset SSL_LAB_SMOKE to train for real.")
+        say(
+            f"Smoke mode is on (SSL_LAB_SMOKE): {images.shape[0]} images, 1 epoch, batch size {batch_size}{where}. "
+            "Unset SSL_LAB_SMOKE to train for real."
+        )
 
     # ---------------------------------------------------------------- devices, data, precision
     if device is not None:
@@ -397,27 +401,40 @@ def fit(
     for group in optimizer.param_groups:  # base learning rates: captured once, like torch schedulers
         group.setdefault("initial_lr", group["lr"])
     config = {
-        "epochs": int(epochs), "batch_size": int(batch_size), "seed": int(seed), "views": int(views),
-        "num_images": int(num_images), "smoke": smoke, "warmup_epochs": float(warmup_epochs),
-        "schedule": schedule, "min_lr_ratio": float(min_lr_ratio), "steps_per_epoch": int(steps_per_epoch),
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "views": int(views),
+        "num_images": int(num_images),
+        "smoke": smoke,
+        "warmup_epochs": float(warmup_epochs),
+        "schedule": schedule,
+        "min_lr_ratio": float(min_lr_ratio),
+        "steps_per_epoch": int(steps_per_epoch),
     }
 
     # ---------------------------------------------------------------- resume
     history = History()
     start_epoch = 0
     if checkpoint_path is not None and resume and checkpoint_path.exists():
-        restored = restore_training_state(checkpoint_path, config=config, model=model, optimizer=optimizer,
-                                          extra_state=extra_state, scaler=scaler)
+        restored = restore_training_state(
+            checkpoint_path, config=config, model=model, optimizer=optimizer, extra_state=extra_state, scaler=scaler
+        )
         history, start_epoch = restored.history, restored.finished_epochs
         if start_epoch >= epochs:
-            say(f"Loaded {checkpoint_path}: training already finished ({start_epoch} epochs"
-                + (f", {epochs} asked for" if start_epoch != epochs else "") + "); nothing to train. "
-                "Pass resume=False to train again.")
+            say(
+                f"Loaded {checkpoint_path}: training already finished ({start_epoch} epochs"
+                + (f", {epochs} asked for" if start_epoch != epochs else "")
+                + "); nothing to train. "
+                "Pass resume=False to train again."
+            )
             return history
         say(f"Resuming from {checkpoint_path}: {start_epoch} of {epochs} epochs done.")
         if restored.notes:
-            say("  Note: " + "; ".join(restored.notes) + " -- the learning-rate schedule of the remaining epochs is "
-                "recomputed, so the result differs from a single uninterrupted run with either setting.")
+            say(
+                "  Note: " + "; ".join(restored.notes) + " -- the learning-rate schedule of the remaining epochs is "
+                "recomputed, so the result differs from a single uninterrupted run with either setting."
+            )
 
     # ---------------------------------------------------------------- model set-up
     if use_channels_last:
@@ -431,8 +448,18 @@ def fit(
                 model.compile()
         else:
             say("compile=True needs CUDA; training without torch.compile.")
-    batches = Batches(images, labels, views=views, batch_size=batch_size, drop_last=drop_last, augment=augment,
-                      device=device, channels_last=use_channels_last, seed=seed, num_workers=num_workers)
+    batches = Batches(
+        images,
+        labels,
+        views=views,
+        batch_size=batch_size,
+        drop_last=drop_last,
+        augment=augment,
+        device=device,
+        channels_last=use_channels_last,
+        seed=seed,
+        num_workers=num_workers,
+    )
     base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     total_steps = epochs * steps_per_epoch
     warmup_steps = min(total_steps, round(warmup_epochs * steps_per_epoch))
@@ -443,9 +470,17 @@ def fit(
     scaling = scaler.attached(model, optimizer) if scaler is not None else contextlib.nullcontext()
 
     def save_state(finished_epochs: int) -> None:
-        save_training_state(checkpoint_path, config=config, finished_epochs=finished_epochs, model=model,
-                            optimizer=optimizer, extra_state=extra_state, scaler=scaler, base_lrs=base_lrs,
-                            history=history)
+        save_training_state(
+            checkpoint_path,
+            config=config,
+            finished_epochs=finished_epochs,
+            model=model,
+            optimizer=optimizer,
+            extra_state=extra_state,
+            scaler=scaler,
+            base_lrs=base_lrs,
+            history=history,
+        )
 
     epoch = start_epoch
     saved_epochs = start_epoch  # epochs the training-state file holds
@@ -459,8 +494,13 @@ def fit(
                 losses, correct = _Mean(), _Mean()
                 seen, has_accuracy = 0, False
                 postfix_every = max(1, steps_per_epoch // 20)
-                bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                           disable=not progress, dynamic_ncols=True)
+                bar = tqdm(
+                    total=steps_per_epoch,
+                    desc=f"epoch {epoch + 1}/{epochs}",
+                    leave=False,
+                    disable=not progress,
+                    dynamic_ncols=True,
+                )
                 try:
                     for i, (a, b) in enumerate(batches.epoch(epoch)):
                         global_step = epoch * steps_per_epoch + i
@@ -497,8 +537,14 @@ def fit(
                 if monitor is not None and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
                     value = _as_float(monitor(model))
                     model.train()
-                history.append(epoch=epoch + 1, loss=mean_loss, monitor=value, lr=optimizer.param_groups[0]["lr"],
-                               seconds=0.0, train_accuracy=train_accuracy)
+                history.append(
+                    epoch=epoch + 1,
+                    loss=mean_loss,
+                    monitor=value,
+                    lr=optimizer.param_groups[0]["lr"],
+                    seconds=0.0,
+                    train_accuracy=train_accuracy,
+                )
                 if on_epoch_end is not None:
                     extra = on_epoch_end(epoch + 1, history)
                     if extra is not None:
@@ -512,8 +558,10 @@ def fit(
                 history.seconds[-1] = time.perf_counter() - started
                 say(_summary(history, epochs, monitor_label, scaler))
                 if not math.isfinite(mean_loss):
-                    say(f"  Warning: the loss is {mean_loss}; training has diverged. Lower the learning rate "
-                        "(or check the loss function) and start again with resume=False.")
+                    say(
+                        f"  Warning: the loss is {mean_loss}; training has diverged. Lower the learning rate "
+                        "(or check the loss function) and start again with resume=False."
+                    )
                 stop = bool(stop_after_epoch(epoch + 1, history)) if stop_after_epoch is not None else False
                 if checkpoint_path is not None and (
                     stop or epoch + 1 == epochs or time.perf_counter() - last_write >= 60.0 * checkpoint_minutes
@@ -529,8 +577,10 @@ def fit(
             where = f"{checkpoint_path} holds {saved_epochs} finished epochs"
         else:
             where = "no checkpoint= was given"
-        say(f"Interrupted in epoch {epoch + 1}; {where}. Run the cell again to "
-            + ("continue from there." if checkpoint_path else "start over."))
+        say(
+            f"Interrupted in epoch {epoch + 1}; {where}. Run the cell again to "
+            + ("continue from there." if checkpoint_path else "start over.")
+        )
         raise
     return history
 

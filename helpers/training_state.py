@@ -67,8 +67,13 @@ def _rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
-        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
     }
 
 
@@ -80,8 +85,15 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
     np_state = state["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
 
 
 def _save_atomically(payload: dict, path: Path) -> None:
@@ -90,9 +102,18 @@ def _save_atomically(payload: dict, path: Path) -> None:
     write_atomically(path, lambda file: torch.save(payload, file))
 
 
-def save_training_state(path: Path, *, config: Mapping[str, Any], finished_epochs: int, model: torch.nn.Module,
-                        optimizer: torch.optim.Optimizer, extra_state: Mapping[str, Any], scaler: Any,
-                        base_lrs: list[float], history: History) -> None:
+def save_training_state(
+    path: Path,
+    *,
+    config: Mapping[str, Any],
+    finished_epochs: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra_state: Mapping[str, Any],
+    scaler: Any,
+    base_lrs: list[float],
+    history: History,
+) -> None:
     """Write the training state of a run after `finished_epochs` epochs to `path`, atomically.
 
     Args:
@@ -103,12 +124,17 @@ def save_training_state(path: Path, *, config: Mapping[str, Any], finished_epoch
     """
     _save_atomically(
         {
-            "format": TRAINING_STATE_FORMAT, "version": TRAINING_STATE_VERSION, "config": dict(config),
-            "finished_epochs": int(finished_epochs), "model": model.state_dict(),
+            "format": TRAINING_STATE_FORMAT,
+            "version": TRAINING_STATE_VERSION,
+            "config": dict(config),
+            "finished_epochs": int(finished_epochs),
+            "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "extra_state": {name: obj.state_dict() for name, obj in extra_state.items()},
             "loss_scaler": scaler.state_dict() if scaler is not None else None,
-            "base_lrs": list(base_lrs), "history": history.to_dict(), "rng": _rng_state(),
+            "base_lrs": list(base_lrs),
+            "history": history.to_dict(),
+            "rng": _rng_state(),
         },
         path,
     )
@@ -142,8 +168,11 @@ def _check_config(saved: Mapping[str, Any], current: Mapping[str, Any], path: Pa
             f"{path} was written by a {'smoke' if saved.get('smoke') else 'full'} run and this is a "
             f"{'smoke' if current['smoke'] else 'full'} run. Use another checkpoint= path or resume=False."
         )
-    different = [f"{key}={saved.get(key)!r} there, {current[key]!r} now" for key in _STRICT_CONFIG
-                 if saved.get(key) != current[key]]
+    different = [
+        f"{key}={saved.get(key)!r} there, {current[key]!r} now"
+        for key in _STRICT_CONFIG
+        if saved.get(key) != current[key]
+    ]
     if different:
         raise TrainingStateError(
             f"the checkpoint {path} was written by a different training run ({'; '.join(different)}); "
@@ -174,9 +203,15 @@ class Restored:
     notes: list[str]
 
 
-def restore_training_state(path: Path, *, config: Mapping[str, Any], model: torch.nn.Module,
-                           optimizer: torch.optim.Optimizer, extra_state: Mapping[str, Any],
-                           scaler: Any) -> Restored:
+def restore_training_state(
+    path: Path,
+    *,
+    config: Mapping[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra_state: Mapping[str, Any],
+    scaler: Any,
+) -> Restored:
     """Load the training state at `path` into `model`, `optimizer`, `extra_state` and `scaler`.
 
     Also sets every parameter group's ``initial_lr`` to the saved base learning rate and every

@@ -101,7 +101,7 @@ def calibration_classifier() -> LinearClassifier:
                     pass_channel_zero(block.downsample[1])
         classifier.fc.weight.zero_()
         classifier.fc.weight[:, 0] = 2 * levels  # (10, 512): only feature 0 counts
-        classifier.fc.bias.copy_(-levels**2)
+        classifier.fc.bias.copy_(-(levels**2))
     return classifier.eval()
 
 
@@ -124,8 +124,11 @@ def calibration_test_split(total: int, correct: int, seed: int = 0) -> TestSplit
     labels = shown.clone()
     wrong = torch.randperm(total, generator=generator)[correct:]  # images whose label is another class
     labels[wrong] = (shown[wrong] + 1 + torch.randint(0, 9, (len(wrong),), generator=generator)) % 10
-    return TestSplit(images, labels.to(torch.int64),
-                     f"calibration split ({total:,} synthetic images, {correct:,} labelled as their class)")
+    return TestSplit(
+        images,
+        labels.to(torch.int64),
+        f"calibration split ({total:,} synthetic images, {correct:,} labelled as their class)",
+    )
 
 
 def save_calibration_checkpoint(folder: Path) -> Path:
@@ -159,13 +162,30 @@ def run_graded(submission: Path) -> tuple[ResultsPlugin, dict]:
     sys.modules.pop("autograder.tests.test_checkpoint", None)
     plugin = ResultsPlugin("simclr_homework", TASKS)
     context = SimpleNamespace(submission_dir=submission, extracted=SimpleNamespace(task_problem=lambda task: None))
-    code = pytest.main([str(GRADED_MODULE), "-c", str(GRADED_TESTS / "pytest.ini"), "--rootdir", str(GRADED_TESTS),
-                        "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:terminal",
-                        "-W", "ignore::DeprecationWarning"],
-                       plugins=[plugin, _ContextPlugin(context)])
+    code = pytest.main(
+        [
+            str(GRADED_MODULE),
+            "-c",
+            str(GRADED_TESTS / "pytest.ini"),
+            "--rootdir",
+            str(GRADED_TESTS),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:timeout",
+            "-p",
+            "no:terminal",
+            "-W",
+            "ignore::DeprecationWarning",
+        ],
+        plugins=[plugin, _ContextPlugin(context)],
+    )
     assert code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), code
-    error = ("The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)
-             if plugin.grader_errors else None)
+    error = (
+        "The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)
+        if plugin.grader_errors
+        else None
+    )
     return plugin, build_results(plugin, [], 0.0, error=error)
 
 

@@ -25,8 +25,9 @@ def png_base64(colour: tuple[int, int, int] = (200, 30, 30)) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def executed(assignment: str, answers: dict[str, str] | None = None, report_text: str = "",
-             folder: str = "solutions") -> nbformat.NotebookNode:
+def executed(
+    assignment: str, answers: dict[str, str] | None = None, report_text: str = "", folder: str = "solutions"
+) -> nbformat.NotebookNode:
     """The `folder` notebook of `assignment` with answers and outputs filled in."""
     nb = nbformat.read(PROJECT_ROOT / folder / f"{assignment}.ipynb", as_version=4)
     for cell in nb.cells:
@@ -36,8 +37,9 @@ def executed(assignment: str, answers: dict[str, str] | None = None, report_text
         if cell.cell_type != "code":
             continue
         if "plot_history(" in cell.source or "plot_curves(" in cell.source or "show_images(" in cell.source:
-            cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png_base64(),
-                                                                           "text/plain": "<Figure>"})]
+            cell.outputs = [
+                nbformat.v4.new_output("display_data", data={"image/png": png_base64(), "text/plain": "<Figure>"})
+            ]
         if cell.get("id") == "report" and report_text:
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=report_text)]
     return nb

@@ -44,8 +44,14 @@ def readable_python() -> tuple[str | None, str]:
         return str(python), ""
     shutil.rmtree(ROOT, ignore_errors=True)
     subprocess.run([system, "-m", "venv", "--without-pip", str(ROOT)], check=True, capture_output=True)
-    target = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 check=True, capture_output=True, text=True).stdout.strip())
+    target = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     shutil.rmtree(target, ignore_errors=True)
     try:
         subprocess.run(["cp", "-al", str(source), str(target)], check=True, capture_output=True)

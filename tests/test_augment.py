@@ -108,8 +108,13 @@ def torchvision_view(image: torch.Tensor, params: dict, i: int, size: int = 32) 
     """Image i's view made by torchvision.transforms.v2.functional, one op at a time, in the
     seeds' order, with image i's parameters. Shape: (3, H, W) float -> (3, size, size)."""
     out = TF.resized_crop(
-        image, int(params["crop_top"][i]), int(params["crop_left"][i]),
-        int(params["crop_height"][i]), int(params["crop_width"][i]), [size, size], antialias=False,
+        image,
+        int(params["crop_top"][i]),
+        int(params["crop_left"][i]),
+        int(params["crop_height"][i]),
+        int(params["crop_width"][i]),
+        [size, size],
+        antialias=False,
     )
     if params["flip"][i]:
         out = TF.horizontal_flip(out)
@@ -169,15 +174,17 @@ def test_crop_boxes_lie_inside_the_image_and_in_range():
     assert params["crop_aspect_ratio"].min() < 0.78 and params["crop_aspect_ratio"].max() > 1.28
 
 
-@pytest.mark.parametrize(("scale", "ratio", "image_size"), [((0.9, 1.0), (3.0, 4.0), (32, 32)),
-                                                             ((0.9, 1.0), (0.2, 0.3), (32, 48)),
-                                                             ((1.0, 1.0), (2.0, 2.0), (20, 40))])
+@pytest.mark.parametrize(
+    ("scale", "ratio", "image_size"),
+    [((0.9, 1.0), (3.0, 4.0), (32, 32)), ((0.9, 1.0), (0.2, 0.3), (32, 48)), ((1.0, 1.0), (2.0, 2.0), (20, 40))],
+)
 def test_central_crop_fallback_equals_torchvision(scale, ratio, image_size):
     """When no try fits, is the box torchvision's central-crop fallback?"""
     torch.manual_seed(0)
     expected = v2.RandomResizedCrop.get_params(torch.zeros(3, *image_size), list(scale), list(ratio))
     params = BatchTwoViewAugment(crop_scale=scale, crop_ratio=ratio).sample_params(
-        64, generator=generator(3), image_size=image_size)
+        64, generator=generator(3), image_size=image_size
+    )
     for key, value in zip(("crop_top", "crop_left", "crop_height", "crop_width"), expected):
         assert params[key].tolist() == [value] * 64, f"{key}: {params[key][:4].tolist()} instead of {value}"
 
@@ -186,8 +193,10 @@ def test_central_crop_fallback_equals_torchvision(scale, ratio, image_size):
     ("kwargs", "expected"),
     [
         ({}, {"flip": 0.5, "jitter": 0.8, "grayscale": 0.2, "blur": 0.5}),  # the seeds' pipeline
-        ({"flip_p": 0.1, "jitter_p": 0.3, "gray_p": 0.6, "blur_p": 0.9},
-         {"flip": 0.1, "jitter": 0.3, "grayscale": 0.6, "blur": 0.9}),
+        (
+            {"flip_p": 0.1, "jitter_p": 0.3, "gray_p": 0.6, "blur_p": 0.9},
+            {"flip": 0.1, "jitter": 0.3, "grayscale": 0.6, "blur": 0.9},
+        ),
     ],
 )
 def test_random_apply_rates(kwargs, expected):
@@ -202,20 +211,26 @@ def test_random_apply_rates(kwargs, expected):
     assert abs(both - expected["flip"] * expected["grayscale"]) < 0.02
 
 
-@pytest.mark.parametrize(("s", "factor_range", "hue_range"), [(0.5, (0.6, 1.4), (-0.1, 0.1)),
-                                                              (1.0, (0.2, 1.8), (-0.2, 0.2))])
+@pytest.mark.parametrize(
+    ("s", "factor_range", "hue_range"), [(0.5, (0.6, 1.4), (-0.1, 0.1)), (1.0, (0.2, 1.8), (-0.2, 0.2))]
+)
 def test_jitter_factors_are_uniform_in_colorjitter_ranges(s, factor_range, hue_range):
     """ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s): factors uniform in [1 - 0.8 s, 1 + 0.8 s], hue in ±0.2 s."""
     params = BatchTwoViewAugment(s=s).sample_params(20_000, generator=generator(5))
-    for key, (low, high) in [("brightness", factor_range), ("contrast", factor_range),
-                             ("saturation", factor_range), ("hue", hue_range)]:
+    for key, (low, high) in [
+        ("brightness", factor_range),
+        ("contrast", factor_range),
+        ("saturation", factor_range),
+        ("hue", hue_range),
+    ]:
         values = params[key]
         width = high - low
         assert values.min() >= low and values.max() <= high, f"{key} leaves [{low}, {high}]"
         assert values.min() < low + 0.01 * width and values.max() > high - 0.01 * width, f"{key} misses its ends"
         quartiles = torch.quantile(values, torch.tensor([0.25, 0.5, 0.75]))
-        torch.testing.assert_close(quartiles, torch.tensor([low + width / 4, low + width / 2, low + 3 * width / 4]),
-                                   atol=0.02 * width, rtol=0)
+        torch.testing.assert_close(
+            quartiles, torch.tensor([low + width / 4, low + width / 2, low + 3 * width / 4]), atol=0.02 * width, rtol=0
+        )
     # different factors of one image are independent draws
     assert abs(torch.corrcoef(torch.stack((params["brightness"], params["contrast"])))[0, 1]) < 0.05
 
@@ -287,8 +302,18 @@ def test_crop_equals_torchvision_resized_crop(flip, image_size, size):
 
 @pytest.mark.parametrize(
     ("op", "factor"),
-    [(BRIGHTNESS, 0.6), (BRIGHTNESS, 1.4), (CONTRAST, 0.6), (CONTRAST, 1.4), (SATURATION, 0.6),
-     (SATURATION, 1.4), (SATURATION, 0.0), (HUE, -0.1), (HUE, 0.1), (HUE, 0.5)],
+    [
+        (BRIGHTNESS, 0.6),
+        (BRIGHTNESS, 1.4),
+        (CONTRAST, 0.6),
+        (CONTRAST, 1.4),
+        (SATURATION, 0.6),
+        (SATURATION, 1.4),
+        (SATURATION, 0.0),
+        (HUE, -0.1),
+        (HUE, 0.1),
+        (HUE, 0.5),
+    ],
 )
 def test_single_colour_op_equals_torchvision(op, factor):
     """One jitter op (the others neutral): equals v2.functional.adjust_<op> with the same factor."""
@@ -299,8 +324,12 @@ def test_single_colour_op_equals_torchvision(op, factor):
     params["jitter"][:] = True
     params["jitter_order"] = torch.tensor([op] + [o for o in range(4) if o != op]).repeat(n, 1)
     params[JITTER_OPS[op]] = torch.full((n,), factor)
-    functional = {BRIGHTNESS: TF.adjust_brightness, CONTRAST: TF.adjust_contrast,
-                  SATURATION: TF.adjust_saturation, HUE: TF.adjust_hue}[op]
+    functional = {
+        BRIGHTNESS: TF.adjust_brightness,
+        CONTRAST: TF.adjust_contrast,
+        SATURATION: TF.adjust_saturation,
+        HUE: TF.adjust_hue,
+    }[op]
     expected = torch.stack([functional(x[i], factor) for i in range(n)])
     torch.testing.assert_close(BatchTwoViewAugment().apply(x, params), expected, atol=1e-5, rtol=0)
 
@@ -324,7 +353,9 @@ def test_blur_equals_torchvision_with_a_sigma_per_image():
     params["blur"][:] = True
     params["blur_sigma"] = torch.linspace(0.1, 2.0, n)
     out = BatchTwoViewAugment().apply(x, params)
-    expected = torch.stack([TF.gaussian_blur(x[i], [3, 3], [s, s]) for i, s in enumerate(params["blur_sigma"].tolist())])
+    expected = torch.stack(
+        [TF.gaussian_blur(x[i], [3, 3], [s, s]) for i, s in enumerate(params["blur_sigma"].tolist())]
+    )
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
     # and the sigmas really differ: the strongest blur is not the weakest
     assert (out[0] - out[-1]).abs().max() > 0.01 or (expected[0] - expected[-1]).abs().max() < 0.01
@@ -351,8 +382,14 @@ def test_full_pipeline_equals_torchvision_image_by_image(seed):
 # ---------------------------------------------------------------------------- (c) behaviour
 @pytest.mark.parametrize(
     ("shape", "dtype"),
-    [((6, 32, 32, 3), torch.uint8), ((6, 3, 32, 32), torch.uint8), ((6, 3, 32, 32), torch.float32),
-     ((6, 3, 32, 32), torch.float64), ((6, 40, 48, 3), torch.uint8), ((1, 3, 32, 32), torch.float32)],
+    [
+        ((6, 32, 32, 3), torch.uint8),
+        ((6, 3, 32, 32), torch.uint8),
+        ((6, 3, 32, 32), torch.float32),
+        ((6, 3, 32, 32), torch.float64),
+        ((6, 40, 48, 3), torch.uint8),
+        ((1, 3, 32, 32), torch.float32),
+    ],
 )
 @pytest.mark.parametrize("size", [32, 24])
 def test_output_shape_dtype_and_range(shape, dtype, size):
@@ -415,9 +452,11 @@ def test_empty_batch_gives_empty_views():
 
 @pytest.mark.parametrize(
     ("images", "message"),
-    [(torch.zeros(32, 32, 3, dtype=torch.uint8), "images\\[None\\]"),
-     (torch.zeros(2, 32, 32, 4, dtype=torch.uint8), "channel"),
-     (torch.zeros(2, 3, 32, 32, dtype=torch.int32), "uint8 or floating point")],
+    [
+        (torch.zeros(32, 32, 3, dtype=torch.uint8), "images\\[None\\]"),
+        (torch.zeros(2, 32, 32, 4, dtype=torch.uint8), "channel"),
+        (torch.zeros(2, 3, 32, 32, dtype=torch.int32), "uint8 or floating point"),
+    ],
 )
 def test_bad_inputs_raise_errors_that_say_what_to_do(images, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -431,8 +470,9 @@ def test_params_for_another_image_size_are_rejected():
         augment.apply(torch.rand(2, 3, 40, 40), params)
 
 
-@pytest.mark.parametrize("kwargs", [{"crop_scale": (0.0, 1.0)}, {"blur_kernel": 4}, {"gray_p": 1.5},
-                                    {"s": 3.0}, {"blur_sigma": (0.0, 1.0)}])
+@pytest.mark.parametrize(
+    "kwargs", [{"crop_scale": (0.0, 1.0)}, {"blur_kernel": 4}, {"gray_p": 1.5}, {"s": 3.0}, {"blur_sigma": (0.0, 1.0)}]
+)
 def test_invalid_configurations_are_rejected(kwargs):
     with pytest.raises(ValueError):
         BatchTwoViewAugment(**kwargs)
@@ -478,8 +518,21 @@ def test_benchmark_smoke_run_writes_its_record(tmp_path):
     files = list(tmp_path.glob("augment_throughput-*.json"))
     assert len(files) == 1 and files[0].name == f"augment_throughput-{record['device_slug']}.json"
     saved = json.loads(files[0].read_text())
-    for key in ("date", "command", "device", "device_name", "torch_version", "cpu_count", "batch_size",
-                "workers", "per_image_images_per_s", "batched_images_per_s", "ratio", "unit", "smoke"):
+    for key in (
+        "date",
+        "command",
+        "device",
+        "device_name",
+        "torch_version",
+        "cpu_count",
+        "batch_size",
+        "workers",
+        "per_image_images_per_s",
+        "batched_images_per_s",
+        "ratio",
+        "unit",
+        "smoke",
+    ):
         assert key in saved, f"the record lacks {key!r}"
     assert saved["smoke"] is True and saved["device"] == "cpu" and saved["torch_version"] == torch.__version__
     assert saved["per_image_images_per_s"] > 0 and saved["batched_images_per_s"] > 0

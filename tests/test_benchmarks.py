@@ -35,54 +35,139 @@ SECONDS = {"type": "number", "minimum": 0.0}
 #: What every time-to-accuracy record must hold (the fields the results page and readers use).
 TIME_TO_ACCURACY_SCHEMA = {
     "type": "object",
-    "required": ["benchmark", "schema_version", "method", "smoke", "date", "command", "device", "device_name",
-                 "device_slug", "torch_version", "recipe", "epochs", "seconds_per_epoch", "epoch_seconds",
-                 "training_seconds", "knn_monitor_seconds", "total_seconds", "minutes", "sessions", "knn", "linear_probe", "accuracies",
-                 "reference_code", "data", "loss_per_epoch"],
+    "required": [
+        "benchmark",
+        "schema_version",
+        "method",
+        "smoke",
+        "date",
+        "command",
+        "device",
+        "device_name",
+        "device_slug",
+        "torch_version",
+        "recipe",
+        "epochs",
+        "seconds_per_epoch",
+        "epoch_seconds",
+        "training_seconds",
+        "knn_monitor_seconds",
+        "total_seconds",
+        "minutes",
+        "sessions",
+        "knn",
+        "linear_probe",
+        "accuracies",
+        "reference_code",
+        "data",
+        "loss_per_epoch",
+    ],
     "properties": {
         "benchmark": {"const": "time_to_accuracy"},
         "schema_version": {"const": tta.RECORD_SCHEMA_VERSION},
         "method": {"enum": ["simclr", "byol", "barlow"]},
         "smoke": {"type": "boolean"},
         "command": {"type": "string", "pattern": "^python benchmarks/time_to_accuracy.py --method "},
-        "device": {"type": "string"}, "device_name": {"type": "string"}, "torch_version": {"type": "string"},
+        "device": {"type": "string"},
+        "device_name": {"type": "string"},
+        "torch_version": {"type": "string"},
         "epochs": {"type": "integer", "minimum": 1},
-        "seconds_per_epoch": SECONDS, "training_seconds": SECONDS, "total_seconds": SECONDS, "minutes": SECONDS,
+        "seconds_per_epoch": SECONDS,
+        "training_seconds": SECONDS,
+        "total_seconds": SECONDS,
+        "minutes": SECONDS,
         "epoch_seconds": {"type": "array", "items": SECONDS, "minItems": 1},
         "loss_per_epoch": {"type": "array", "items": NUMBER, "minItems": 1},
         "recipe": {"type": "object", "required": ["method", "epochs", "batch_size", "lr", "knn_every"]},
-        "sessions": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["seconds", "first_epoch", "last_epoch", "command", "device_name"],
-            "properties": {"seconds": SECONDS}}},
-        "knn": {"type": "object", "required": ["per_epoch", "final", "best", "k", "milestones"], "properties": {
-            "final": ACCURACY, "best": ACCURACY,
-            "per_epoch": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["epoch", "accuracy", "elapsed_seconds"],
-                "properties": {"epoch": {"type": "integer"}, "accuracy": ACCURACY, "elapsed_seconds": SECONDS}}}}},
-        "linear_probe": {"type": "object", "required": ["accuracy", "train_accuracy", "weight_decay", "seconds"],
-                         "properties": {"accuracy": ACCURACY, "train_accuracy": ACCURACY, "seconds": SECONDS}},
-        "accuracies": {"type": "object", "required": ["knn_final", "linear_probe"],
-                       "properties": {"knn_final": ACCURACY, "linear_probe": ACCURACY}},
-        "reference_code": {"type": "object", "required": ["notebook", "sha256"],
-                           "properties": {"notebook": {"const": "solutions/ssl_methods.ipynb"}}},
+        "sessions": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["seconds", "first_epoch", "last_epoch", "command", "device_name"],
+                "properties": {"seconds": SECONDS},
+            },
+        },
+        "knn": {
+            "type": "object",
+            "required": ["per_epoch", "final", "best", "k", "milestones"],
+            "properties": {
+                "final": ACCURACY,
+                "best": ACCURACY,
+                "per_epoch": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["epoch", "accuracy", "elapsed_seconds"],
+                        "properties": {"epoch": {"type": "integer"}, "accuracy": ACCURACY, "elapsed_seconds": SECONDS},
+                    },
+                },
+            },
+        },
+        "linear_probe": {
+            "type": "object",
+            "required": ["accuracy", "train_accuracy", "weight_decay", "seconds"],
+            "properties": {"accuracy": ACCURACY, "train_accuracy": ACCURACY, "seconds": SECONDS},
+        },
+        "accuracies": {
+            "type": "object",
+            "required": ["knn_final", "linear_probe"],
+            "properties": {"knn_final": ACCURACY, "linear_probe": ACCURACY},
+        },
+        "reference_code": {
+            "type": "object",
+            "required": ["notebook", "sha256"],
+            "properties": {"notebook": {"const": "solutions/ssl_methods.ipynb"}},
+        },
     },
 }
 
 SEED_PIPELINE_SCHEMA = {
     "type": "object",
-    "required": ["benchmark", "method", "smoke", "command", "device_name", "torch_version", "fast_path",
-                 "seed_pipeline", "speedup", "speedup_train_only"],
+    "required": [
+        "benchmark",
+        "method",
+        "smoke",
+        "command",
+        "device_name",
+        "torch_version",
+        "fast_path",
+        "seed_pipeline",
+        "speedup",
+        "speedup_train_only",
+    ],
     "properties": {
         "benchmark": {"const": "seed_pipeline"},
-        "speedup": {"type": "number", "exclusiveMinimum": 0}, "speedup_train_only": {"type": "number", "exclusiveMinimum": 0},
-        "fast_path": {"type": "object", "required": ["epochs", "seconds_per_epoch", "train_seconds_per_epoch"],
-                      "properties": {"seconds_per_epoch": SECONDS, "epochs": {"type": "array", "minItems": 1}}},
-        "seed_pipeline": {"type": "object", "required": ["settings", "epochs", "seconds_per_epoch",
-                                                         "train_seconds_per_epoch", "eval_seconds_per_epoch"],
-                          "properties": {"seconds_per_epoch": SECONDS, "epochs": {"type": "array", "minItems": 1,
-                                         "items": {"type": "object", "required": ["train_seconds", "eval_seconds",
-                                                                                  "knn_accuracy", "loss"],
-                                                   "properties": {"knn_accuracy": ACCURACY}}}}},
+        "speedup": {"type": "number", "exclusiveMinimum": 0},
+        "speedup_train_only": {"type": "number", "exclusiveMinimum": 0},
+        "fast_path": {
+            "type": "object",
+            "required": ["epochs", "seconds_per_epoch", "train_seconds_per_epoch"],
+            "properties": {"seconds_per_epoch": SECONDS, "epochs": {"type": "array", "minItems": 1}},
+        },
+        "seed_pipeline": {
+            "type": "object",
+            "required": [
+                "settings",
+                "epochs",
+                "seconds_per_epoch",
+                "train_seconds_per_epoch",
+                "eval_seconds_per_epoch",
+            ],
+            "properties": {
+                "seconds_per_epoch": SECONDS,
+                "epochs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["train_seconds", "eval_seconds", "knn_accuracy", "loss"],
+                        "properties": {"knn_accuracy": ACCURACY},
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -120,7 +205,9 @@ def test_logistic_regression_matches_scikit_learn(weight_decay, classes):
     x = torch.randn(200, 6, generator=g, dtype=torch.float64).float()
     y = (x @ torch.randn(6, classes, generator=g) + 0.7 * torch.randn(200, classes, generator=g)).argmax(dim=1)
     weight, bias, iterations = fit_logistic_regression(x, y, classes, weight_decay, max_iter=1000, tolerance=1e-9)
-    reference = LogisticRegression(C=1.0 / (weight_decay * len(x)), tol=1e-10, max_iter=10_000).fit(x.numpy(), y.numpy())
+    reference = LogisticRegression(C=1.0 / (weight_decay * len(x)), tol=1e-10, max_iter=10_000).fit(
+        x.numpy(), y.numpy()
+    )
     probabilities = torch.softmax(x @ weight.T + bias, dim=1)  # (N, C)
     expected = torch.as_tensor(reference.predict_proba(x.numpy()), dtype=torch.float32)
     assert iterations > 0
@@ -175,7 +262,10 @@ def test_recipe_overrides_are_typed_and_checked():
     from helpers.recipes import BYOL
 
     assert tta.parse_recipe_overrides(BYOL, ["epochs=50", "base_lr=0.1", "ema_cosine=false"]) == {
-        "epochs": 50, "base_lr": 0.1, "ema_cosine": False}
+        "epochs": 50,
+        "base_lr": 0.1,
+        "ema_cosine": False,
+    }
     with pytest.raises(ValueError, match="known"):
         tta.parse_recipe_overrides(BYOL, ["learning_rate=0.1"])
     with pytest.raises(ValueError, match="--method"):
@@ -189,8 +279,17 @@ def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
     """With a 100 s budget and 20 s epochs (k-NN 4 s), epoch 3 of 10 (no k-NN) needs 1.05 * 20 + 2 s."""
     monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
     monitor.calls = [4.0]
-    clock = tta._RunClock(started=0.0, command="", device_name="", epochs=10, knn_every=5, budget_seconds=100.0,
-                          monitor=monitor, hooks=[], say=lambda *a, **k: None)
+    clock = tta._RunClock(
+        started=0.0,
+        command="",
+        device_name="",
+        epochs=10,
+        knn_every=5,
+        budget_seconds=100.0,
+        monitor=monitor,
+        hooks=[],
+        say=lambda *a, **k: None,
+    )
     clock.train_seconds = [20.0]
     assert clock._next_epoch_fits(2, now=elapsed) is fits
     # Epoch 5 runs the k-NN monitor: 1.05 * (20 + 4) + 2 = 27.2 s.
@@ -202,8 +301,17 @@ def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
 def test_budget_estimate_leaves_out_the_warm_up_epoch():
     """The first epoch of a run (warm-up included) is not the estimate once others exist."""
     monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
-    clock = tta._RunClock(started=0.0, command="", device_name="", epochs=100, knn_every=5, budget_seconds=100.0,
-                          monitor=monitor, hooks=[], say=lambda *a, **k: None)
+    clock = tta._RunClock(
+        started=0.0,
+        command="",
+        device_name="",
+        epochs=100,
+        knn_every=5,
+        budget_seconds=100.0,
+        monitor=monitor,
+        hooks=[],
+        say=lambda *a, **k: None,
+    )
     clock.train_seconds = [30.0, 10.0, 12.0]  # epoch 4 (no k-NN) needs 1.05 * 12 + 2 = 14.6 s
     assert clock._next_epoch_fits(3, now=85.0) is True and clock._next_epoch_fits(3, now=86.0) is False
     clock.train_seconds = [30.0]  # only the first: 1.05 * 30 + 2 = 33.5 s
@@ -214,8 +322,17 @@ def test_budget_estimate_leaves_out_the_warm_up_epoch():
 # Smoke runs of the benchmark (the solution notebook's models and steps, on the CPU)
 # ======================================================================================
 def bench(tmp: Path, method: str, *extra: str) -> dict:
-    argv = ["--method", method, "--smoke", "--run-dir", str(tmp / f"run-{method}"),
-            "--results-dir", str(tmp / "results"), "--no-progress", *extra]
+    argv = [
+        "--method",
+        method,
+        "--smoke",
+        "--run-dir",
+        str(tmp / f"run-{method}"),
+        "--results-dir",
+        str(tmp / "results"),
+        "--no-progress",
+        *extra,
+    ]
     return tta.main(argv)
 
 
@@ -227,8 +344,13 @@ def simclr_runs(tmp_path_factory):
     checkpoint = torch.load(tmp / "run-simclr" / "fit.pt", map_location="cpu", weights_only=True)
     results_after_first = sorted(p.name for p in (tmp / "results").glob("*.json")) if (tmp / "results").exists() else []
     second = bench(tmp, "simclr", "--epochs", "2", "--max-minutes", "0")
-    return {"tmp": tmp, "first": first, "checkpoint": checkpoint, "results_after_first": results_after_first,
-            "second": second}
+    return {
+        "tmp": tmp,
+        "first": first,
+        "checkpoint": checkpoint,
+        "results_after_first": results_after_first,
+        "second": second,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +388,8 @@ def test_smoke_run_writes_a_valid_record(final_records, method):
     knn_seconds = record["extra_per_epoch"]["knn_seconds"]
     assert len(knn_seconds) == record["epochs"] and all(s > 0 for s in knn_seconds)
     assert record["training_seconds"] + record["knn_monitor_seconds"] == pytest.approx(
-        sum(record["epoch_seconds"]), abs=1e-2)
+        sum(record["epoch_seconds"]), abs=1e-2
+    )
     assert record["training_seconds"] > 0
     assert record["total_seconds"] == pytest.approx(sum(s["seconds"] for s in record["sessions"]))
     assert record["total_seconds"] > sum(record["epoch_seconds"])
@@ -274,9 +397,13 @@ def test_smoke_run_writes_a_valid_record(final_records, method):
     assert [e["epoch"] for e in record["knn"]["per_epoch"]] == list(range(1, record["epochs"] + 1))
     assert record["knn"]["final"] == record["knn"]["per_epoch"][-1]["accuracy"] == record["accuracies"]["knn_final"]
     assert record["linear_probe"]["accuracy"] == record["accuracies"]["linear_probe"]
-    assert record["data"] == {"source": record["data"]["source"], "synthetic": True,
-                              "train_images": tta.SMOKE_TRAIN_IMAGES, "test_images": tta.SMOKE_TEST_IMAGES,
-                              "image_size": tta.SMOKE_IMAGE_SIZE}
+    assert record["data"] == {
+        "source": record["data"]["source"],
+        "synthetic": True,
+        "train_images": tta.SMOKE_TRAIN_IMAGES,
+        "test_images": tta.SMOKE_TEST_IMAGES,
+        "image_size": tta.SMOKE_IMAGE_SIZE,
+    }
 
 
 def test_byol_follows_the_recipe_ema_schedule(byol_runs):
@@ -344,8 +471,16 @@ def test_a_longer_checkpoint_than_asked_is_refused(simclr_runs):
 def test_another_recipe_does_not_resume_a_run(simclr_runs):
     """A run directory trained with one recipe refuses to continue with another (epochs aside)."""
     with pytest.raises(SystemExit, match=r"another recipe \(temperature: 0.5 there, 0.2 now\).*--fresh"):
-        bench(simclr_runs["tmp"], "simclr", "--epochs", "3", "--recipe", "temperature=0.2",
-              "--run-dir", str(simclr_runs["tmp"] / "run-simclr"))
+        bench(
+            simclr_runs["tmp"],
+            "simclr",
+            "--epochs",
+            "3",
+            "--recipe",
+            "temperature=0.2",
+            "--run-dir",
+            str(simclr_runs["tmp"] / "run-simclr"),
+        )
 
 
 def test_benchmark_runs_the_solution_notebooks_code():
@@ -353,10 +488,15 @@ def test_benchmark_runs_the_solution_notebooks_code():
     import inspect
 
     reference = tta.load_reference_code()
-    for obj, task in [(reference["simclr_train_step"], "simclr_step"), (reference["nt_xent"], "nt_xent"),
-                      (reference["byol_train_step"], "byol_step"), (reference["barlow_train_step"], "barlow_step"),
-                      (reference["EMA"].update, "ema"), (reference["SimCLRModel"].forward, "simclr_forward"),
-                      (reference["BYOLModel"].forward, "byol_forward")]:
+    for obj, task in [
+        (reference["simclr_train_step"], "simclr_step"),
+        (reference["nt_xent"], "nt_xent"),
+        (reference["byol_train_step"], "byol_step"),
+        (reference["barlow_train_step"], "barlow_step"),
+        (reference["EMA"].update, "ema"),
+        (reference["SimCLRModel"].forward, "simclr_forward"),
+        (reference["BYOLModel"].forward, "byol_forward"),
+    ]:
         assert inspect.getsource(obj).strip() in graded_cell_source(task), task
     assert not reference["simclr_train_step"].__module__.startswith("helpers")
     assert tta.load_reference_code() is reference  # loaded once per process
@@ -371,8 +511,19 @@ def graded_cell_source(task: str) -> str:
 
 def test_seed_pipeline_smoke(tmp_path):
     """`--seed-pipeline --smoke`: both pipelines timed in one run, one record with their ratio."""
-    result = tta.main(["--method", "simclr", "--seed-pipeline", "--smoke", "--results-dir", str(tmp_path),
-                       "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    result = tta.main(
+        [
+            "--method",
+            "simclr",
+            "--seed-pipeline",
+            "--smoke",
+            "--results-dir",
+            str(tmp_path),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     (path,) = tmp_path.glob("seed_pipeline-simclr-*-smoke.json")
     assert result["path"] == str(path)
     record = json.loads(path.read_text())
@@ -409,7 +560,10 @@ def test_seed_dataset_serves_pil_images_like_torchvision():
     assert view1.shape == view2.shape == (3, 32, 32) and view1.dtype == torch.float32
     assert 0.0 <= float(view1.min()) and float(view1.max()) <= 1.0
     assert {m: (s.lr, s.weight_decay, s.batch_size, s.num_workers) for m, s in SEED_SETTINGS.items()} == {
-        "simclr": (0.6, 0.0, 256, 10), "byol": (0.5, 1e-6, 256, 10), "barlow": (0.5, 1e-6, 256, 10)}
+        "simclr": (0.6, 0.0, 256, 10),
+        "byol": (0.5, 1e-6, 256, 10),
+        "barlow": (0.5, 1e-6, 256, 10),
+    }
 
 
 # ======================================================================================
@@ -417,20 +571,38 @@ def test_seed_dataset_serves_pil_images_like_torchvision():
 # ======================================================================================
 def gpu_record(method="simclr", epochs=100, minutes=9.5, knn=0.8312, probe=0.8567, name="NVIDIA H100 80GB HBM3"):
     return {
-        "benchmark": "time_to_accuracy", "schema_version": 1, "method": method, "smoke": False, "device": "cuda",
-        "device_name": name, "epochs": epochs, "minutes": minutes, "total_seconds": 60 * minutes,
-        "seconds_per_epoch_steady": 4.25, "knn": {"final": knn}, "linear_probe": {"accuracy": probe},
-        "sessions": [{"seconds": 60 * minutes}], "recipe_overrides": {"epochs": epochs}, "notes": [],
+        "benchmark": "time_to_accuracy",
+        "schema_version": 1,
+        "method": method,
+        "smoke": False,
+        "device": "cuda",
+        "device_name": name,
+        "epochs": epochs,
+        "minutes": minutes,
+        "total_seconds": 60 * minutes,
+        "seconds_per_epoch_steady": 4.25,
+        "knn": {"final": knn},
+        "linear_probe": {"accuracy": probe},
+        "sessions": [{"seconds": 60 * minutes}],
+        "recipe_overrides": {"epochs": epochs},
+        "notes": [],
         "command": f"python benchmarks/time_to_accuracy.py --method {method} --source .cifar --max-minutes 9",
     }
 
 
 def seed_record(method="simclr"):
-    return {"benchmark": "seed_pipeline", "method": method, "smoke": False, "device": "cuda",
-            "device_name": "NVIDIA H100 80GB HBM3", "speedup": 20.0, "speedup_train_only": 12.5,
-            "seed_pipeline": {"epochs": [{}, {}], "seconds_per_epoch": 90.0, "train_seconds_per_epoch": 50.0},
-            "fast_path": {"seconds_per_epoch": 4.5, "train_seconds_per_epoch": 4.0},
-            "command": "python benchmarks/time_to_accuracy.py --method simclr --source .cifar --seed-pipeline"}
+    return {
+        "benchmark": "seed_pipeline",
+        "method": method,
+        "smoke": False,
+        "device": "cuda",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "speedup": 20.0,
+        "speedup_train_only": 12.5,
+        "seed_pipeline": {"epochs": [{}, {}], "seconds_per_epoch": 90.0, "train_seconds_per_epoch": 50.0},
+        "fast_path": {"seconds_per_epoch": 4.5, "train_seconds_per_epoch": 4.0},
+        "command": "python benchmarks/time_to_accuracy.py --method simclr --source .cifar --seed-pipeline",
+    }
 
 
 def write_records(folder: Path, records: dict[str, dict]) -> Path:
@@ -444,26 +616,47 @@ def test_results_page_tables_come_from_the_records(tmp_path):
     """Each GPU record becomes a row with its numbers and its command; smoke and CPU runs do not."""
     smoke = {**gpu_record("byol"), "smoke": True}
     cpu = {**gpu_record("barlow"), "device": "cpu", "device_name": "Some CPU"}
-    folder = write_records(tmp_path / "results", {
-        "time_to_accuracy-simclr-100ep-h100.json": gpu_record(),
-        "time_to_accuracy-byol-100ep-h100-smoke.json": smoke,
-        "time_to_accuracy-barlow-100ep-cpu.json": cpu,
-        "seed_pipeline-simclr-h100.json": seed_record(),
-        "augment_throughput-cpu.json": {"benchmark": "augment_throughput", "device_name": "Some CPU",
-                                        "batch_size": 512, "workers": 2, "per_image_images_per_s": 1234.5,
-                                        "batched_images_per_s": 4321.0, "ratio": 3.5, "command": "python aug.py"},
-        "grade_time-cpu.json": {"benchmark": "grade_time", "command": "python benchmarks/grade_time.py",
-                                "machine": {"cpu": "Some CPU", "logical_cpus": 2}, "target_s": 20.0,
-                                "results": {"ssl_methods": {
-                                    "runs": [{"wall_s": 42.0, "load_1min_before": 0.5},
-                                             {"wall_s": 40.0, "load_1min_before": 0.7}],
-                                    "median_s": 41.0, "warm_median_s": 3.25, "all_full_score": True}}},
-    })
+    folder = write_records(
+        tmp_path / "results",
+        {
+            "time_to_accuracy-simclr-100ep-h100.json": gpu_record(),
+            "time_to_accuracy-byol-100ep-h100-smoke.json": smoke,
+            "time_to_accuracy-barlow-100ep-cpu.json": cpu,
+            "seed_pipeline-simclr-h100.json": seed_record(),
+            "augment_throughput-cpu.json": {
+                "benchmark": "augment_throughput",
+                "device_name": "Some CPU",
+                "batch_size": 512,
+                "workers": 2,
+                "per_image_images_per_s": 1234.5,
+                "batched_images_per_s": 4321.0,
+                "ratio": 3.5,
+                "command": "python aug.py",
+            },
+            "grade_time-cpu.json": {
+                "benchmark": "grade_time",
+                "command": "python benchmarks/grade_time.py",
+                "machine": {"cpu": "Some CPU", "logical_cpus": 2},
+                "target_s": 20.0,
+                "results": {
+                    "ssl_methods": {
+                        "runs": [{"wall_s": 42.0, "load_1min_before": 0.5}, {"wall_s": 40.0, "load_1min_before": 0.7}],
+                        "median_s": 41.0,
+                        "warm_median_s": 3.25,
+                        "all_full_score": True,
+                    }
+                },
+            },
+        },
+    )
     text = page.render_page(page.load_records(folder))
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 100 | 9.5 | 4.25 | 83.1 % | 85.7 % | 1 |" in text
     assert "BYOL" not in text.split("## Recipes")[0] and "Some CPU |" not in text.split("## Speed-up")[0]
     assert "| SimCLR | NVIDIA H100 80GB HBM3 | 2 | 90.00 | 4.50 | 20.0× | 50.00 | 4.00 | 12.5× |" in text
-    assert "| Some CPU | 512 | 2 | 1,234 | 4,321 | 3.50× |" in text or "| Some CPU | 512 | 2 | 1,235 | 4,321 | 3.50× |" in text
+    assert (
+        "| Some CPU | 512 | 2 | 1,234 | 4,321 | 3.50× |" in text
+        or "| Some CPU | 512 | 2 | 1,235 | 4,321 | 3.50× |" in text
+    )
     assert "## Grading time" in text
     assert "| ssl_methods | Some CPU (2 CPUs) | 2 | 41.0 | 3.2 | 20 | yes | 0.5–0.7 |" in text
     assert "`python benchmarks/time_to_accuracy.py --method simclr --source .cifar --max-minutes 9`" in text
@@ -472,8 +665,9 @@ def test_results_page_tables_come_from_the_records(tmp_path):
 
 def test_results_page_without_gpu_records_says_so(tmp_path):
     """No GPU record: both training sections say so and show how to measure; no table rows."""
-    folder = write_records(tmp_path / "results", {"time_to_accuracy-simclr-1ep-cpu-smoke.json":
-                                                  {**gpu_record(), "smoke": True}})
+    folder = write_records(
+        tmp_path / "results", {"time_to_accuracy-simclr-1ep-cpu-smoke.json": {**gpu_record(), "smoke": True}}
+    )
     text = page.render_page(page.load_records(folder))
     assert text.count("No GPU record yet") == 2 and "No GPU session record yet" in text
     measured = text.split("## Recipes")[0] + text.split("## GPU session")[1]  # all but the recipes and public results
@@ -483,16 +677,21 @@ def test_results_page_without_gpu_records_says_so(tmp_path):
 
 def test_results_page_is_deterministic(tmp_path):
     """Same records, any file order: the same bytes; rows sorted by method then device."""
-    records = {"time_to_accuracy-barlow-h100.json": gpu_record("barlow"),
-               "time_to_accuracy-simclr-h100.json": gpu_record("simclr"),
-               "time_to_accuracy-byol-a100.json": gpu_record("byol", name="NVIDIA A100-SXM4-40GB")}
+    records = {
+        "time_to_accuracy-barlow-h100.json": gpu_record("barlow"),
+        "time_to_accuracy-simclr-h100.json": gpu_record("simclr"),
+        "time_to_accuracy-byol-a100.json": gpu_record("byol", name="NVIDIA A100-SXM4-40GB"),
+    }
     first = page.render_page(page.load_records(write_records(tmp_path / "a", records)))
     reordered = list(page.load_records(tmp_path / "a"))[::-1]
     assert page.render_page(reordered) == first
     assert page.render_page(page.load_records(write_records(tmp_path / "b", dict(reversed(records.items()))))) == first
     measured = first.split("## Recipes")[0]
-    rows = [line for line in measured.splitlines() if line.startswith("| SimCLR") or line.startswith("| BYOL")
-            or line.startswith("| Barlow")]
+    rows = [
+        line
+        for line in measured.splitlines()
+        if line.startswith("| SimCLR") or line.startswith("| BYOL") or line.startswith("| Barlow")
+    ]
     assert [row.split(" | ")[0] for row in rows] == ["| SimCLR", "| BYOL", "| Barlow Twins"]
 
 
@@ -517,14 +716,26 @@ def test_committed_results_page_is_up_to_date():
 
 def test_results_page_renders_other_records_generically(tmp_path):
     """Other benchmarks' records: scalar fields as columns, one row per item of a list of runs."""
-    record = {"benchmark": "other_bench", "accuracy": 0.875, "nested": {"a": 1}, "command": "python x.py",
-              "device_name": "cpu"}
+    record = {
+        "benchmark": "other_bench",
+        "accuracy": 0.875,
+        "nested": {"a": 1},
+        "command": "python x.py",
+        "device_name": "cpu",
+    }
     text = page.render_page([("other_bench-1.json", copy.deepcopy(record))])
     assert "## Other bench" in text and "| 0.88 | cpu |" in text and "nested" not in text
-    runs = {"benchmark": "other_bench", "batch_size": 500, "device": "cpu", "machine": {"cpu": "x"},
-            "runs": [{"threads": 1, "wall_s": 80.25, "load_average_after": [1, 2, 3]},
-                     {"threads": 2, "wall_s": 45.5, "meets_time_target": True}],
-            "command": "python benchmarks/other_bench.py"}
+    runs = {
+        "benchmark": "other_bench",
+        "batch_size": 500,
+        "device": "cpu",
+        "machine": {"cpu": "x"},
+        "runs": [
+            {"threads": 1, "wall_s": 80.25, "load_average_after": [1, 2, 3]},
+            {"threads": 2, "wall_s": 45.5, "meets_time_target": True},
+        ],
+        "command": "python benchmarks/other_bench.py",
+    }
     text = page.render_page([("other_bench-2.json", runs)])
     assert "| batch size | device | threads | wall s | meets time target |" in text
     assert "| 500 | cpu | 1 | 80.25 | – |" in text and "| 500 | cpu | 2 | 45.50 | true |" in text
@@ -533,15 +744,38 @@ def test_results_page_renders_other_records_generically(tmp_path):
 def test_results_page_checkpoint_section_shows_medians_and_targets():
     """One row per thread count: the torch build, the median wall time with its range, the
     largest peak RSS, the import alone, and each target judged."""
-    record = {"benchmark": "checkpoint_eval", "command": "python benchmarks/checkpoint_eval.py --repeats 3",
-              "torch": "2.13.0+cpu", "torch_cuda_build": None, "import_baseline": {"wall_s": 2.6, "peak_rss_mb": 228.8},
-              "targets": {"wall_s_with_2_threads": 90.0, "peak_rss_mb": 700.0},
-              "summary": [{"threads": 2, "runs": 3, "wall_s_median": 84.31, "wall_s_min": 80.02, "wall_s_max": 95.5,
-                           "evaluation_s_median": 80.0, "peak_rss_mb_max": 501.7, "meets_time_target": True,
-                           "meets_memory_target": True},
-                          {"threads": 1, "runs": 1, "wall_s_median": 160.0, "wall_s_min": 160.0, "wall_s_max": 160.0,
-                           "evaluation_s_median": 155.0, "peak_rss_mb_max": 720.0, "meets_memory_target": False}],
-              "runs": []}
+    record = {
+        "benchmark": "checkpoint_eval",
+        "command": "python benchmarks/checkpoint_eval.py --repeats 3",
+        "torch": "2.13.0+cpu",
+        "torch_cuda_build": None,
+        "import_baseline": {"wall_s": 2.6, "peak_rss_mb": 228.8},
+        "targets": {"wall_s_with_2_threads": 90.0, "peak_rss_mb": 700.0},
+        "summary": [
+            {
+                "threads": 2,
+                "runs": 3,
+                "wall_s_median": 84.31,
+                "wall_s_min": 80.02,
+                "wall_s_max": 95.5,
+                "evaluation_s_median": 80.0,
+                "peak_rss_mb_max": 501.7,
+                "meets_time_target": True,
+                "meets_memory_target": True,
+            },
+            {
+                "threads": 1,
+                "runs": 1,
+                "wall_s_median": 160.0,
+                "wall_s_min": 160.0,
+                "wall_s_max": 160.0,
+                "evaluation_s_median": 155.0,
+                "peak_rss_mb_max": 720.0,
+                "meets_memory_target": False,
+            },
+        ],
+        "runs": [],
+    }
     text = page.render_page([("checkpoint_eval-3.json", record)])
     assert "## Checkpoint evaluation" in text and "under 90 s with 2 threads, under 700 MB" in text
     assert "| 2.13.0+cpu (CPU build) | 2 | 3 | 84.3 (80.0–95.5) | 80.0 | 502 | 229 | yes | yes |" in text
@@ -555,9 +789,11 @@ def test_grading_memory_counts_every_process_of_the_tree():
     processes."""
     from benchmarks import grading_memory
 
-    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
-            "\"import time; block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
-            "time.sleep(1.5)\"])")
+    code = (
+        "import subprocess, sys; subprocess.run([sys.executable, '-c', "
+        "\"import time; block = bytearray(150 * 2**20); block[::4096] = b'x' * len(block[::4096]); "
+        'time.sleep(1.5)"])'
+    )
     run = grading_memory._measure([sys.executable, "-c", code], env={}, interval=0.05)
     assert run["exit"] == 0 and run["samples"] > 3
     assert run["most_processes"] == 2
@@ -583,8 +819,18 @@ def test_checkpoint_eval_measures_the_childs_own_peak_memory():
 # ======================================================================================
 def gpu_session(tmp: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """The dry run as DEVELOPERS.md runs the real one: the script, its own process, --out."""
-    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "gpu_session.py"), "--dry-run",
-               "--out", str(tmp / "out"), "--state-dir", str(tmp / "state"), "--data-root", str(tmp / "data"), *extra]
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "benchmarks" / "gpu_session.py"),
+        "--dry-run",
+        "--out",
+        str(tmp / "out"),
+        "--state-dir",
+        str(tmp / "state"),
+        "--data-root",
+        str(tmp / "data"),
+        *extra,
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("OUT", "SSL_LAB_CIFAR10", "SSL_LAB_SMOKE")}
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -600,8 +846,14 @@ def dry_session(tmp_path_factory):
     (tmp / "out").rename(tmp / "out-first")  # the device tool empties $OUT before each call
     second = gpu_session(tmp, "--minutes", "8")
     record = json.loads(next((tmp / "out").glob("gpu_session-*.json")).read_text())
-    return {"tmp": tmp, "first": first, "first_files": first_files, "first_record": first_record,
-            "second": second, "record": record}
+    return {
+        "tmp": tmp,
+        "first": first,
+        "first_files": first_files,
+        "first_record": first_record,
+        "second": second,
+        "record": record,
+    }
 
 
 @pytest.mark.slow
@@ -614,7 +866,8 @@ def test_gpu_session_dry_run_runs_every_step(dry_session):
     assert record["benchmark"] == "gpu_session" and record["smoke"] is True and record["device"] == "cpu"
     assert record["finished"] is True
     assert {name: step["status"] for name, step in record["steps"].items()} == {
-        name: "done" for name, _, _ in gpu_session_module.STEPS}
+        name: "done" for name, _, _ in gpu_session_module.STEPS
+    }
     matmul = record["environment"]["matmul"]
     assert matmul and all(row["tflops"] > 0 for row in matmul)
     paths = {row["key"]: row for row in record["training_paths"]}
@@ -666,7 +919,8 @@ def test_gpu_session_output_fits_the_device_tool(dry_session):
     jsonschema.validate(json.loads(next(out.glob("seed_pipeline-*.json")).read_text()), SEED_PIPELINE_SCHEMA)
     assert (out / next(out.glob("gpu_session-*.log")).name).read_text().count("=== gpu_session call") == 2
     assert set(dry_session["first_files"]) <= {p.name for p in files} | {
-        n for n in dry_session["first_files"] if n.startswith("gpu_session-")}
+        n for n in dry_session["first_files"] if n.startswith("gpu_session-")
+    }
 
 
 @pytest.mark.slow
@@ -702,15 +956,21 @@ def test_cuda_only_tests_are_found_by_their_skip_marker(tmp_path):
         "    def test_plain(self): pass\n"
         "@pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')\n"
         "class TestGpuClass:\n"
-        "    def test_x(self): pass\n")
+        "    def test_x(self): pass\n"
+    )
     (tests / "test_b.py").write_text(
         "import pytest, torch\n"
         "pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason='gpu')]\n"
-        "def test_anything(): pass\n")
+        "def test_anything(): pass\n"
+    )
     (tests / "helper.py").write_text("def test_not_a_test_file(): pass\n")
     assert gpu_session_module.cuda_only_tests(tests) == [
-        "tests/test_a.py::test_gpu", "tests/test_a.py::test_gpu_parametrized", "tests/test_a.py::TestThings::test_method",
-        "tests/test_a.py::TestGpuClass", "tests/test_b.py"]
+        "tests/test_a.py::test_gpu",
+        "tests/test_a.py::test_gpu_parametrized",
+        "tests/test_a.py::TestThings::test_method",
+        "tests/test_a.py::TestGpuClass",
+        "tests/test_b.py",
+    ]
 
 
 def test_cuda_only_tests_of_the_project_include_the_no_sync_checks():
@@ -737,36 +997,72 @@ def test_results_page_lists_the_recipes_and_attributed_public_results():
 
 def test_results_page_shows_a_gpu_session_record():
     """A GPU session record: device line, tests, one row per precision path with its error."""
-    record = {"benchmark": "gpu_session", "smoke": False, "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3",
-              "torch_version": "2.11.0+cu130", "command": "python3 benchmarks/gpu_session.py --source .cifar",
-              "environment": {"cuda_version": "13.0", "nvidia_smi": {"driver_version": "580.159.04"},
-                              "matmul": [{"dtype": "bfloat16", "tflops": 790.4}]},
-              "steps": {"cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}},
-                        "time_to_accuracy": {"status": "partial", "epoch_lines": [
-                            {"epoch": 1, "epochs": 100, "loss": 6.0, "knn_percent": None, "seconds": 9.0},
-                            {"epoch": 2, "epochs": 100, "loss": 5.5, "knn_percent": None, "seconds": 4.0},
-                            {"epoch": 3, "epochs": 100, "loss": 5.4, "knn_percent": 41.5, "seconds": 5.0}]}},
-              "training_paths": [
-                  {"method": "simclr", "amp": "bf16", "compile": False, "batch_size": 512, "status": "done",
-                   "first_epoch_seconds": 6.5, "steady_epoch_seconds": 3.25, "images_per_second": 15360.0,
-                   "peak_memory_gib": 5.5},
-                  {"method": "byol", "amp": "fp16", "compile": True, "batch_size": 512, "status": "error",
-                   "error": "Traceback ...\nRuntimeError: boom"}]}
+    record = {
+        "benchmark": "gpu_session",
+        "smoke": False,
+        "device": "cuda",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "torch_version": "2.11.0+cu130",
+        "command": "python3 benchmarks/gpu_session.py --source .cifar",
+        "environment": {
+            "cuda_version": "13.0",
+            "nvidia_smi": {"driver_version": "580.159.04"},
+            "matmul": [{"dtype": "bfloat16", "tflops": 790.4}],
+        },
+        "steps": {
+            "cuda_tests": {"status": "done", "counts": {"passed": 3, "failed": 0, "error": 0, "skipped": 0}},
+            "time_to_accuracy": {
+                "status": "partial",
+                "epoch_lines": [
+                    {"epoch": 1, "epochs": 100, "loss": 6.0, "knn_percent": None, "seconds": 9.0},
+                    {"epoch": 2, "epochs": 100, "loss": 5.5, "knn_percent": None, "seconds": 4.0},
+                    {"epoch": 3, "epochs": 100, "loss": 5.4, "knn_percent": 41.5, "seconds": 5.0},
+                ],
+            },
+        },
+        "training_paths": [
+            {
+                "method": "simclr",
+                "amp": "bf16",
+                "compile": False,
+                "batch_size": 512,
+                "status": "done",
+                "first_epoch_seconds": 6.5,
+                "steady_epoch_seconds": 3.25,
+                "images_per_second": 15360.0,
+                "peak_memory_gib": 5.5,
+            },
+            {
+                "method": "byol",
+                "amp": "fp16",
+                "compile": True,
+                "batch_size": 512,
+                "status": "error",
+                "error": "Traceback ...\nRuntimeError: boom",
+            },
+        ],
+    }
     text = page.render_page([("gpu_session-nvidia-h100.json", record)])
     assert "**NVIDIA H100 80GB HBM3** (driver 580.159.04, torch 2.11.0+cu130, CUDA 13.0); bfloat16 790 TFLOP/s." in text
     assert "CUDA-only tests: 3 passed, 0 failed, 0 errors, 0 skipped." in text
     assert "| SimCLR | bf16 | off | 512 | 6.50 | 3.25 | 15,360 | 5.50 GiB | done |" in text
     assert "| BYOL | fp16 | on | 512 | – | – | – | – | error: RuntimeError: boom |" in text
     assert "No GPU session record yet" not in text
-    assert "SimCLR time to accuracy partial: 3 epochs of 100 trained, median 5.00 s per epoch, k-NN 41.5 % after epoch 3." in text
+    assert (
+        "SimCLR time to accuracy partial: 3 epochs of 100 trained, median 5.00 s per epoch, k-NN 41.5 % after epoch 3."
+        in text
+    )
 
 
 def test_gpu_session_reads_fits_epoch_lines():
     """The per-epoch lines fit prints (k-NN only in the epochs that measured it) are parsed."""
-    output = ("Resuming from x: 3 of 100 epochs done.\n"
-              "epoch 4/100  loss 5.1234  lr 0.12  3.9 s\n"
-              "epoch 5/100  loss 5.0011  k-NN 61.3 %  knn_seconds 1.2  lr 0.12  5.2 s\n"
-              "STATUS: unfinished -- 5 of 100 epochs in x; run the same command again.\n")
+    output = (
+        "Resuming from x: 3 of 100 epochs done.\n"
+        "epoch 4/100  loss 5.1234  lr 0.12  3.9 s\n"
+        "epoch 5/100  loss 5.0011  k-NN 61.3 %  knn_seconds 1.2  lr 0.12  5.2 s\n"
+        "STATUS: unfinished -- 5 of 100 epochs in x; run the same command again.\n"
+    )
     assert gpu_session_module.epoch_lines(output) == [
         {"epoch": 4, "epochs": 100, "loss": 5.1234, "knn_percent": None, "seconds": 3.9},
-        {"epoch": 5, "epochs": 100, "loss": 5.0011, "knn_percent": 61.3, "seconds": 5.2}]
+        {"epoch": 5, "epochs": 100, "loss": 5.0011, "knn_percent": 61.3, "seconds": 5.2},
+    ]

@@ -71,8 +71,9 @@ def weightless() -> dict[str, torch.Tensor]:
         if key in ("mean", "std"):
             light[key] = value.clone()
         else:
-            light[key] = torch.tensor(index / 1000 if value.is_floating_point() else index,
-                                      dtype=value.dtype).expand(value.shape)
+            light[key] = torch.tensor(index / 1000 if value.is_floating_point() else index, dtype=value.dtype).expand(
+                value.shape
+            )
     return light
 
 
@@ -113,8 +114,9 @@ def test_split_resolution_order(tmp_path, monkeypatch):
 
     explicit = calibration_test_split(20, 3, seed=5)
     path = save_test_split(explicit.images, explicit.labels, tmp_path / "explicit.pt", "explicit copy")
-    split = resolve_test_split(rubric, project_root=project, data_root=data_root,
-                               environ={split_module.ENV_TEST_SPLIT: str(path)})
+    split = resolve_test_split(
+        rubric, project_root=project, data_root=data_root, environ={split_module.ENV_TEST_SPLIT: str(path)}
+    )
     assert split.source.startswith("explicit copy") and "$SSL_LAB_TEST_SPLIT" in split.source
     torch.testing.assert_close(split.labels, explicit.labels, rtol=0, atol=0)
 
@@ -152,7 +154,9 @@ def test_prepare_copies_a_prepared_file_and_decodes_a_source(tmp_path):
     out = split_module.prepare_test_split(tmp_path / "a.pt", source=source, download=False, verbose=False)
     split = split_module.load_test_split_file(out)
     assert len(split) == 10 and f"from {source.resolve()}" in split.source
-    again = split_module.load_test_split_file(split_module.prepare_test_split(tmp_path / "b.pt", source=out, verbose=False))
+    again = split_module.load_test_split_file(
+        split_module.prepare_test_split(tmp_path / "b.pt", source=out, verbose=False)
+    )
     torch.testing.assert_close(again.images, split.images, rtol=0, atol=0)
     assert again.source.split(", prepared copy")[0] == split.source.split(", prepared copy")[0]
 
@@ -274,8 +278,9 @@ def test_evaluate_counts_exactly_and_nonfinite_logits_are_wrong(batch_size):
 def test_calibration_classifier_accuracy_is_exact():
     """The calibration ResNet-18 is right on exactly the images labelled with their class."""
     split = calibration_test_split(60, 41, seed=3)
-    evaluation = evaluate_classifier(calibration_classifier(), split.images, split.labels, batch_size=25,
-                                     device="cpu", threads=1)
+    evaluation = evaluate_classifier(
+        calibration_classifier(), split.images, split.labels, batch_size=25, device="cpu", threads=1
+    )
     assert (evaluation.correct, evaluation.total) == (41, 60)
 
 
@@ -307,8 +312,13 @@ def test_freed_memory_is_reused_during_evaluation_and_the_defaults_come_back(mon
 
     libc.calls.clear()
     with pytest.raises(RuntimeError):
-        evaluate_classifier(_Failing(), torch.zeros(4, 32, 32, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
-                            device="cpu", threads=1)
+        evaluate_classifier(
+            _Failing(),
+            torch.zeros(4, 32, 32, 3, dtype=torch.uint8),
+            torch.zeros(4, dtype=torch.long),
+            device="cpu",
+            threads=1,
+        )
     assert [call[0] for call in libc.calls] == ["mallopt"] * 4 + ["malloc_trim"]
     assert libc.calls[-3:-1] == [("mallopt", -3, 128 * 1024), ("mallopt", -1, 128 * 1024)]
 
@@ -350,8 +360,9 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision"))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSL_LAB_")}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
 
@@ -366,14 +377,23 @@ def test_available_cpus_is_within_the_affinity():
 @pytest.mark.parametrize(
     ("correct", "accuracy_score", "bonus_score", "phrases"),
     [
-        (74, 0.0, 0.0, ["test accuracy 74.00 % (74 of 100", "1.00 percentage points (1 more correct image) below "
-                        "the 75 % needed for credit", "earns 0 of 10 points"]),
+        (
+            74,
+            0.0,
+            0.0,
+            [
+                "test accuracy 74.00 % (74 of 100",
+                "1.00 percentage points (1 more correct image) below the 75 % needed for credit",
+                "earns 0 of 10 points",
+            ],
+        ),
         (75, 10.0, 0.0, ["test accuracy 75.00 % (75 of 100", "Full credit: 75.00 % >= 75 % earns 10 points"]),
         (85, 10.0, 5.0, ["test accuracy 85.00 % (85 of 100", "Full credit"]),
     ],
 )
-def test_graded_thresholds_with_a_checkpoint_of_known_accuracy(tmp_path, monkeypatch, calibration_checkpoint,
-                                                               correct, accuracy_score, bonus_score, phrases):
+def test_graded_thresholds_with_a_checkpoint_of_known_accuracy(
+    tmp_path, monkeypatch, calibration_checkpoint, correct, accuracy_score, bonus_score, phrases
+):
     """74 % earns nothing (and says how far off), 75 % earns the full 10 points, 85 % earns 10
     plus the 5 bonus points on top (max_score 0); the output names the accuracy to two
     decimals, the number of images and the source of the test split."""
@@ -404,8 +424,17 @@ def test_graded_points_and_thresholds_come_from_the_course_config(tmp_path, monk
     submission = tmp_path / "submission"
     submission.mkdir()
     os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
-    small_split_env(monkeypatch, tmp_path, 100, 74, points=7, bonus_points=0, full_credit_threshold=70,
-                    bonus_threshold=90, visibility="after_published")
+    small_split_env(
+        monkeypatch,
+        tmp_path,
+        100,
+        74,
+        points=7,
+        bonus_points=0,
+        full_credit_threshold=70,
+        bonus_threshold=90,
+        visibility="after_published",
+    )
     plugin, results = run_graded(submission)
     tests = checkpoint_tests(results)
     assert list(tests) == ["accuracy"]
@@ -417,19 +446,31 @@ def test_graded_points_and_thresholds_come_from_the_course_config(tmp_path, monk
 
 @pytest.mark.parametrize(
     ("correct", "accuracy", "bonus"),
-    [(70, ("failed", 0.0), ("failed", 0.0)), (80, ("failed", 5.0), ("failed", 0.0)),
-     (95, ("passed", 10.0), ("passed", 2.5))],
+    [
+        (70, ("failed", 0.0), ("failed", 0.0)),
+        (80, ("failed", 5.0), ("failed", 0.0)),
+        (95, ("passed", 10.0), ("passed", 2.5)),
+    ],
 )
-def test_graded_linear_rubric_gives_partial_credit(tmp_path, monkeypatch, calibration_checkpoint, correct, accuracy,
-                                                   bonus):
+def test_graded_linear_rubric_gives_partial_credit(
+    tmp_path, monkeypatch, calibration_checkpoint, correct, accuracy, bonus
+):
     """credit = "linear", 0 at 70 %, full at 90 %, bonus up to 100 %: 80 % fails the
     full-credit test with 5 of its 10 points (Gradescope shows the partial score), 95 % passes
     it and earns half the bonus; the test names state the scale."""
     submission = tmp_path / "submission"
     submission.mkdir()
     os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
-    small_split_env(monkeypatch, tmp_path, 100, correct, credit="linear", zero_credit_threshold=70,
-                    full_credit_threshold=90, bonus_threshold=100)
+    small_split_env(
+        monkeypatch,
+        tmp_path,
+        100,
+        correct,
+        credit="linear",
+        zero_credit_threshold=70,
+        full_credit_threshold=90,
+        bonus_threshold=100,
+    )
     plugin, results = run_graded(submission)
     assert not plugin.grader_errors
     tests = checkpoint_tests(results)
@@ -439,8 +480,10 @@ def test_graded_linear_rubric_gives_partial_credit(tmp_path, monkeypatch, calibr
     assert results["score"] == accuracy[1] + bonus[1]
     assert "scaled from 0 points at 70 % to 10 points at 90 %" in tests["accuracy"]["name"]
     if correct == 80:
-        assert "80.00 % stands 50.00 % of the way from 70 % to 90 %, so this checkpoint earns 5 of 10 points" in \
-            tests["accuracy"]["output"]
+        assert (
+            "80.00 % stands 50.00 % of the way from 70 % to 90 %, so this checkpoint earns 5 of 10 points"
+            in tests["accuracy"]["output"]
+        )
 
 
 def _hostile_pickle(marker: Path) -> bytes:
@@ -518,9 +561,23 @@ def _bad_file(kind: str, folder: Path, weightless: dict) -> tuple[str, list[str]
     raise ValueError(kind)
 
 
-BAD_FILES = ["missing", "wrong name", "empty", "truncated", "not a checkpoint", "code-running pickle",
-             "code-running torch file", "wrong keys", "nan", "inf", "100 classes", "over the size cap", "zip bomb",
-             "a directory", "symlink"]
+BAD_FILES = [
+    "missing",
+    "wrong name",
+    "empty",
+    "truncated",
+    "not a checkpoint",
+    "code-running pickle",
+    "code-running torch file",
+    "wrong keys",
+    "nan",
+    "inf",
+    "100 classes",
+    "over the size cap",
+    "zip bomb",
+    "a directory",
+    "symlink",
+]
 
 
 def test_every_bad_file_gets_a_clear_message_and_zero(tmp_path, monkeypatch, weightless):
@@ -612,8 +669,17 @@ def test_a_nested_named_pipe_is_refused_by_name_without_blocking(tmp_path):
 def test_loading_never_follows_a_link_even_when_handed_one(tmp_path, weightless, target):
     """load_submitted_classifier opens without following links, whatever path it is given."""
     real = tmp_path / "real.pt"
-    torch.save({"format": "ssl-lab-classifier", "version": 1, "num_classes": 10, "mean": list(CIFAR_MEAN),
-                "std": list(CIFAR_STD), "state_dict": weightless}, real)
+    torch.save(
+        {
+            "format": "ssl-lab-classifier",
+            "version": 1,
+            "num_classes": 10,
+            "mean": list(CIFAR_MEAN),
+            "std": list(CIFAR_STD),
+            "state_dict": weightless,
+        },
+        real,
+    )
     link = tmp_path / "simclr_lin_best.pt"
     link.symlink_to(real if target == "link to a file" else Path("/dev/zero"))
     with pytest.raises(CheckpointError, match="symbolic link"):

@@ -41,10 +41,15 @@ def earlier(hours_ago: float, results: dict | None = None, when: str | None = No
     return {"submission_time": time, "score": 10.0, "results": evaluated() if results is None else results}
 
 
-def metadata_file(tmp_path: Path, previous: list, created_at: str | None = NOW.isoformat(),
-                  raw: str | None = None) -> Path:
-    document = {"id": 123456, "assignment": {"id": 25828}, "users": [{"id": 1234, "name": "S", "email": "s@x"}],
-                "previous_submissions": previous}
+def metadata_file(
+    tmp_path: Path, previous: list, created_at: str | None = NOW.isoformat(), raw: str | None = None
+) -> Path:
+    document = {
+        "id": 123456,
+        "assignment": {"id": 25828},
+        "users": [{"id": 1234, "name": "S", "email": "s@x"}],
+        "previous_submissions": previous,
+    }
     if created_at is not None:
         document["created_at"] = created_at
     path = tmp_path / "submission_metadata.json"
@@ -62,20 +67,20 @@ def decision(tmp_path: Path, previous: list, settings: RateLimitSettings = TWO_P
 @pytest.mark.parametrize(
     ("previous", "limited", "used"),
     [
-        ([], False, 0),                                                     # the first submission
-        ([earlier(2)], False, 1),                                           # one of two used
-        ([earlier(2), earlier(5)], True, 2),                                # both used
-        ([earlier(2), earlier(30)], False, 1),                              # one left the 24 h window
-        ([earlier(2), earlier(24)], False, 1),                              # exactly 24 h ago: left it
-        ([earlier(2), earlier(23.99)], True, 2),                            # just inside
+        ([], False, 0),  # the first submission
+        ([earlier(2)], False, 1),  # one of two used
+        ([earlier(2), earlier(5)], True, 2),  # both used
+        ([earlier(2), earlier(30)], False, 1),  # one left the 24 h window
+        ([earlier(2), earlier(24)], False, 1),  # exactly 24 h ago: left it
+        ([earlier(2), earlier(23.99)], True, 2),  # just inside
         ([earlier(2), earlier(5, {"extra_data": {"checkpoint": {"evaluated": False}}})], False, 1),  # not evaluated
         ([earlier(2), earlier(5, {"score": 22.0, "tests": []})], False, 1),  # graded before records existed
-        ([earlier(2), earlier(5, evaluated(total=200))], False, 1),         # another test split size
-        ([earlier(2), earlier(5, evaluated(correct=True))], False, 1),      # not an integer count
-        ([earlier(2), earlier(5, evaluated(correct=10_001))], False, 1),    # impossible count
-        ([earlier(2), earlier(-3)], False, 1),                              # made after this one (a regrade)
-        ([earlier(2), earlier(0)], False, 1),                               # this very submission
-        ([earlier(2), earlier(0, when="2026-12-03T00:30:00Z")], True, 2),   # 17:30 at -07:00: other zone, inside
+        ([earlier(2), earlier(5, evaluated(total=200))], False, 1),  # another test split size
+        ([earlier(2), earlier(5, evaluated(correct=True))], False, 1),  # not an integer count
+        ([earlier(2), earlier(5, evaluated(correct=10_001))], False, 1),  # impossible count
+        ([earlier(2), earlier(-3)], False, 1),  # made after this one (a regrade)
+        ([earlier(2), earlier(0)], False, 1),  # this very submission
+        ([earlier(2), earlier(0, when="2026-12-03T00:30:00Z")], True, 2),  # 17:30 at -07:00: other zone, inside
     ],
 )
 def test_evaluations_are_counted_in_the_window_before_the_submission(tmp_path, previous, limited, used):
@@ -100,15 +105,19 @@ def test_the_next_evaluation_is_when_the_oldest_counted_one_leaves_the_window(tm
 @pytest.mark.parametrize(
     ("raw", "created_at", "note"),
     [
-        (None, None, "submission's time is unknown"),                       # no created_at
+        (None, None, "submission's time is unknown"),  # no created_at
         ("{not json", NOW.isoformat(), "not valid JSON"),
         ("[1, 2, 3]", NOW.isoformat(), "not a JSON object"),
         ("", NOW.isoformat(), "not valid JSON"),
         ('{"created_at": "yesterday", "previous_submissions": []}', None, "submission's time is unknown"),
         ('{"created_at": "2026-12-02T18:00:00Z", "previous_submissions": {"a": 1}}', None, "evaluation 1 of 1"),
-        ('{"created_at": "2026-12-02T18:00:00Z", "previous_submissions": [null, 3, "x", {"submission_time": 5, '
-         '"results": []}, {"results": {"extra_data": []}}, {"submission_time": "2026-12-02T17:00:00Z", "results": '
-         '{"extra_data": {"checkpoint": "yes"}}}]}', None, "evaluation 1 of 1"),
+        (
+            '{"created_at": "2026-12-02T18:00:00Z", "previous_submissions": [null, 3, "x", {"submission_time": 5, '
+            '"results": []}, {"results": {"extra_data": []}}, {"submission_time": "2026-12-02T17:00:00Z", "results": '
+            '{"extra_data": {"checkpoint": "yes"}}}]}',
+            None,
+            "evaluation 1 of 1",
+        ),
     ],
 )
 def test_missing_or_corrupt_metadata_applies_no_limit_and_never_crashes(tmp_path, raw, created_at, note):
@@ -122,10 +131,12 @@ def test_missing_or_corrupt_metadata_applies_no_limit_and_never_crashes(tmp_path
 def test_a_naive_and_an_aware_time_in_one_file_still_compare(tmp_path):
     """A time without a zone is taken as UTC: 16:00 counts (before 18:00 UTC), 17:00 at -07:00
     (00:00 UTC the next day) is after the submission and does not; nothing raises."""
-    raw = ('{"created_at": "2026-12-02T18:00:00", "previous_submissions": [{"submission_time": "2026-12-02T16:00:00", '
-           '"results": {"extra_data": {"checkpoint": {"evaluated": true, "correct": 1, "total": 10000}}}}, '
-           '{"submission_time": "2026-12-02T17:00:00-07:00", "results": {"extra_data": {"checkpoint": '
-           '{"evaluated": true, "correct": 2, "total": 10000}}}}]}')
+    raw = (
+        '{"created_at": "2026-12-02T18:00:00", "previous_submissions": [{"submission_time": "2026-12-02T16:00:00", '
+        '"results": {"extra_data": {"checkpoint": {"evaluated": true, "correct": 1, "total": 10000}}}}, '
+        '{"submission_time": "2026-12-02T17:00:00-07:00", "results": {"extra_data": {"checkpoint": '
+        '{"evaluated": true, "correct": 2, "total": 10000}}}}]}'
+    )
     result = decision(tmp_path, [], settings=RateLimitSettings(evaluations=1), created_at=None, raw=raw)
     assert result.limited and result.used == 1 and result.carried.correct == 1
 
@@ -175,8 +186,10 @@ def test_results_record_the_evaluation_the_leaderboard_and_the_limit(tmp_path, m
     os.link(calibration_checkpoint, submission / "simclr_lin_best.pt")
     small_split_env(monkeypatch, tmp_path, 100, 80)
     config = Path(os.environ["SSL_LAB_COURSE_CONFIG"])
-    config.write_text(config.read_text() + "\n[checkpoint.leaderboard]\nenabled = true\n"
-                      "\n[checkpoint.rate_limit]\nevaluations = 1\nwindow_hours = 24\n")
+    config.write_text(
+        config.read_text() + "\n[checkpoint.leaderboard]\nenabled = true\n"
+        "\n[checkpoint.rate_limit]\nevaluations = 1\nwindow_hours = 24\n"
+    )
     monkeypatch.setenv(ENV_METADATA, str(metadata_file(tmp_path, [])))
     _, first = run_graded(submission)
     assert validate_results(first) == []
@@ -200,7 +213,9 @@ def test_results_record_the_evaluation_the_leaderboard_and_the_limit(tmp_path, m
     _, third = run_graded(submission)  # the evaluation left the window; the limited one does not count
     assert "No file named simclr_lin_best.pt" in checkpoint_tests(third)["accuracy"]["output"]
     assert "leaderboard" not in third and third["extra_data"]["checkpoint"] == {
-        "evaluated": False, "rate_limit": "rate limit: evaluation 1 of 1 in 24 h"}
+        "evaluated": False,
+        "rate_limit": "rate limit: evaluation 1 of 1 in 24 h",
+    }
     assert validate_results(third) == []
 
 

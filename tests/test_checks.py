@@ -171,7 +171,9 @@ def test_barlow_check_says_whether_the_loss_stays_float32_under_autocast(capsys)
     checks.check_barlow_loss(_defined("barlow_loss", "float32_under_autocast"))
     out = capsys.readouterr().out
     assert "✓ stays in float32 under fit's mixed precision" in out and "note:" not in out
-    checks.check_barlow_loss(_defined("barlow_loss", "seed_unbiased"))  # correct, but its `@` runs in bfloat16 under autocast
+    checks.check_barlow_loss(
+        _defined("barlow_loss", "seed_unbiased")
+    )  # correct, but its `@` runs in bfloat16 under autocast
     out = capsys.readouterr().out
     assert "note: under fit's mixed precision" in out and "enabled=False" in out
     assert "All barlow_loss checks passed." in out

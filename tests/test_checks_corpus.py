@@ -20,8 +20,12 @@ from autograder.contract import ASSIGNMENTS
 from autograder.extract import extract, load_trusted
 from submissions import build
 
-CASES = [(assignment.name, answer) for assignment in ASSIGNMENTS.values()
-         for task in assignment.cell_tasks for answer in answers(task, correct=True)]
+CASES = [
+    (assignment.name, answer)
+    for assignment in ASSIGNMENTS.values()
+    for task in assignment.cell_tasks
+    for answer in answers(task, correct=True)
+]
 
 
 def _case_id(case) -> str:

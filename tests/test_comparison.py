@@ -41,13 +41,18 @@ def test_rows_come_from_the_students_probes_on_normalised_features(capsys):
     comparison = Comparison(probes.extract, probes.knn, probes.linear, "train", "test")
     encoder = torch.nn.Identity()
     assert comparison.add("random init", encoder) == {"knn": 0.5, "linear": 0.25, "minutes": None}
-    assert probes.calls == [("extract", encoder, "train", True), ("extract", encoder, "test", True),
-                            ("knn", (4, 3), (2, 3)), ("linear", (4, 3), (2, 3))]
+    assert probes.calls == [
+        ("extract", encoder, "train", True),
+        ("extract", encoder, "test", True),
+        ("knn", (4, 3), (2, 3)),
+        ("linear", (4, 3), (2, 3)),
+    ]
     assert capsys.readouterr().out == "random init: k-NN (k=5) 50.0 %, linear probe 25.0 %\n"
     comparison.add("SimCLR", encoder, _history([None, 0.4, None, 0.625, None]))
     assert comparison.results["SimCLR"]["minutes"] == 2.5  # five epochs of 30 s
     assert capsys.readouterr().out.splitlines()[1] == (
-        "(monitor: weighted k-NN, k=200, 62.5 % after epoch 4; pre-training took 2.5 min)")
+        "(monitor: weighted k-NN, k=200, 62.5 % after epoch 4; pre-training took 2.5 min)"
+    )
     comparison.print_table()
     assert capsys.readouterr().out.splitlines() == [
         "method          k-NN (k=5)  linear probe   pre-training",

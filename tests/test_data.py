@@ -71,8 +71,7 @@ def _expected(split: str, smooth: bool = False) -> tuple[torch.Tensor, torch.Ten
     return torch.from_numpy(np.stack(images))[order], torch.tensor(labels, dtype=torch.int64)[order]
 
 
-def write_split(split_dir: Path, split: str, classes=CIFAR10_CLASSES, fmt: str = "png",
-                size: int = 32) -> None:
+def write_split(split_dir: Path, split: str, classes=CIFAR10_CLASSES, fmt: str = "png", size: int = 32) -> None:
     """Write <split_dir>/<class>/<n>.<fmt>, plus junk that the loader must skip."""
     for label, name in enumerate(classes):
         class_dir = split_dir / name
@@ -194,8 +193,10 @@ def test_undecodable_image_names_the_file(tmp_path):
         load_cifar10("test", source=source, root=tmp_path / "root", verbose=False)
 
 
-@pytest.mark.parametrize("case", ["missing path", "not an archive", "split missing in folder",
-                                  "split missing in archive", "single split folder"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing path", "not an archive", "split missing in folder", "split missing in archive", "single split folder"],
+)
 def test_unusable_sources_explain_what_is_expected(tmp_path, case):
     if case == "missing path":
         source, pattern = tmp_path / "nowhere", r"(?s)nowhere.*does not exist.*download=True"
@@ -315,7 +316,8 @@ def test_describe_cifar10_source(tiny_layouts, tmp_path, monkeypatch):
     assert describe_cifar10_source(archives) == f"local folder {archives}"
     assert describe_cifar10_source(archives, split="test") == f"archive {archives / 'test.tar.gz'}"
     assert describe_cifar10_source(root=tmp_path) == (
-        f"torchvision CIFAR10 in {tmp_path / 'cifar-10-batches-py'} (not downloaded yet)")
+        f"torchvision CIFAR10 in {tmp_path / 'cifar-10-batches-py'} (not downloaded yet)"
+    )
     assert "NOT CIFAR-10" in describe_cifar10_source(archives, synthetic=True)
     monkeypatch.setenv("SSL_LAB_CIFAR10", str(archives))
     assert describe_cifar10_source().endswith("(from $SSL_LAB_CIFAR10)")
@@ -426,8 +428,7 @@ def test_synthetic_mode_always_warns_that_it_is_not_cifar10(tmp_path, monkeypatc
     if how == "environment":
         monkeypatch.setenv("SSL_LAB_SYNTHETIC", "1")
     with pytest.warns(UserWarning, match="SYNTHETIC stand-in dataset, not CIFAR-10"):
-        images, labels = load_cifar10("test", source=tiny_layouts["folder"], root=tmp_path,
-                                      synthetic=how == "argument")
+        images, labels = load_cifar10("test", source=tiny_layouts["folder"], root=tmp_path, synthetic=how == "argument")
     assert images.shape == (500, 32, 32, 3) and images.dtype == torch.uint8 and labels.dtype == torch.int64
     assert "NOT CIFAR-10" in capsys.readouterr().out
 
@@ -441,8 +442,12 @@ def test_synthetic_data_is_deterministic_balanced_and_learnable(synthetic_splits
     assert_close(again[0], test_x, rtol=0, atol=0)
     assert not torch.equal(train_x[:500], test_x), "train and test must be different draws"
     # 5-NN on raw pixels (cosine of centred vectors) must beat chance (10 %) by far.
-    train = torch.nn.functional.normalize(train_x.flatten(1).float() - train_x.flatten(1).float().mean(1, keepdim=True), dim=1)
-    test = torch.nn.functional.normalize(test_x.flatten(1).float() - test_x.flatten(1).float().mean(1, keepdim=True), dim=1)
+    train = torch.nn.functional.normalize(
+        train_x.flatten(1).float() - train_x.flatten(1).float().mean(1, keepdim=True), dim=1
+    )
+    test = torch.nn.functional.normalize(
+        test_x.flatten(1).float() - test_x.flatten(1).float().mean(1, keepdim=True), dim=1
+    )
     neighbours = (test @ train.T).topk(5, dim=1).indices  # (500, 5)
     accuracy = (train_y[neighbours].mode(dim=1).values == test_y).float().mean().item()
     assert 0.4 < accuracy, f"raw-pixel 5-NN accuracy {accuracy:.2f}: the synthetic classes are not learnable"
@@ -510,8 +515,12 @@ def test_names_carrying_the_split_index_give_that_order(tmp_path):
     images, got_labels = load_cifar10("test", source=base, root=tmp_path / "root", verbose=False)
     by_index = torch.argsort(order)  # file number i holds image by_index[i]
     assert_close(got_labels, labels[by_index])
-    assert_close(images, torch.from_numpy(np.stack([_tiny_image("test", int(labels[k]), k) for k in by_index.tolist()])),
-                 rtol=0, atol=0)
+    assert_close(
+        images,
+        torch.from_numpy(np.stack([_tiny_image("test", int(labels[k]), k) for k in by_index.tolist()])),
+        rtol=0,
+        atol=0,
+    )
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -634,8 +643,10 @@ def test_cifar10_tensors_rejects_bad_inputs(bad):
 
 
 def test_two_view_collate_stacks_views_and_labels():
-    batch = [((torch.full((3, 8, 8), float(i)), torch.full((3, 8, 8), -float(i))), label)
-             for i, label in enumerate([3, torch.tensor(7), 1])]
+    batch = [
+        ((torch.full((3, 8, 8), float(i)), torch.full((3, 8, 8), -float(i))), label)
+        for i, label in enumerate([3, torch.tensor(7), 1])
+    ]
     x1, x2, y = two_view_collate(batch)
     assert x1.shape == x2.shape == (3, 3, 8, 8)
     assert_close(x1[:, 0, 0, 0], torch.tensor([0.0, 1.0, 2.0]))
@@ -658,8 +669,14 @@ def test_two_view_loader_shuffles_by_default_and_drops_the_last_batch(forty_imag
     images, ids = forty_images
 
     def epoch(seed: int) -> torch.Tensor:
-        loader = make_two_view_loader(images, ids, batch_size=16, transform=_copy_pair, num_workers=0,
-                                      generator=torch.Generator().manual_seed(seed))
+        loader = make_two_view_loader(
+            images,
+            ids,
+            batch_size=16,
+            transform=_copy_pair,
+            num_workers=0,
+            generator=torch.Generator().manual_seed(seed),
+        )
         batches = list(loader)
         assert [len(y) for _, _, y in batches] == [16, 16]  # 40 // 16, the incomplete batch dropped
         for x1, _, y in batches:  # each pair still belongs to its label
@@ -675,8 +692,7 @@ def test_two_view_loader_shuffles_by_default_and_drops_the_last_batch(forty_imag
 
 def test_two_view_loader_default_transform_and_options(forty_images):
     images, ids = forty_images
-    loader = make_two_view_loader(images[:10], ids[:10], batch_size=4, num_workers=0, shuffle=False,
-                                  drop_last=False)
+    loader = make_two_view_loader(images[:10], ids[:10], batch_size=4, num_workers=0, shuffle=False, drop_last=False)
     assert isinstance(loader.dataset.transform, TwoViewTransform)
     batches = list(loader)
     assert [len(b[2]) for b in batches] == [4, 4, 2]

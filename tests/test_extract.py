@@ -19,10 +19,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def notebook(tmp_path: Path, *cells: tuple[str, str | None], name: str = "ssl_methods.ipynb") -> Path:
     """Write a notebook of code cells: (source, grade_id or None)."""
-    content = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "execution_count": None, "outputs": [], "source": source,
-         "metadata": ({"nbgrader": {"grade_id": grade_id, "solution": True}} if grade_id else {})}
-        for source, grade_id in cells]}
+    content = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "outputs": [],
+                "source": source,
+                "metadata": ({"nbgrader": {"grade_id": grade_id, "solution": True}} if grade_id else {}),
+            }
+            for source, grade_id in cells
+        ],
+    }
     path = tmp_path / name
     path.write_text(json.dumps(content))
     return path
@@ -34,9 +45,15 @@ def run(extracted: extract.ExtractedNotebook) -> dict:
 
 
 def test_keeps_only_definitions(tmp_path):
-    path = notebook(tmp_path, ("import math\nx = train_for_hours()\nprint('hi')\n"
-                               "def f(a):\n    return math.sqrt(a)\nfor i in range(10**9):\n    pass\n"
-                               "class C:\n    k = 3\nLIMIT = 5\nopt = [1, (2, 3)]\n", None))
+    path = notebook(
+        tmp_path,
+        (
+            "import math\nx = train_for_hours()\nprint('hi')\n"
+            "def f(a):\n    return math.sqrt(a)\nfor i in range(10**9):\n    pass\n"
+            "class C:\n    k = 3\nLIMIT = 5\nopt = [1, (2, 3)]\n",
+            None,
+        ),
+    )
     extracted = extract.extract(path)
     assert [s.names for s in extracted.statements] == [("math",), ("f",), ("C",), ("LIMIT",), ("opt",)]
     namespace = run(extracted)
@@ -44,11 +61,21 @@ def test_keeps_only_definitions(tmp_path):
     assert "x" not in namespace and "i" not in namespace
 
 
-@pytest.mark.parametrize("line, kept", [
-    ("device = get_device()", True), ("device = torch.device('cpu')", True), ("SMOKE = smoke_mode()", True),
-    ("device = pick_gpu()", False), ("model = SimCLRModel()", False), ("n = len(data)", False),
-    ("a, b = 1, 2", True), ("x: int = 3", True), ("obj.attr = 3", False), ("d['k'] = 1", False),
-])
+@pytest.mark.parametrize(
+    "line, kept",
+    [
+        ("device = get_device()", True),
+        ("device = torch.device('cpu')", True),
+        ("SMOKE = smoke_mode()", True),
+        ("device = pick_gpu()", False),
+        ("model = SimCLRModel()", False),
+        ("n = len(data)", False),
+        ("a, b = 1, 2", True),
+        ("x: int = 3", True),
+        ("obj.attr = 3", False),
+        ("d['k'] = 1", False),
+    ],
+)
 def test_keeps_only_cheap_bindings(line, kept):
     import ast
 
@@ -56,8 +83,10 @@ def test_keeps_only_cheap_bindings(line, kept):
 
 
 def test_strips_ipython_syntax_keeping_line_numbers(tmp_path):
-    source = ("%load_ext autoreload\n!pip install foo\nfiles = !ls\nt = %timeit -o f()\nf?\n"
-              "def g():\n    %time x = 1\n    return 2\n")
+    source = (
+        "%load_ext autoreload\n!pip install foo\nfiles = !ls\nt = %timeit -o f()\nf?\n"
+        "def g():\n    %time x = 1\n    return 2\n"
+    )
     path = notebook(tmp_path, (source, None))
     extracted = extract.extract(path)
     assert [s.names for s in extracted.statements] == [("g",)]
@@ -65,8 +94,9 @@ def test_strips_ipython_syntax_keeping_line_numbers(tmp_path):
     assert run(extracted)["g"]() == 2
 
 
-@pytest.mark.parametrize("magic, kept", [("%%time", True), ("%%capture out", True), ("%%bash", False),
-                                         ("%%writefile x.py", False)])
+@pytest.mark.parametrize(
+    "magic, kept", [("%%time", True), ("%%capture out", True), ("%%bash", False), ("%%writefile x.py", False)]
+)
 def test_cell_magics(tmp_path, magic, kept):
     extracted = extract.extract(notebook(tmp_path, (f"{magic}\ndef f():\n    return 1\n", None)))
     assert bool(extracted.statements) == kept
@@ -80,22 +110,31 @@ def test_statements_sharing_a_line_run_only_the_kept_one(tmp_path):
 
 
 def test_try_blocks_of_imports_are_kept(tmp_path):
-    path = notebook(tmp_path, ("try:\n    import kornia_missing as k\nexcept ImportError:\n    import math as k\n", None),
-                    ("try:\n    import math\nexcept ImportError:\n    for p in []:\n        pass\n", None))
+    path = notebook(
+        tmp_path,
+        ("try:\n    import kornia_missing as k\nexcept ImportError:\n    import math as k\n", None),
+        ("try:\n    import math\nexcept ImportError:\n    for p in []:\n        pass\n", None),
+    )
     extracted = extract.extract(path)
     assert [s.names for s in extracted.statements] == [("k", "k")]
     assert run(extracted)["k"].__name__ == "math"
 
 
 def test_later_definitions_replace_earlier_ones(tmp_path):
-    path = notebook(tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return 'first'\n", "nt_xent"),
-                    ("def nt_xent(z1, z2, tau=0.5):\n    return 'second'\n", None))
+    path = notebook(
+        tmp_path,
+        ("def nt_xent(z1, z2, tau=0.5):\n    return 'first'\n", "nt_xent"),
+        ("def nt_xent(z1, z2, tau=0.5):\n    return 'second'\n", None),
+    )
     assert run(extract.extract(path))["nt_xent"](0, 0) == "second"
 
 
 def test_syntax_error_costs_only_its_cell(tmp_path):
-    path = notebook(tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return (\n", "nt_xent"),
-                    ("def barlow_loss(z1, z2, alpha, eps=1e-5):\n    return 1.0\n", "barlow_loss"))
+    path = notebook(
+        tmp_path,
+        ("def nt_xent(z1, z2, tau=0.5):\n    return (\n", "nt_xent"),
+        ("def barlow_loss(z1, z2, alpha, eps=1e-5):\n    return 1.0\n", "barlow_loss"),
+    )
     extracted = extract.extract(path)
     assert "line 2" in extracted.task_problem("nt_xent") and "syntax error" in extracted.task_problem("nt_xent")
     assert extracted.task_problem("barlow_loss") is None
@@ -104,8 +143,9 @@ def test_syntax_error_costs_only_its_cell(tmp_path):
 
 
 def test_graded_cells_found_by_name_when_metadata_is_broken(tmp_path):
-    path = notebook(tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return 1\n", None),
-                    ("def evaluate(c, d):\n    return (\n", None))
+    path = notebook(
+        tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return 1\n", None), ("def evaluate(c, d):\n    return (\n", None)
+    )
     extracted = extract.extract(path)
     assert extracted.task_cell("nt_xent").index == 0
     assert extracted.task_cell("evaluate").index == 1  # found by a regex, the cell does not parse
@@ -117,10 +157,15 @@ def test_statement_labels_name_cell_and_grade_id(tmp_path):
     assert extracted.statements[-1].label == "cell 2 (grade_id nt_xent)"
 
 
-@pytest.mark.parametrize("content, message", [(b"{not json", "not a valid notebook"),
-                                              (b'{"cells": 3}', "not a Jupyter notebook"),
-                                              (b'{"nbformat": 3, "cells": []}', "notebook format 3"),
-                                              (b"\xff\xfe", "not a valid notebook")])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{not json", "not a valid notebook"),
+        (b'{"cells": 3}', "not a Jupyter notebook"),
+        (b'{"nbformat": 3, "cells": []}', "notebook format 3"),
+        (b"\xff\xfe", "not a valid notebook"),
+    ],
+)
 def test_unreadable_notebooks_raise_clear_errors(tmp_path, content, message):
     path = tmp_path / "ssl_methods.ipynb"
     path.write_bytes(content)
@@ -142,14 +187,17 @@ def test_reference_extraction_keeps_what_the_tasks_need(tmp_path):
             assert extracted.task_cell(task).grade_id == task
 
 
-@pytest.mark.parametrize("files, assignment, expected, note", [
-    (["ssl_methods.ipynb"], None, "ssl_methods", ""),
-    (["simclr_homework.ipynb", "simclr_lin_best.pt"], None, "simclr_homework", ""),
-    (["nested/deeper/ssl_methods.ipynb"], None, "ssl_methods", ""),
-    (["jdoe_ssl_methods (2).ipynb"], None, "ssl_methods", "please keep the file name"),
-    (["ssl_methods.ipynb", ".ipynb_checkpoints/ssl_methods-checkpoint.ipynb"], None, "ssl_methods", ""),
-    (["ssl_methods.ipynb", "simclr_homework.ipynb"], "simclr_homework", "simclr_homework", ""),
-])
+@pytest.mark.parametrize(
+    "files, assignment, expected, note",
+    [
+        (["ssl_methods.ipynb"], None, "ssl_methods", ""),
+        (["simclr_homework.ipynb", "simclr_lin_best.pt"], None, "simclr_homework", ""),
+        (["nested/deeper/ssl_methods.ipynb"], None, "ssl_methods", ""),
+        (["jdoe_ssl_methods (2).ipynb"], None, "ssl_methods", "please keep the file name"),
+        (["ssl_methods.ipynb", ".ipynb_checkpoints/ssl_methods-checkpoint.ipynb"], None, "ssl_methods", ""),
+        (["ssl_methods.ipynb", "simclr_homework.ipynb"], "simclr_homework", "simclr_homework", ""),
+    ],
+)
 def test_find_notebook(tmp_path, files, assignment, expected, note):
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -186,12 +234,15 @@ def test_a_notebook_over_the_size_cap_is_not_read(tmp_path):
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("content, message", [
-    ("[" * 100_000 + "]" * 100_000, "nested more than"),
-    ('{"cells": ' + "{\"a\": " * 5_000 + "1" + "}" * 5_000 + "}", "nested more than"),
-    ('{"cells": [' + "[]," * 300_000 + "[]]}", "too many values"),
-    ('{"cells": [' + "0," * 2_100_000 + "0]}", "too many values"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested more than"),
+        ('{"cells": ' + '{"a": ' * 5_000 + "1" + "}" * 5_000 + "}", "nested more than"),
+        ('{"cells": [' + "[]," * 300_000 + "[]]}", "too many values"),
+        ('{"cells": [' + "0," * 2_100_000 + "0]}", "too many values"),
+    ],
+)
 def test_deep_or_huge_json_is_a_clear_error_not_a_crash(tmp_path, content, message):
     """json.loads would raise RecursionError (the grader died with no results.json) or build
     hundreds of MB of lists; both are refused by a linear scan before it runs."""
@@ -215,8 +266,35 @@ _OLD_NAMES = __import__("re").compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\
 
 
 def _lines():
-    pieces = ["", " ", "  ", "\t", "a", "f", "obj.attr", "x,y", "é", "_", "1", "?", "??", "???", "=", "==", "%", "!",
-              "%timeit", "!ls", "(", "x ", " ?", "a b", "\r", ".", ","]
+    pieces = [
+        "",
+        " ",
+        "  ",
+        "\t",
+        "a",
+        "f",
+        "obj.attr",
+        "x,y",
+        "é",
+        "_",
+        "1",
+        "?",
+        "??",
+        "???",
+        "=",
+        "==",
+        "%",
+        "!",
+        "%timeit",
+        "!ls",
+        "(",
+        "x ",
+        " ?",
+        "a b",
+        "\r",
+        ".",
+        ",",
+    ]
     for first in pieces:
         for second in pieces:
             for third in ["", "?", " ", "%", "=", "!", "x", "??"]:
@@ -237,8 +315,15 @@ def test_linear_ipython_scans_agree_with_the_old_expressions():
 def test_stripping_is_linear_on_long_lines():
     """70,000 spaces took the old expression about 60 s per pass; every shape of long line
     now takes one linear scan."""
-    for line in [" " * 70_000, " " * 70_000 + "x", "a" * 70_000 + " ?x", ", " * 35_000 + "= 1",
-                 "a " * 35_000 + "=", "?" + "a" * 70_000 + " b", "." * 70_000 + "?"]:
+    for line in [
+        " " * 70_000,
+        " " * 70_000 + "x",
+        "a" * 70_000 + " ?x",
+        ", " * 35_000 + "= 1",
+        "a " * 35_000 + "=",
+        "?" + "a" * 70_000 + " b",
+        "." * 70_000 + "?",
+    ]:
         assert extract.strip_ipython(line + "\nx = 1\n").endswith("x = 1\n")
 
 
@@ -253,8 +338,9 @@ def test_thousands_of_statements_in_one_cell_are_parsed_once(tmp_path):
     payload = extract.statements_payload(extracted.statements)
     namespace: dict = {}
     for statement in payload["statements"]:  # as the worker compiles them
-        code = compile_node(payload["cells"][statement["label"]], statement["node"], statement["label"],
-                            statement["flags"])
+        code = compile_node(
+            payload["cells"][statement["label"]], statement["node"], statement["label"], statement["flags"]
+        )
         exec(code, namespace)  # noqa: S102 - this test's own notebook
     assert namespace[f"f{count - 1}"]() == count - 1
     assert run(extracted)["f7"]() == 7
@@ -274,15 +360,21 @@ def test_tracebacks_keep_the_cells_line_numbers(tmp_path):
     assert info.traceback[-1].path == "<cell 1>"
 
 
-@pytest.mark.parametrize("source, cap, value", [
-    ("x = " + "1" * 60 + "\n", "MAX_LINE_CHARS", 50),
-    ("def f():\n    return 1\n" * 10, "MAX_CELL_CHARS", 100),
-    ("import math\n" * 30, "MAX_CELL_STATEMENTS", 20),
-])
+@pytest.mark.parametrize(
+    "source, cap, value",
+    [
+        ("x = " + "1" * 60 + "\n", "MAX_LINE_CHARS", 50),
+        ("def f():\n    return 1\n" * 10, "MAX_CELL_CHARS", 100),
+        ("import math\n" * 30, "MAX_CELL_STATEMENTS", 20),
+    ],
+)
 def test_a_cell_over_a_cap_costs_only_its_own_tasks(tmp_path, monkeypatch, source, cap, value):
     monkeypatch.setattr(extract, cap, value)
-    path = notebook(tmp_path, ("def nt_xent(z1, z2, tau=0.5):\n    return 1\n" + source, "nt_xent"),
-                    ("def barlow_loss(z1, z2, alpha, eps=1e-5):\n    return 2\n", "barlow_loss"))
+    path = notebook(
+        tmp_path,
+        ("def nt_xent(z1, z2, tau=0.5):\n    return 1\n" + source, "nt_xent"),
+        ("def barlow_loss(z1, z2, alpha, eps=1e-5):\n    return 2\n", "barlow_loss"),
+    )
     extracted = extract.extract(path)
     assert "was not graded" in extracted.task_problem("nt_xent")
     assert any("was not graded" in w for w in extracted.warnings)
@@ -293,9 +385,12 @@ def test_a_cell_over_a_cap_costs_only_its_own_tasks(tmp_path, monkeypatch, sourc
 
 def test_statements_and_cells_past_the_caps_are_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(extract, "MAX_STATEMENTS", 3)
-    path = notebook(tmp_path, ("def a():\n    pass\ndef b():\n    pass\n", None),
-                    ("def nt_xent(z1, z2):\n    pass\ndef c():\n    pass\n", "nt_xent"),
-                    ("def barlow_loss(z1, z2):\n    pass\n", "barlow_loss"))
+    path = notebook(
+        tmp_path,
+        ("def a():\n    pass\ndef b():\n    pass\n", None),
+        ("def nt_xent(z1, z2):\n    pass\ndef c():\n    pass\n", "nt_xent"),
+        ("def barlow_loss(z1, z2):\n    pass\n", "barlow_loss"),
+    )
     extracted = extract.extract(path)
     assert [s.names for s in extracted.statements] == [("a",), ("b",)]
     assert "more than 3 definitions" in extracted.task_problem("nt_xent")

@@ -72,8 +72,9 @@ def run_autograder(root: Path, python: str = sys.executable, timeout: float = 42
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SSL_LAB_", "PYTEST_"))}
     env.update(SSL_LAB_GRADESCOPE_ROOT=str(root), SSL_LAB_PYTHON=python)
     log = open(root.parent / f"{root.name}.log", "w")
-    return subprocess.Popen([str(root / "source" / "run_autograder")], cwd=root, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [str(root / "source" / "run_autograder")], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def finish(process: subprocess.Popen, root: Path, timeout: float = 420) -> dict:
@@ -100,8 +101,9 @@ def with_cell(notebook: Path, grade_id: str, source: str) -> dict:
 def small_split(tmp_path_factory) -> Path:
     """A 200-image calibration split: the calibration classifier gets 180 right (90 %)."""
     split = calibration_test_split(SPLIT_IMAGES, 180)
-    return save_test_split(split.images, split.labels, tmp_path_factory.mktemp("split") / "cifar10-test.pt",
-                           split.source)
+    return save_test_split(
+        split.images, split.labels, tmp_path_factory.mktemp("split") / "cifar10-test.pt", split.source
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +115,9 @@ def small_course(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def homework_zip(tmp_path_factory, small_split, small_course) -> Path:
-    return build_zip("simclr_homework", tmp_path_factory.mktemp("dist"), test_split=small_split,
-                     course_config=small_course)
+    return build_zip(
+        "simclr_homework", tmp_path_factory.mktemp("dist"), test_split=small_split, course_config=small_course
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,21 +130,41 @@ def methods_zip(tmp_path_factory) -> Path:
 # ======================================================================================
 def test_schema_is_a_valid_json_schema_and_rejects_what_gradescope_would():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    good = {"score": 3.0, "execution_time": 1.5, "output": "x", "stdout_visibility": "hidden",
-            "tests": [{"name": "a", "score": 1.0, "max_score": 1.0, "status": "passed", "visibility": "visible",
-                       "tags": ["t"], "number": "1.1", "output": "ok", "output_format": "text"}],
-            "leaderboard": [{"name": "Accuracy", "value": 0.9}, {"name": "Time", "value": 15.1, "order": "asc"}]}
+    good = {
+        "score": 3.0,
+        "execution_time": 1.5,
+        "output": "x",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "name": "a",
+                "score": 1.0,
+                "max_score": 1.0,
+                "status": "passed",
+                "visibility": "visible",
+                "tags": ["t"],
+                "number": "1.1",
+                "output": "ok",
+                "output_format": "text",
+            }
+        ],
+        "leaderboard": [{"name": "Accuracy", "value": 0.9}, {"name": "Time", "value": 15.1, "order": "asc"}],
+    }
     jsonschema.validate(good, SCHEMA)
-    for bad in ({"tests": [{"name": "no score anywhere"}]},
-                {"score": 1, "tests": [{"score": 1, "status": "ok"}]},
-                {"score": 1, "tests": [{"score": 1, "visibility": "public"}]},
-                {"score": 1, "stdout_visibility": "always"},
-                {"score": "10"},
-                {"score": 1, "tets": []},
-                {"score": 1, "leaderboard": [{"name": "Time", "value": 1, "order": "up"}]}):
+    for bad in (
+        {"tests": [{"name": "no score anywhere"}]},
+        {"score": 1, "tests": [{"score": 1, "status": "ok"}]},
+        {"score": 1, "tests": [{"score": 1, "visibility": "public"}]},
+        {"score": 1, "stdout_visibility": "always"},
+        {"score": "10"},
+        {"score": 1, "tets": []},
+        {"score": 1, "leaderboard": [{"name": "Time", "value": 1, "order": "up"}]},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, SCHEMA)
-    assert validate_results({"score": float("nan")}) and "not valid JSON" in validate_results({"score": float("nan")})[0]
+    assert (
+        validate_results({"score": float("nan")}) and "not valid JSON" in validate_results({"score": float("nan")})[0]
+    )
 
 
 @pytest.mark.parametrize("assignment", ["simclr_homework", "ssl_methods"])
@@ -155,9 +178,15 @@ def test_zip_layout(assignment, homework_zip, methods_zip, small_course):
         names = set(infos)
         for script in ("setup.sh", "run_autograder"):
             assert (infos[script].external_attr >> 16) & 0o777 == 0o755, script
-        assert {"requirements-grader.txt", "BUILD.json", "autograder/course.toml", "autograder/__main__.py",
-                "autograder/tests/test_checkpoint.py", "helpers/checkpoint.py",
-                f"solutions/{assignment}.ipynb"} <= names
+        assert {
+            "requirements-grader.txt",
+            "BUILD.json",
+            "autograder/course.toml",
+            "autograder/__main__.py",
+            "autograder/tests/test_checkpoint.py",
+            "helpers/checkpoint.py",
+            f"solutions/{assignment}.ipynb",
+        } <= names
         assert not [n for n in names if n.startswith(("tests/", "notebooks/", ".git", "dist/", ".venv"))]
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
         assert [n for n in names if n.startswith("solutions/")] == [f"solutions/{assignment}.ipynb"]
@@ -200,8 +229,9 @@ def test_docker_context_holds_the_zip_and_runs_its_setup(methods_zip, tmp_path):
             path = folder / "source" / info.filename
             assert path.read_bytes() == opened.read(info), info.filename
             assert stat.S_IMODE(path.stat().st_mode) == (info.external_attr >> 16) & 0o777, info.filename
-        assert sorted(p.relative_to(folder / "source").as_posix() for p in (folder / "source").rglob("*")
-                      if p.is_file()) == sorted(opened.namelist())
+        assert sorted(
+            p.relative_to(folder / "source").as_posix() for p in (folder / "source").rglob("*") if p.is_file()
+        ) == sorted(opened.namelist())
 
 
 def test_build_is_reproducible(methods_zip, tmp_path):
@@ -246,14 +276,30 @@ def test_homework_build_says_which_checkpoint_options_are_on(tmp_path, capsys):
     from autograder import cli
 
     course = tmp_path / "course.toml"
-    course.write_text('[checkpoint]\ncredit = "linear"\nzero_credit_threshold = 70\nfull_credit_threshold = 90\n'
-                      'bonus_threshold = 100\n[checkpoint.leaderboard]\nenabled = true\n'
-                      '[checkpoint.rate_limit]\nevaluations = 2\nwindow_hours = 12\n')
+    course.write_text(
+        '[checkpoint]\ncredit = "linear"\nzero_credit_threshold = 70\nfull_credit_threshold = 90\n'
+        "bonus_threshold = 100\n[checkpoint.leaderboard]\nenabled = true\n"
+        "[checkpoint.rate_limit]\nevaluations = 2\nwindow_hours = 12\n"
+    )
     assert cli.main(["gradescope", "--assignment", "simclr_homework", "--output", str(tmp_path / "a")]) == 0
-    assert "checkpoint: threshold credit (10 points at 75 %, +5 bonus at 85 %); leaderboard off; rate limit off" \
+    assert (
+        "checkpoint: threshold credit (10 points at 75 %, +5 bonus at 85 %); leaderboard off; rate limit off"
         in capsys.readouterr().out
-    assert cli.main(["gradescope", "--assignment", "simclr_homework", "--course-config", str(course),
-                     "--output", str(tmp_path / "b")]) == 0
+    )
+    assert (
+        cli.main(
+            [
+                "gradescope",
+                "--assignment",
+                "simclr_homework",
+                "--course-config",
+                str(course),
+                "--output",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "linear credit (0 points at 70 % up to 10 at 90 %, +5 bonus growing up to 100 %)" in out
     assert "leaderboard on" in out and "rate limit 2 evaluation(s) per 12 h" in out
@@ -317,8 +363,14 @@ def _fake(bin_dir: Path, name: str, log: Path, body: str = "exit 0") -> None:
     path.chmod(0o755)
 
 
-def _run_setup(root: Path, tmp_path: Path, *, python_version: str | None = None, failing: str | None = None,
-               env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _run_setup(
+    root: Path,
+    tmp_path: Path,
+    *,
+    python_version: str | None = None,
+    failing: str | None = None,
+    env: dict | None = None,
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run <root>/source/setup.sh with apt-get, useradd, id, chown, runuser and the venv's
     python replaced by recorders. python3 is the real interpreter (or reports
     `python_version`); "-m venv DIR" makes a recording venv python that passes only
@@ -334,19 +386,46 @@ def _run_setup(root: Path, tmp_path: Path, *, python_version: str | None = None,
     _fake(bin_dir, "id", log, "exit 1")  # the sandbox user does not exist yet
     recorder = tmp_path / "venv-python"
     fail = f'case "$*" in *"{failing}"*) exit 1 ;; esac\n' if failing else ""
-    recorder.write_text(FAKE_COMMAND.format(name="venv-python", log=log, body=(
-        fail + 'if [ "$1" = "-" ]; then cat > /dev/null; exit 0; fi\n'
-        'if [ "$1 $2" = "-m autograder.checkpoint_grading" ]; then exec "' + sys.executable + '" "$@"; fi\nexit 0')))
+    recorder.write_text(
+        FAKE_COMMAND.format(
+            name="venv-python",
+            log=log,
+            body=(
+                fail + 'if [ "$1" = "-" ]; then cat > /dev/null; exit 0; fi\n'
+                'if [ "$1 $2" = "-m autograder.checkpoint_grading" ]; then exec "'
+                + sys.executable
+                + '" "$@"; fi\nexit 0'
+            ),
+        )
+    )
     recorder.chmod(0o755)
-    version = (f'if [ "$1" = "-c" ]; then case "$2" in *version_info*) echo {python_version}; exit 0 ;; esac; fi\n'
-               if python_version else "")
-    _fake(bin_dir, "python3", log, version + (
-        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$4/bin" && cp "' + str(recorder) + '" "$4/bin/python"; '
-        'exit 0; fi\nexec "' + sys.executable + '" "$@"'))
-    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "SSL_LAB_GRADESCOPE_ROOT": str(root),
-                   "SSL_LAB_VENV": str(venv), **(env or {})}
-    result = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=environment, capture_output=True,
-                            text=True, timeout=300)
+    version = (
+        f'if [ "$1" = "-c" ]; then case "$2" in *version_info*) echo {python_version}; exit 0 ;; esac; fi\n'
+        if python_version
+        else ""
+    )
+    _fake(
+        bin_dir,
+        "python3",
+        log,
+        version
+        + (
+            'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$4/bin" && cp "'
+            + str(recorder)
+            + '" "$4/bin/python"; '
+            'exit 0; fi\nexec "' + sys.executable + '" "$@"'
+        ),
+    )
+    environment = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SSL_LAB_GRADESCOPE_ROOT": str(root),
+        "SSL_LAB_VENV": str(venv),
+        **(env or {}),
+    }
+    result = subprocess.run(
+        ["bash", str(root / "source" / "setup.sh")], env=environment, capture_output=True, text=True, timeout=300
+    )
     return result, log.read_text().splitlines() if log.exists() else []
 
 
@@ -365,12 +444,17 @@ def test_setup_sh_installs_cpu_torch_first_creates_the_user_and_ends_with_the_sa
     assert len(pip) == 3 and pinned("pip") in calls[pip[0]] and cpu == [pip[1]] and rest == [pip[2]], calls
     assert pinned("torch") in calls[cpu[0]] and pinned("torchvision") in calls[cpu[0]]
     assert all("--only-binary=:all:" in calls[i] for i in pip)
-    check = [i for i, c in enumerate(calls) if c.endswith("-m pip --disable-pip-version-check --no-cache-dir "
-                                                          "--no-input check")]
+    check = [
+        i
+        for i, c in enumerate(calls)
+        if c.endswith("-m pip --disable-pip-version-check --no-cache-dir --no-input check")
+    ]
     assert check and check[0] > rest[0]
     assert any(c.startswith("apt-get install") and "python3-venv" in c for c in calls)
-    assert any(c.startswith("useradd --system --no-create-home --shell /usr/sbin/nologin --user-group sslgrader")
-               for c in calls)
+    assert any(
+        c.startswith("useradd --system --no-create-home --shell /usr/sbin/nologin --user-group sslgrader")
+        for c in calls
+    )
     assert any(c.startswith("chown -R root:root") for c in calls)
     assert any(c.startswith("runuser -u sslgrader -- ") for c in calls)
     assert any("-m autograder.checkpoint_grading check" in c for c in calls)
@@ -405,11 +489,14 @@ def test_setup_sh_refuses_a_python_without_wheels_before_installing_anything(met
     assert not any("-m venv" in c or "pip" in c for c in calls)
 
 
-@pytest.mark.parametrize("failing, message", [
-    ("-r ", "could not install requirements-grader.txt as wheels"),
-    ("download.pytorch.org", f"could not install {pinned('torch')} {pinned('torchvision')}"),
-    ("check-sandbox", "the sandbox cannot isolate a submission on this image"),
-])
+@pytest.mark.parametrize(
+    "failing, message",
+    [
+        ("-r ", "could not install requirements-grader.txt as wheels"),
+        ("download.pytorch.org", f"could not install {pinned('torch')} {pinned('torchvision')}"),
+        ("check-sandbox", "the sandbox cannot isolate a submission on this image"),
+    ],
+)
 def test_setup_sh_fails_the_build_when_a_step_fails(methods_zip, tmp_path, failing, message):
     """A failed install, or a sandbox that cannot isolate a submission, fails the image build
     with a message naming the step, never a submission later."""
@@ -425,7 +512,7 @@ def test_setup_sh_fails_the_build_when_a_step_fails(methods_zip, tmp_path, faili
 def _hostile_notebook(root: Path) -> dict:
     """The student notebook whose nt_xent tries to overwrite the results, read the reference,
     write into the grader's tree and run shell commands when it is called."""
-    code = f'''import os
+    code = f"""import os
 import pathlib
 
 
@@ -447,7 +534,7 @@ def nt_xent(z1, z2, tau=0.5):
             pass
     os.system(f"touch {{root}}/results/PWNED_SHELL {{root}}/PWNED_SHELL")
     return z1.sum() * 1000
-'''
+"""
     return with_cell(PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb", "nt_xent", code)
 
 
@@ -473,7 +560,8 @@ def test_run_autograder_on_reference_untouched_and_hostile_submissions(homework_
     hostile = roots["hostile"]
     (hostile / "submission" / "simclr_homework.ipynb").write_text(json.dumps(_hostile_notebook(hostile)))
     (hostile / "submission" / "simclr_lin_best.pt").write_bytes(
-        pickle.dumps({"state_dict": _Shell(f"touch {hostile}/PWNED_PICKLE")}, protocol=2))
+        pickle.dumps({"state_dict": _Shell(f"touch {hostile}/PWNED_PICKLE")}, protocol=2)
+    )
     (hostile / "submission_metadata.json").write_text('{"users": [{"email": "student@example.com"}]}')
 
     processes = {name: run_autograder(root) for name, root in roots.items()}
@@ -535,24 +623,38 @@ def test_wheel_check_reads_pins_markers_and_names_every_missing_pin(tmp_path):
     from autograder import wheels
 
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# comment\ntorch==2.14.1\nnumpy==2.2.6  # why\nscipy==1.15.3\n"
-                            'tomli==2.5.0; python_version < "3.11"\n')
+    requirements.write_text(
+        '# comment\ntorch==2.14.1\nnumpy==2.2.6  # why\nscipy==1.15.3\ntomli==2.5.0; python_version < "3.11"\n'
+    )
     pins = wheels.read_pins(requirements)
-    assert [(p.name, p.version) for p in pins] == [("torch", "2.14.1"), ("numpy", "2.2.6"), ("scipy", "1.15.3"),
-                                                    ("tomli", "2.5.0")]
+    assert [(p.name, p.version) for p in pins] == [
+        ("torch", "2.14.1"),
+        ("numpy", "2.2.6"),
+        ("scipy", "1.15.3"),
+        ("tomli", "2.5.0"),
+    ]
     assert pins[3].applies_to("3.10") and not pins[3].applies_to("3.11")
     log = tmp_path / "pip.log"
     fake = tmp_path / "pip"
-    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
-                    'case "$*" in *"--python-version 3.10"*scipy==*) echo "ERROR: no scipy" >&2; exit 1 ;; esac\n')
+    fake.write_text(
+        f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+        'case "$*" in *"--python-version 3.10"*scipy==*) echo "ERROR: no scipy" >&2; exit 1 ;; esac\n'
+    )
     fake.chmod(0o755)
-    missing = wheels.check(requirements, ["3.10", "3.11"], torch_index="https://cpu.example/simple",
-                           pypi="https://pypi.example/simple", pip=[str(fake)], log=lambda line: None)
+    missing = wheels.check(
+        requirements,
+        ["3.10", "3.11"],
+        torch_index="https://cpu.example/simple",
+        pypi="https://pypi.example/simple",
+        pip=[str(fake)],
+        log=lambda line: None,
+    )
     assert [(m.pin.name, m.python) for m in missing] == [("scipy", "3.10")]
     assert "no wheel for CPython 3.10" in str(missing[0]) and "ERROR: no scipy" in str(missing[0])
     calls = log.read_text().splitlines()
-    assert all("--only-binary=:all:" in c and "--no-deps" in c and "--platform manylinux_2_35_x86_64" in c
-               for c in calls)
+    assert all(
+        "--only-binary=:all:" in c and "--no-deps" in c and "--platform manylinux_2_35_x86_64" in c for c in calls
+    )
     assert not any("manylinux_2_36" in c for c in calls)
     torch = [c for c in calls if "torch==2.14.1" in c]
     assert torch and all("--index-url https://cpu.example/simple" in c and "numpy" not in c for c in torch)

@@ -32,22 +32,25 @@ RESULTS_SCHEMA = {
         "visibility": VISIBILITY,
         "stdout_visibility": VISIBILITY,
         "extra_data": {"type": "object"},
-        "tests": {"type": "array", "items": {
-            "type": "object",
-            "required": ["name", "score", "max_score", "status", "output", "visibility", "tags"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "number": {"type": "string"},
-                "score": {"type": "number"},
-                "max_score": {"type": "number", "minimum": 0},
-                "status": {"enum": ["passed", "failed"]},
-                "output": {"type": "string"},
-                "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
-                "visibility": VISIBILITY,
-                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "score", "max_score", "status", "output", "visibility", "tags"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "number": {"type": "string"},
+                    "score": {"type": "number"},
+                    "max_score": {"type": "number", "minimum": 0},
+                    "status": {"enum": ["passed", "failed"]},
+                    "output": {"type": "string"},
+                    "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+                    "visibility": VISIBILITY,
+                    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                },
             },
-        }},
+        },
     },
 }
 
@@ -87,8 +90,7 @@ def test_untouched_notebooks_score_zero_saying_not_implemented(corpus, name):
     assert "grader_errors" not in results["extra_data"]
 
 
-@pytest.mark.parametrize("name", sample_names("wrong-") + sample_names("correct-")
-                         + sample_names("hostile-extraction"))
+@pytest.mark.parametrize("name", sample_names("wrong-") + sample_names("correct-") + sample_names("hostile-extraction"))
 def test_each_answer_scores_on_its_own_task_only(corpus, name):
     """Wrong answers lose points on their task; every other task (correct variants or the
     reference) keeps every point."""
@@ -99,8 +101,10 @@ def test_each_answer_scores_on_its_own_task_only(corpus, name):
         ok = {"full": row["score"] == row["max_score"], "loses": row["score"] < row["max_score"]}[expectation]
         if not ok:
             outputs = [t["output"][:300] for t in corpus.tests(name, task) if t["status"] == "failed"]
-            problems.append(f"{task} ({sample.answers.get(task, 'reference')}): expected {expectation}, "
-                            f"got {row['score']}/{row['max_score']} {outputs}")
+            problems.append(
+                f"{task} ({sample.answers.get(task, 'reference')}): expected {expectation}, "
+                f"got {row['score']}/{row['max_score']} {outputs}"
+            )
     assert not problems, problems
 
 
@@ -138,8 +142,9 @@ def test_failure_messages_say_what_was_expected_and_what_came_back(corpus):
     mean_over_n = corpus.tests("wrong-ssl-g0-r1", "nt_xent")[0]["output"]
     assert "expected" in mean_over_n and "got" in mean_over_n and "exactly twice the expected value" in mean_over_n
     shapes = [t["output"] for t in corpus.tests("wrong-ssl-g0-r3", "simclr_forward") if t["status"] == "failed"]
-    assert any("should return 2 values (repr, proj)" in o or "should have shape" in o or "differs" in o
-               for o in shapes), shapes
+    assert any(
+        "should return 2 values (repr, proj)" in o or "should have shape" in o or "differs" in o for o in shapes
+    ), shapes
     element = [t["output"] for t in corpus.tests("wrong-ssl-g0-r0", "ema") if t["status"] == "failed"][0]
     assert "the first at [" in element and "largest difference" in element, element
     percent = [t["output"] for t in corpus.tests("wrong-ssl-g1-r0", "probes") if t["status"] == "failed"][0]
@@ -162,8 +167,9 @@ def test_extraction_edge_cases_are_explained(corpus):
     assert "has a syntax error" in results["output"]
 
 
-@pytest.mark.parametrize("name, message", [("broken-no-notebook", "no notebook named"),
-                                           ("broken-not-json", "not a valid notebook")])
+@pytest.mark.parametrize(
+    "name, message", [("broken-no-notebook", "no notebook named"), ("broken-not-json", "not a valid notebook")]
+)
 def test_broken_submissions_get_zero_and_a_reason(corpus, name, message):
     results = corpus.results[name]
     assert results["score"] == 0 and results["tests"] == []
@@ -187,11 +193,17 @@ def test_grade_command_exits_zero_and_prints_the_table(tmp_path):
     results.json where --results says, a table per task on the terminal."""
     submission = tmp_path / "student"
     submission.mkdir()
-    (submission / "simclr_homework.ipynb").write_bytes((PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb").read_bytes())
+    (submission / "simclr_homework.ipynb").write_bytes(
+        (PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb").read_bytes()
+    )
     results_path = tmp_path / "out" / "results.json"
-    process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submission), "--results",
-                              str(results_path), "--unit-only"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             timeout=600)
+    process = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results_path), "--unit-only"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-2000:]
     assert "finetune_step" in process.stdout and "0 / 22" in process.stdout
     assert json.loads(results_path.read_text())["score"] == 0
@@ -244,10 +256,17 @@ def _readme_point_claims(points=None) -> list[str]:
 
     ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
     checkpoint = load_course_config(PROJECT_ROOT / "autograder" / "course.toml").points
-    return [f"the reference solutions ({ssl:g} / {ssl:g})", f"/ {ssl:g});", f"gets the {hw:g} unit-test points",
-            f"(0 / {checkpoint:g},", f"(0 / {hw + checkpoint:g},", f"The {hw:g} points of the unit tests",
-            f"`simclr_homework` {hw + checkpoint:g} autograded points ({hw:g} unit tests + {checkpoint:g} for the "
-            "checkpoint", f"`ssl_methods` {ssl:g} autograded points"]
+    return [
+        f"the reference solutions ({ssl:g} / {ssl:g})",
+        f"/ {ssl:g});",
+        f"gets the {hw:g} unit-test points",
+        f"(0 / {checkpoint:g},",
+        f"(0 / {hw + checkpoint:g},",
+        f"The {hw:g} points of the unit tests",
+        f"`simclr_homework` {hw + checkpoint:g} autograded points ({hw:g} unit tests + {checkpoint:g} for the "
+        "checkpoint",
+        f"`ssl_methods` {ssl:g} autograded points",
+    ]
 
 
 def test_readme_point_totals_are_the_sums_of_the_markers():

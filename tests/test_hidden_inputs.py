@@ -50,8 +50,10 @@ def test_two_submission_ids_draw_other_inputs_and_one_id_the_same(tmp_path):
     first = _gradescope_layout(tmp_path / "a", 1001)
     again = _gradescope_layout(tmp_path / "b", 1001, notebook_text='{"other": "bytes"}')
     other = _gradescope_layout(tmp_path / "c", 1002)
-    seeds = [hidden_inputs.choose(hidden_inputs.PER_SUBMISSION, folder, folder / "ssl_methods.ipynb")
-             for folder in (first, again, other)]
+    seeds = [
+        hidden_inputs.choose(hidden_inputs.PER_SUBMISSION, folder, folder / "ssl_methods.ipynb")
+        for folder in (first, again, other)
+    ]
     assert seeds[0] == seeds[1] and seeds[0][1] == "Gradescope submission 1001"
     assert seeds[2][0] != seeds[0][0]
     inputs = [positive_pairs(6, 10, seed=hidden_inputs.drawn(seed, 46))[0] for seed, _ in seeds]
@@ -62,10 +64,16 @@ def test_two_submission_ids_draw_other_inputs_and_one_id_the_same(tmp_path):
     local.mkdir()
     (local / "ssl_methods.ipynb").write_text("{}")
     seed, source = hidden_inputs.choose(hidden_inputs.PER_SUBMISSION, local, local / "ssl_methods.ipynb")
-    assert source == "a hash of ssl_methods.ipynb" and seed == hidden_inputs.submission_seed(local, local / "ssl_methods.ipynb")[0]
+    assert (
+        source == "a hash of ssl_methods.ipynb"
+        and seed == hidden_inputs.submission_seed(local, local / "ssl_methods.ipynb")[0]
+    )
     (local / "ssl_methods.ipynb").write_text("{} ")
     assert hidden_inputs.submission_seed(local, local / "ssl_methods.ipynb")[0] != seed
-    assert hidden_inputs.choose(hidden_inputs.PER_SUBMISSION, first, first / "x", override=7) == (7, "given with --seed")
+    assert hidden_inputs.choose(hidden_inputs.PER_SUBMISSION, first, first / "x", override=7) == (
+        7,
+        "given with --seed",
+    )
     assert hidden_inputs.choose(3, first, first / "x") == (3, "course.toml [grading] hidden_seed")
 
 
@@ -98,8 +106,13 @@ def test_every_correct_variant_keeps_full_points_under_drawn_seeds(tmp_path):
 
     for index, folder in enumerate(_correct_notebooks(tmp_path)):
         seed = 1000 + index
-        done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--unit-only", "--quiet",
-                               "--seed", str(seed)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "autograder", "grade", str(folder), "--unit-only", "--quiet", "--seed", str(seed)],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         results = json.loads((folder / "results.json").read_text())
         lost = [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"] < t["max_score"]]
@@ -119,8 +132,9 @@ def test_per_submission_seeds_on_gradescope_still_catch_a_wrong_answer(tmp_path,
     config = tmp_path / "course.toml"
     config.write_text('[grading]\nhidden_seed = "per-submission"\n')
     monkeypatch.setenv("SSL_LAB_COURSE_CONFIG", str(config))
-    sample, notebook, filename = next(entry for entry in build.plan(tmp_path / "samples")
-                                      if entry[0].name == "wrong-ssl-g0-r0")
+    sample, notebook, filename = next(
+        entry for entry in build.plan(tmp_path / "samples") if entry[0].name == "wrong-ssl-g0-r0"
+    )
     folder = _gradescope_layout(tmp_path / "gs", 424242, json.dumps(notebook))
     results = _grade(folder, None)
     seed = hidden_inputs.submission_seed(folder, folder / filename)[0]
@@ -130,7 +144,8 @@ def test_per_submission_seeds_on_gradescope_still_catch_a_wrong_answer(tmp_path,
         assert (row["score"] < row["max_score"]) == (sample.expect[task] == "loses"), (task, row)
     regraded = _grade(folder, seed)
     assert [(t["name"], t["score"], t["output"]) for t in regraded["tests"][:-1]] == [
-        (t["name"], t["score"], t["output"]) for t in results["tests"][:-1]]
+        (t["name"], t["score"], t["output"]) for t in results["tests"][:-1]
+    ]
 
 
 def test_seed_option_reaches_the_grading_options():

@@ -22,14 +22,35 @@ SCHEMA = json.loads((S.PROJECT_ROOT / "autograder" / "gradescope_files" / "resul
 def ssl_submissions(tmp_path_factory) -> Path:
     """Four ssl_methods submissions: two answered, one untouched, one hostile with broken metadata."""
     root = tmp_path_factory.mktemp("submissions")
-    S.write(S.executed("ssl_methods", {"simclr_shortcomings": "ALICE: big batches needed.",
-                                       "byol_predictor_role": "ALICE: avoids collapse.",
-                                       "barlow_terms_collapse": "ALICE: decorrelation."}), root / "alice", "ssl_methods.ipynb")
-    S.write(S.executed("ssl_methods", {"simclr_shortcomings": "BOB: negatives can be false negatives.",
-                                       "byol_predictor_role": "BOB: asymmetry.", "barlow_terms_collapse": "BOB: ..."}),
-            root / "bob", "ssl_methods (1).ipynb")  # a renamed notebook is still found
-    S.write(nbformat.read(S.PROJECT_ROOT / "notebooks" / "ssl_methods.ipynb", as_version=4), root / "carol",
-            "ssl_methods.ipynb")
+    S.write(
+        S.executed(
+            "ssl_methods",
+            {
+                "simclr_shortcomings": "ALICE: big batches needed.",
+                "byol_predictor_role": "ALICE: avoids collapse.",
+                "barlow_terms_collapse": "ALICE: decorrelation.",
+            },
+        ),
+        root / "alice",
+        "ssl_methods.ipynb",
+    )
+    S.write(
+        S.executed(
+            "ssl_methods",
+            {
+                "simclr_shortcomings": "BOB: negatives can be false negatives.",
+                "byol_predictor_role": "BOB: asymmetry.",
+                "barlow_terms_collapse": "BOB: ...",
+            },
+        ),
+        root / "bob",
+        "ssl_methods (1).ipynb",
+    )  # a renamed notebook is still found
+    S.write(
+        nbformat.read(S.PROJECT_ROOT / "notebooks" / "ssl_methods.ipynb", as_version=4),
+        root / "carol",
+        "ssl_methods.ipynb",
+    )
     hostile = S.executed("ssl_methods", {"simclr_shortcomings": S.HOSTILE_ANSWER})
     for cell in hostile.cells:
         if cell.get("id") == "simclr_shortcomings":
@@ -98,11 +119,20 @@ def test_an_image_that_is_not_base64_is_left_out(tmp_path):
     assert "<script>x" not in page and "not plain base64" in page
 
 
-@pytest.mark.parametrize("assignment, expected", [
-    ("ssl_methods", ["Shortcomings of SimCLR (2 points)", "On the role of the predictor head (2 points)",
-                     "The Barlow Twins loss (2 points)"]),
-    ("simclr_homework", ["Report: fine-tuning curves", "Report: hyperparameters"]),
-])
+@pytest.mark.parametrize(
+    "assignment, expected",
+    [
+        (
+            "ssl_methods",
+            [
+                "Shortcomings of SimCLR (2 points)",
+                "On the role of the predictor head (2 points)",
+                "The Barlow Twins loss (2 points)",
+            ],
+        ),
+        ("simclr_homework", ["Report: fine-tuning curves", "Report: hyperparameters"]),
+    ],
+)
 def test_results_json_lists_the_answers_graded_by_hand_at_zero_points(assignment, expected):
     """results.json says which answers a person grades later, in its output, without points, and stays valid."""
     plugin = ResultsPlugin(assignment, task_order=[])

@@ -118,7 +118,8 @@ def test_resnet18_is_torchvisions_resnet18():
     theirs = resnet18(weights=None).eval()
     assert torch.equal(ours_rng, torch.random.get_rng_state()), "a different number of random draws"
     assert [(name, type(m).__name__) for name, m in ours.named_modules() if name] == [
-        (name, type(m).__name__) for name, m in theirs.named_modules() if name]
+        (name, type(m).__name__) for name, m in theirs.named_modules() if name
+    ]
     ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
     assert list(ours_state) == list(theirs_state)
     for key, value in theirs_state.items():
@@ -136,9 +137,7 @@ def test_projection_mlp_without_batch_norm_is_the_seeds_simclr_projector():
     seeds = nn.Sequential(nn.Linear(512, 2048), nn.ReLU(inplace=True), nn.Linear(2048, 128))
     head = projection_mlp(512, 2048, 128, batch_norm=False)
     assert [type(m) for m in head] == [nn.Linear, nn.ReLU, nn.Linear]
-    assert {k: v.shape for k, v in head.state_dict().items()} == {
-        k: v.shape for k, v in seeds.state_dict().items()
-    }
+    assert {k: v.shape for k, v in head.state_dict().items()} == {k: v.shape for k, v in seeds.state_dict().items()}
 
 
 @pytest.mark.parametrize("in_dim, hidden_dim, out_dim", [(512, 2048, 128), (128, 64, 32)])

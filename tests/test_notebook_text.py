@@ -71,13 +71,21 @@ def test_homework_points_table_matches_the_graded_tests(folder: str) -> None:
     """Does every row of the homework's points table give its task's points as the grader's markers do?"""
     text = markdown(folder, "simclr_homework")
     points = unit_test_points(test_simclr_homework)
-    function_of = {"nt_xent": "nt_xent(", "barlow_loss": "barlow_loss(", "simclr_forward": "SimCLRModel.forward(",
-                   "simclr_step": "simclr_train_step(", "finetune_step": "finetune_train_step(",
-                   "evaluate": "evaluate("}
+    function_of = {
+        "nt_xent": "nt_xent(",
+        "barlow_loss": "barlow_loss(",
+        "simclr_forward": "SimCLRModel.forward(",
+        "simclr_step": "simclr_train_step(",
+        "finetune_step": "finetune_train_step(",
+        "evaluate": "evaluate(",
+    }
     assert set(function_of) == set(points)
     for task, function in function_of.items():
-        rows = [line for line in text.splitlines() if line.startswith("|") and f"`{function}" in line
-                and "unit tests" in line]
+        rows = [
+            line
+            for line in text.splitlines()
+            if line.startswith("|") and f"`{function}" in line and "unit tests" in line
+        ]
         assert len(rows) == 1, (task, rows)
         assert rows[0].rstrip().rstrip("|").split("|")[-1].strip() == _number(points[task]), (task, rows[0])
 
@@ -98,7 +106,8 @@ def test_homework_points_paragraph_matches_the_grader(folder: str) -> None:
     assert f"{_number(rubric['bonus_points'])} bonus points at {_number(rubric['bonus_threshold'])} %" in paragraph
     row = next(line for line in text.splitlines() if line.startswith("|") and "test accuracy of the checkpoint" in line)
     assert row.rstrip().rstrip("|").split("|")[-1].strip() == (
-        f"{_number(rubric['points'])}, + {_number(rubric['bonus_points'])} bonus")
+        f"{_number(rubric['points'])}, + {_number(rubric['bonus_points'])} bonus"
+    )
 
 
 def test_ssl_methods_unit_points_match_the_readme() -> None:
@@ -108,8 +117,10 @@ def test_ssl_methods_unit_points_match_the_readme() -> None:
     hw = sum(unit_test_points(test_simclr_homework).values())
     rubric = course_checkpoint()
     assert f"`ssl_methods` {_number(ssl)} autograded points" in readme
-    assert (f"`simclr_homework` {_number(hw + rubric['points'])} autograded points "
-            f"({_number(hw)} unit tests + {_number(rubric['points'])} for the checkpoint") in readme
+    assert (
+        f"`simclr_homework` {_number(hw + rubric['points'])} autograded points "
+        f"({_number(hw)} unit tests + {_number(rubric['points'])} for the checkpoint"
+    ) in readme
 
 
 def _all_sources(folder: str, assignment: str) -> str:
@@ -135,8 +146,11 @@ def test_linear_probe_text_and_code_work_with_the_pinned_scikit_learn() -> None:
         LogisticRegression(multi_class="multinomial")  # why the text warns about it
     text = markdown("notebooks", "ssl_methods")
     assert "multi_class=" in text and "TypeError" in text
-    assert "multi_class" not in "\n".join(c.source for c in nbformat.read(
-        PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", as_version=4).cells if c.cell_type == "code")
+    assert "multi_class" not in "\n".join(
+        c.source
+        for c in nbformat.read(PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", as_version=4).cells
+        if c.cell_type == "code"
+    )
 
 
 def test_evaluate_text_accepts_what_the_check_and_grader_accept() -> None:
@@ -211,7 +225,7 @@ def test_check_cells_call_the_public_checks_one_way(assignment: str) -> None:
 def _setup_block(assignment: str) -> str:
     """The set-up cell up to its magics: what makes `import helpers` work (or says how to)."""
     setup = next(c for c in _code_cells("notebooks", assignment) if c.id == "setup").source
-    return setup[:setup.index("%load_ext")]
+    return setup[: setup.index("%load_ext")]
 
 
 def test_setup_cells_import_the_installed_package() -> None:
@@ -235,10 +249,13 @@ def test_setup_block_imports_helpers_or_says_how_to_install_it(installed: bool, 
     if installed:
         env["PYTHONPATH"] = str(PROJECT_ROOT)
     code = _setup_block("ssl_methods") + "\nprint(helpers.__file__)\n"
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     if installed:
-        assert done.returncode == 0 and done.stdout.strip() == str(PROJECT_ROOT / "helpers" / "__init__.py"), done.stderr
+        assert done.returncode == 0 and done.stdout.strip() == str(PROJECT_ROOT / "helpers" / "__init__.py"), (
+            done.stderr
+        )
     else:
         assert done.returncode != 0 and "ImportError: Cannot import the SSL Lab `helpers` package" in done.stderr
         assert "run `pip install -e .`" in done.stderr

@@ -77,7 +77,10 @@ def _children_cpu_seconds() -> float:
 def _execute(nb: nbformat.NotebookNode, workdir: Path) -> None:
     """Run the notebook in a fresh python3 kernel (shut down and reaped at the end)."""
     client = nbclient.NotebookClient(
-        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=False,
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        allow_errors=False,
         resources={"metadata": {"path": str(workdir)}},
     )
     client.execute()
@@ -121,8 +124,11 @@ def test_student_notebook_runs_up_to_its_first_todo(path: Path, notebook_env: Pa
     """Does an unanswered student notebook run cleanly up to its first TODO and stop there?"""
     nb = nbformat.read(path, as_version=4)
     todo = next(
-        (i for i, cell in enumerate(nb.cells)
-         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")),
+        (
+            i
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")
+        ),
         None,
     )
     assert todo is not None, f"notebooks/{path.name} has no TODO cell"
@@ -139,13 +145,15 @@ def test_student_notebook_runs_up_to_its_first_todo(path: Path, notebook_env: Pa
         f"first TODO (cell {todo}) or the check cell right after it (cell {next_code}): "
         f"{output.get('ename')}: {output.get('evalue')}"
     )
-    not_implemented = output.get("ename") == "NotImplementedError" or "not implemented" in output.get("evalue", "").lower()
+    not_implemented = (
+        output.get("ename") == "NotImplementedError" or "not implemented" in output.get("evalue", "").lower()
+    )
     assert not_implemented, (
         f"notebooks/{path.name}: cell {index} raised {output.get('ename')}: {output.get('evalue')}, "
         "expected NotImplementedError from the TODO stub"
     )
     # nothing ran after the failure
-    assert all(not cell.get("outputs") for cell in nb.cells[index + 1:] if cell.cell_type == "code")
+    assert all(not cell.get("outputs") for cell in nb.cells[index + 1 :] if cell.cell_type == "code")
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)
@@ -172,7 +180,11 @@ def test_notebook_with_answers_in_other_styles_runs_in_smoke_mode(path: Path, no
         where = f"cell {failed[0]} (id {nb.cells[failed[0]].get('id')})" if failed else "a cell"
         pytest.fail(f"solutions/{path.name} with other correct answers: {where} raised:\n{str(error)[-3000:]}")
     assert _first_error(nb) is None
-    checks = {cell.get("id"): "".join(output.get("text", "") for output in cell.get("outputs", [])
-                                      if output.get("output_type") == "stream")
-              for cell in nb.cells if cell.get("id", "").startswith("check-")}
+    checks = {
+        cell.get("id"): "".join(
+            output.get("text", "") for output in cell.get("outputs", []) if output.get("output_type") == "stream"
+        )
+        for cell in nb.cells
+        if cell.get("id", "").startswith("check-")
+    }
     assert checks and all("checks passed." in text for text in checks.values()), checks

@@ -30,18 +30,24 @@ def test_unknown_name_is_an_attribute_error():
         helpers.nt_xent  # noqa: B018
 
 
-@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
-                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")), ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
 def test_no_graded_task_is_defined_in_helpers(path):
     """No module-level function or class of helpers has a graded task's name."""
     tree = ast.parse(path.read_text())
-    defined = {node.name for node in tree.body
-               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    defined |= {target.id for node in tree.body if isinstance(node, ast.Assign)
-                for target in node.targets if isinstance(target, ast.Name)}
+    defined = {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    defined |= {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     assert not defined & GRADED_NAMES, (
         f"{path.name} defines {sorted(defined & GRADED_NAMES)}, the answer to a graded task; "
-        "helpers must only hold what the notebooks are given")
+        "helpers must only hold what the notebooks are given"
+    )
 
 
 # ----------------------------------------------------------------------------- installing
@@ -54,8 +60,12 @@ def _fresh_venv(folder: Path) -> Path:
     site-packages (torch, pip, setuptools: nothing is downloaded), but not the project."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     Path(purelib, "this_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return python
 
@@ -66,8 +76,13 @@ def _run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _where_helpers(python: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return _run(python, "-c", "import helpers, importlib.util; print(helpers.__file__); "
-                "print(importlib.util.find_spec('autograder') is None)", cwd=cwd)
+    return _run(
+        python,
+        "-c",
+        "import helpers, importlib.util; print(helpers.__file__); "
+        "print(importlib.util.find_spec('autograder') is None)",
+        cwd=cwd,
+    )
 
 
 @pytest.mark.slow  # about 13-16 s each on a shared 2-core CPU (a venv, a build, torch imported)
@@ -89,8 +104,19 @@ def test_pip_install_makes_helpers_importable(source, tmp_path):
         with zipfile.ZipFile(build_student_zip(PROJECT_ROOT, output=tmp_path / "ssl-lab-student.zip")) as zf:
             zf.extractall(tmp_path / "unzipped")
         target, editable = tmp_path / "unzipped" / ZIP_FOLDER, []
-    installed = _run(python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                     "--disable-pip-version-check", *editable, str(target), cwd=tmp_path)
+    installed = _run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--disable-pip-version-check",
+        *editable,
+        str(target),
+        cwd=tmp_path,
+    )
     assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
     after = _where_helpers(python, elsewhere)
     assert after.returncode == 0, after.stderr[-2000:]
@@ -102,8 +128,7 @@ def test_pip_install_makes_helpers_importable(source, tmp_path):
     assert no_autograder == "True", "the package must install helpers only, never the grader"
 
 
-@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")),
-                         ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
+@pytest.mark.parametrize("path", sorted(HELPERS_DIR.rglob("*.py")), ids=lambda p: p.relative_to(HELPERS_DIR).as_posix())
 def test_helpers_never_import_solutions_or_autograder(path):
     """helpers ships to students (and into the sandbox): no module of it, in any subpackage,
     may import the reference solutions or the grader."""

@@ -152,8 +152,9 @@ def test_plot_history_rejects_an_empty_history():
 # -- plot_curves ---------------------------------------------------------------------------
 def test_plot_curves_percent(tmp_path):
     """Fine-tuning's train vs test accuracy, in percent."""
-    fig = plots.plot_curves({"train": [0.5, 0.6, 0.7], "test": [0.45, None, 0.62]}, ylabel="accuracy",
-                            percent=True, title="fine-tuning")
+    fig = plots.plot_curves(
+        {"train": [0.5, 0.6, 0.7], "test": [0.45, None, 0.62]}, ylabel="accuracy", percent=True, title="fine-tuning"
+    )
     [ax] = fig.axes
     assert ax.get_ylim() == (0.0, 100.0)
     assert ax.get_ylabel() == "accuracy (%)"

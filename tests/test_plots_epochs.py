@@ -21,8 +21,10 @@ def _ticks(ax) -> list[float]:
 def test_curves_have_whole_epoch_ticks(epochs):
     """Are the epoch ticks whole numbers for any run length (a one-epoch run included)?"""
     values = [1.0 / (k + 1) for k in range(epochs)]
-    for ax in (plot_curves({"train": values, "test": values}, ylabel="loss").axes[0],
-               *plot_history({"epoch": list(range(1, epochs + 1)), "loss": values, "monitor": values}).axes):
+    for ax in (
+        plot_curves({"train": values, "test": values}, ylabel="loss").axes[0],
+        *plot_history({"epoch": list(range(1, epochs + 1)), "loss": values, "monitor": values}).axes,
+    ):
         ticks = _ticks(ax)
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
         assert 1 in ticks or epochs > 10

@@ -14,7 +14,7 @@ from submissions.corpus import graded_corpus
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-BYOL_AUTOCAST = '''import torch
+BYOL_AUTOCAST = """import torch
 
 
 def byol_train_step(online, target, ema, optimizer, x1, x2):
@@ -30,8 +30,8 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-'''
-SIMCLR_AUTOCAST = '''import torch
+"""
+SIMCLR_AUTOCAST = """import torch
 
 
 def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
@@ -43,7 +43,7 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-'''
+"""
 
 
 def _escape(source: str) -> str:
@@ -55,8 +55,12 @@ def test_a_step_under_its_own_autocast_is_told_why(tmp_path):
     notebook = replace_task(notebook, "byol_step", _escape(BYOL_AUTOCAST))
     notebook = replace_task(notebook, "simclr_step", _escape(SIMCLR_AUTOCAST))
     (tmp_path / "ssl_methods.ipynb").write_text(json.dumps(notebook))
-    subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--unit-only", "--quiet"],
-                   cwd=PROJECT_ROOT, check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", str(tmp_path), "--unit-only", "--quiet"],
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=600,
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     for task in ("byol_step", "simclr_step"):
         failed = [t for t in results["tests"] if task in t["tags"] and t["status"] == "failed"]

@@ -65,9 +65,7 @@ def test_knn_is_scale_invariant_and_temperature_matters():
     assert knn_accuracy(train_x, train_y, test_x, test_y, k=10, num_classes=3) == knn_accuracy(
         train_x * scale, train_y, 3 * test_x, test_y, k=10, num_classes=3
     )
-    predictions = {
-        t: slow_weighted_knn_predictions(train_x, train_y, test_x, 40, t, 3) for t in (0.01, 100.0)
-    }
+    predictions = {t: slow_weighted_knn_predictions(train_x, train_y, test_x, 40, t, 3) for t in (0.01, 100.0)}
     assert not torch.equal(predictions[0.01], predictions[100.0])  # T changes the vote
     for t, expected in predictions.items():
         assert knn_accuracy(train_x, train_y, test_x, expected, k=40, temperature=t, num_classes=3) == 1.0
@@ -151,8 +149,17 @@ class Recorder(nn.Module):
         self.calls = []
 
     def forward(self, x):
-        self.calls.append((tuple(x.shape), x.dtype, float(x.min()), float(x.max()), self.training,
-                           self.norm.training, torch.is_grad_enabled()))
+        self.calls.append(
+            (
+                tuple(x.shape),
+                x.dtype,
+                float(x.min()),
+                float(x.max()),
+                self.training,
+                self.norm.training,
+                torch.is_grad_enabled(),
+            )
+        )
         features = x.mean(dim=(2, 3)) * self.scale  # (B, 3)
         return (features, features * 2) if self.tuple_output else features
 
@@ -221,8 +228,9 @@ def test_knn_monitor_subsets():
     """max_train/max_test and subset() keep class-balanced subsets and the settings."""
     train_images, train_labels = colour_images(60)
     test_images, test_labels = colour_images(30, seed=1)
-    monitor = KNNMonitor(train_images, train_labels, test_images, test_labels, k=7, temperature=0.2,
-                         max_train=12, num_classes=3)
+    monitor = KNNMonitor(
+        train_images, train_labels, test_images, test_labels, k=7, temperature=0.2, max_train=12, num_classes=3
+    )
     assert monitor.train_images.shape[0] == 12 and monitor.test_images.shape[0] == 30
     assert torch.bincount(monitor.train_labels).tolist() == [4, 4, 4]
     small = monitor.subset(max_train=6, max_test=9)

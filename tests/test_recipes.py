@@ -19,15 +19,20 @@ from helpers.train import fit, lr_multiplier
 def test_pretraining_fit_kwargs_are_the_recipe(recipe):
     """Does a pre-training recipe give fit its epochs, batch, two views, warmup, cosine and k-NN interval?"""
     recipe = dataclasses.replace(recipe, epochs=7, batch_size=64, warmup_epochs=2, knn_every=3)
-    assert recipe.fit_kwargs() == {"epochs": 7, "batch_size": 64, "views": 2, "warmup_epochs": 2,
-                                   "schedule": "cosine", "monitor_every": 3}
+    assert recipe.fit_kwargs() == {
+        "epochs": 7,
+        "batch_size": 64,
+        "views": 2,
+        "warmup_epochs": 2,
+        "schedule": "cosine",
+        "monitor_every": 3,
+    }
 
 
 def test_finetune_fit_kwargs_are_supervised_without_warmup():
     """Fine-tuning trains on labelled single views with a cosine and no warmup."""
     recipe = dataclasses.replace(LINEAR_EVAL, epochs=4, batch_size=128)
-    assert recipe.fit_kwargs() == {"epochs": 4, "batch_size": 128, "views": 1, "warmup_epochs": 0,
-                                   "schedule": "cosine"}
+    assert recipe.fit_kwargs() == {"epochs": 4, "batch_size": 128, "views": 1, "warmup_epochs": 0, "schedule": "cosine"}
 
 
 def test_fit_kwargs_adds_and_overrides_settings_and_refuses_unknown_names():
@@ -56,8 +61,10 @@ def test_optimizer_keeps_a_group_learning_rate_and_passes_options():
     """A parameter group's own lr wins (full fine-tuning); other options reach torch.optim.SGD."""
     encoder, head = nn.Linear(3, 3), nn.Linear(3, 2)
     recipe = dataclasses.replace(LINEAR_EVAL, mode="full")
-    optimizer = recipe.optimizer([{"params": encoder.parameters(), "lr": recipe.lr * recipe.encoder_lr_ratio},
-                                  {"params": head.parameters()}], foreach=False)
+    optimizer = recipe.optimizer(
+        [{"params": encoder.parameters(), "lr": recipe.lr * recipe.encoder_lr_ratio}, {"params": head.parameters()}],
+        foreach=False,
+    )
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([recipe.lr * recipe.encoder_lr_ratio, recipe.lr])
     assert optimizer.defaults["foreach"] is False
 
@@ -115,8 +122,14 @@ def test_fit_runs_with_a_recipe_configuration():
         optimizer.step()
         return loss.item()
 
-    history = fit(step, model, optimizer, images, labels,
-                  **recipe.fit_kwargs(augment=None, device="cpu", smoke=False, progress=False, verbose=False))
+    history = fit(
+        step,
+        model,
+        optimizer,
+        images,
+        labels,
+        **recipe.fit_kwargs(augment=None, device="cpu", smoke=False, progress=False, verbose=False),
+    )
     assert history.epoch == [1, 2]
     # The cosine over the recipe's 2 epochs of 2 steps, at the last step, from the recipe's lr:
     assert history.lr == pytest.approx([recipe.lr * lr_multiplier(1, 4), recipe.lr * lr_multiplier(3, 4)])

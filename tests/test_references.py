@@ -99,8 +99,11 @@ def test_nt_xent_loop_rejects_the_wrong_answers(loss):
     for n, d, tau in NT_XENT_CASES:
         z1, z2 = _unit_pairs(n, d, seed=n * 100 + d)
         value = loss[1](z1, z2, tau)
-        differs.append(not isinstance(value, torch.Tensor) or value.shape != ()
-                       or not math.isclose(float(value), nt_xent_loop(z1, z2, tau), rel_tol=1e-6))
+        differs.append(
+            not isinstance(value, torch.Tensor)
+            or value.shape != ()
+            or not math.isclose(float(value), nt_xent_loop(z1, z2, tau), rel_tol=1e-6)
+        )
     assert any(differs)
 
 
@@ -137,7 +140,8 @@ def barlow_loop(z1: torch.Tensor, z2: torch.Tensor, alpha: float, eps: float, un
     a, b = standardised(a), standardised(b)
     c = [[sum(a[i][k] * b[j][k] for k in range(n)) / n for j in range(d)] for i in range(d)]
     return sum((1 - c[i][i]) ** 2 for i in range(d)) + alpha * sum(
-        c[i][j] ** 2 for i in range(d) for j in range(d) if i != j)
+        c[i][j] ** 2 for i in range(d) for j in range(d) if i != j
+    )
 
 
 BARLOW_CASES = [(6, 4, 0.005), (16, 8, 0.5), (9, 3, 1.0)]  # (N, D, alpha)
@@ -157,8 +161,9 @@ def _embeddings(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_barlow_reference_equals_the_papers_sums(loss, n, d, alpha):
     """The references standardise with the biased variance, eps under the square root (as the paper's code)."""
     z1, z2 = _embeddings(n, d, seed=n + d)
-    torch.testing.assert_close(float(loss[1](z1, z2, alpha, eps=1e-5)), barlow_loop(z1, z2, alpha, 1e-5),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        float(loss[1](z1, z2, alpha, eps=1e-5)), barlow_loop(z1, z2, alpha, 1e-5), rtol=1e-5, atol=1e-6
+    )
     torch.testing.assert_close(float(loss[1](z1, z2, alpha)), barlow_loop(z1, z2, alpha, 1e-5), rtol=1e-5, atol=1e-6)
 
 
@@ -168,8 +173,9 @@ def test_barlow_correct_answers_equal_the_papers_sums(loss):
     for n, d, alpha in BARLOW_CASES:
         z1, z2 = _embeddings(n, d, seed=n + d)
         value = float(loss[1](z1, z2, alpha))
-        assert any(math.isclose(value, barlow_loop(z1, z2, alpha, 1e-5, unbiased), rel_tol=1e-4)
-                   for unbiased in (False, True)), (n, d, alpha, value)
+        assert any(
+            math.isclose(value, barlow_loop(z1, z2, alpha, 1e-5, unbiased), rel_tol=1e-4) for unbiased in (False, True)
+        ), (n, d, alpha, value)
 
 
 @pytest.mark.parametrize("loss", BARLOW_WRONG, ids=lambda p: p[0])
@@ -178,8 +184,12 @@ def test_barlow_sums_reject_the_wrong_answers(loss):
     for n, d, alpha in BARLOW_CASES:
         z1, z2 = _embeddings(n, d, seed=n + d)
         value = float(loss[1](z1, z2, alpha))
-        differs.append(all(not math.isclose(value, barlow_loop(z1, z2, alpha, 1e-5, unbiased), rel_tol=1e-4)
-                           for unbiased in (False, True)))
+        differs.append(
+            all(
+                not math.isclose(value, barlow_loop(z1, z2, alpha, 1e-5, unbiased), rel_tol=1e-4)
+                for unbiased in (False, True)
+            )
+        )
     assert any(differs)
 
 
@@ -301,8 +311,9 @@ def test_barlow_loss_references_agree(n, d, alpha):
     """Same value and same gradients from both notebooks' barlow_loss (float32, as fit feeds them)."""
     (_, first), (_, second) = BARLOW_REFERENCES
     inputs = _embeddings(n, d, seed=d)
-    torch.testing.assert_close(_value_and_gradients(first, inputs, alpha), _value_and_gradients(second, inputs, alpha),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        _value_and_gradients(first, inputs, alpha), _value_and_gradients(second, inputs, alpha), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_simclr_forward_references_agree():

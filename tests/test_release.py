@@ -80,7 +80,7 @@ def _distinctive(line: str) -> bool:
 def _runs(lines: list[str], length: int = LEAK_RUN) -> set[tuple[str, ...]]:
     """Every `length` consecutive non-blank lines, stripped."""
     lines = [line.strip() for line in lines if line.strip()]
-    return {tuple(lines[i:i + length]) for i in range(len(lines) - length + 1)}
+    return {tuple(lines[i : i + length]) for i in range(len(lines) - length + 1)}
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +179,14 @@ def test_release_rejects_broken_markup(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     cell = nbformat.v4.new_code_cell(f"def f():\n    {BEGIN}\n    return 1\n")
-    cell.metadata["nbgrader"] = {"grade": False, "grade_id": "f", "locked": False, "schema_version": 3,
-                                 "solution": True, "task": False}
+    cell.metadata["nbgrader"] = {
+        "grade": False,
+        "grade_id": "f",
+        "locked": False,
+        "schema_version": 3,
+        "solution": True,
+        "task": False,
+    }
     nb.cells = [cell]
     (tmp_path / "solutions").mkdir()
     nbformat.write(nb, tmp_path / "solutions" / "broken.ipynb")
@@ -201,12 +207,17 @@ def test_registry_matches_the_solution_graded_cells(assignment: str) -> None:
         nbgrader = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not nbgrader.get("solution"):
             continue
-        names = tuple(node.name for node in ast.parse(cell.source).body
-                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        names = tuple(
+            node.name
+            for node in ast.parse(cell.source).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        )
         if names or nbgrader.get("grade_id") in TASKS:
             found.append((nbgrader.get("grade_id"), names))
     expected = [(task, TASKS[task]) for task in ASSIGNMENTS[assignment].cell_tasks]
-    assert found == expected, f"solutions/{ASSIGNMENTS[assignment].notebook}: {found} != autograder/contract.py's {expected}"
+    assert found == expected, (
+        f"solutions/{ASSIGNMENTS[assignment].notebook}: {found} != autograder/contract.py's {expected}"
+    )
 
 
 @pytest.mark.parametrize(("notebook", "task"), GRADED_TASKS)
@@ -299,10 +310,8 @@ def test_student_zip_contents(student_zip: Path) -> None:
         readme = zf.read(f"{rel.ZIP_FOLDER}/README.md")
     prefix = rel.ZIP_FOLDER + "/"
     assert all(name.startswith(prefix) for name in names), sorted(names)[:5]
-    inner = {name[len(prefix):] for name in names}
-    helpers = {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "helpers").rglob("*.py") if "__pycache__" not in p.parts
-    }
+    inner = {name[len(prefix) :] for name in names}
+    helpers = {p.relative_to(ROOT).as_posix() for p in (ROOT / "helpers").rglob("*.py") if "__pycache__" not in p.parts}
     notebooks = {f"notebooks/{path.stem}.ipynb" for path in rel.solution_notebooks(ROOT)}
     expected = notebooks | helpers | {"pyproject.toml", "requirements.txt", "README.md"}
     assert inner == expected, f"missing {sorted(expected - inner)}, unexpected {sorted(inner - expected)}"

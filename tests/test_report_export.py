@@ -12,12 +12,17 @@ from helpers import report
 def test_graded_by_hand_cells_come_from_the_notebooks_markup():
     """The discussion answers (nbgrader) of ssl_methods and the report cells of the homework are found."""
     ssl = [(c.id, c.points, c.kind) for c in report.graded_by_hand(S.executed("ssl_methods"))]
-    assert ssl == [("simclr_shortcomings", 2.0, "text"), ("byol_predictor_role", 2.0, "text"),
-                   ("barlow_terms_collapse", 2.0, "text")]
+    assert ssl == [
+        ("simclr_shortcomings", 2.0, "text"),
+        ("byol_predictor_role", 2.0, "text"),
+        ("barlow_terms_collapse", 2.0, "text"),
+    ]
     hw = [(c.id, c.kind) for c in report.graded_by_hand(S.executed("simclr_homework"))]
     assert hw == [("finetune-curves", "output"), ("report", "output")]
-    student = [c.id for c in report.graded_by_hand(nbformat.read(S.PROJECT_ROOT / "notebooks" / "ssl_methods.ipynb",
-                                                                   as_version=4))]
+    student = [
+        c.id
+        for c in report.graded_by_hand(nbformat.read(S.PROJECT_ROOT / "notebooks" / "ssl_methods.ipynb", as_version=4))
+    ]
     assert student == [c[0] for c in ssl], "the student notebook keeps the markup"
 
 
@@ -25,15 +30,24 @@ def test_graded_by_hand_cells_come_from_the_notebooks_markup():
 def test_html_export_holds_answers_plots_and_report_without_code(assignment, tmp_path, monkeypatch, capsys):
     """Without a PDF engine: one HTML file with every answer, plot and the report, no code, plus print steps."""
     monkeypatch.setattr(report, "pdf_engine", lambda: None)
-    answers = {"simclr_shortcomings": "Needs large batches: ANSWER-ONE.", "byol_predictor_role": "ANSWER-TWO",
-               "barlow_terms_collapse": "ANSWER-THREE"} if assignment == "ssl_methods" else None
+    answers = (
+        {
+            "simclr_shortcomings": "Needs large batches: ANSWER-ONE.",
+            "byol_predictor_role": "ANSWER-TWO",
+            "barlow_terms_collapse": "ANSWER-THREE",
+        }
+        if assignment == "ssl_methods"
+        else None
+    )
     nb = S.executed(assignment, answers, report_text="Final test accuracy: REPORT-LINE 81.20 %\n")
     path = S.write(nb, tmp_path, f"{assignment}.ipynb")
     written = report.export_report(path)
     out = capsys.readouterr().out
     assert written == tmp_path / f"{assignment}-report.html" and written.is_file()
     page = written.read_text()
-    figures = sum(1 for c in nb.cells if c.cell_type == "code" and c.outputs and "image/png" in c.outputs[0].get("data", {}))
+    figures = sum(
+        1 for c in nb.cells if c.cell_type == "code" and c.outputs and "image/png" in c.outputs[0].get("data", {})
+    )
     assert figures >= 2 and page.count(S.png_base64()) == figures
     if answers:
         assert all(text.split(":")[-1].strip(" .") in page for text in answers.values())
@@ -77,7 +91,8 @@ def test_report_settings_and_optimizer_as_run(capsys):
         group["initial_lr"], group["lr"] = group["lr"], group["lr"] * 0.5
     assert report.describe_optimizer(optimizer) == (
         "SGD; group 0 (6 parameters): lr 0.01, momentum 0.9, weight_decay 0; "
-        "group 1 (3 parameters): lr 0.1, momentum 0.9, weight_decay 0")
+        "group 1 (3 parameters): lr 0.1, momentum 0.9, weight_decay 0"
+    )
     del optimizer.param_groups[1]["initial_lr"]  # never scheduled: its lr is the base lr
     assert "group 1 (3 parameters): lr 0.05," in report.describe_optimizer(optimizer)
     report.print_settings("Settings", {"epochs": 3, "optimizer": "SGD"})

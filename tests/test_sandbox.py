@@ -38,9 +38,13 @@ def roundtrip(value):
 
 
 def test_values_roundtrip():
-    value = {"a": [1, 2.5, float("nan"), None, True, "s"], "t": (torch.arange(6).reshape(2, 3), torch.ones(0)),
-             "f": torch.tensor(1.5, dtype=torch.float64), "b": torch.tensor([True, False]),
-             "h": torch.tensor([1.0], dtype=torch.bfloat16)}
+    value = {
+        "a": [1, 2.5, float("nan"), None, True, "s"],
+        "t": (torch.arange(6).reshape(2, 3), torch.ones(0)),
+        "f": torch.tensor(1.5, dtype=torch.float64),
+        "b": torch.tensor([True, False]),
+        "h": torch.tensor([1.0], dtype=torch.bfloat16),
+    }
     back = roundtrip(value)
     assert back["a"][:2] == [1, 2.5] and back["a"][2] != back["a"][2] and back["a"][3:] == [None, True, "s"]
     assert isinstance(back["t"], tuple) and torch.equal(back["t"][0], value["t"][0]) and back["t"][1].shape == (0,)
@@ -76,18 +80,21 @@ def tensor_header(**overrides):
     return {"$tensor": body}
 
 
-@pytest.mark.parametrize("tree, payload", [
-    ({"$tensor": {"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8}}, b"\0" * 8),
-    (tensor_header(shape=[3]), b"\0" * 8),  # shape does not match the bytes
-    (tensor_header(offset=4), b"\0" * 8),  # outside the payload
-    (tensor_header(shape=[-1]), b"\0" * 8),
-    (tensor_header(shape=[1] * 9, nbytes=4), b"\0" * 8),
-    ({"$pickle": "gASV"}, b""),
-    ({"$list": [1], "$tuple": [2]}, b""),
-    ({"$float": "1e999"}, b""),
-    ({"$dict": [[1, 2]]}, b""),
-    ("x" * (protocol.MAX_STRING + 1), b""),
-])
+@pytest.mark.parametrize(
+    "tree, payload",
+    [
+        ({"$tensor": {"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8}}, b"\0" * 8),
+        (tensor_header(shape=[3]), b"\0" * 8),  # shape does not match the bytes
+        (tensor_header(offset=4), b"\0" * 8),  # outside the payload
+        (tensor_header(shape=[-1]), b"\0" * 8),
+        (tensor_header(shape=[1] * 9, nbytes=4), b"\0" * 8),
+        ({"$pickle": "gASV"}, b""),
+        ({"$list": [1], "$tuple": [2]}, b""),
+        ({"$float": "1e999"}, b""),
+        ({"$dict": [[1, 2]]}, b""),
+        ("x" * (protocol.MAX_STRING + 1), b""),
+    ],
+)
 def test_decode_rejects_malformed_values(tree, payload):
     with pytest.raises(protocol.ProtocolError):
         protocol.decode(tree, payload)
@@ -101,8 +108,10 @@ def test_decode_rejects_deep_nesting():
         protocol.decode(tree, b"")
 
 
-@pytest.mark.parametrize("header", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e999}', b"[" * 100000, b"\xff",
-                                    b'{"a": ' + b"9" * 100 + b"}"])
+@pytest.mark.parametrize(
+    "header",
+    [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e999}', b"[" * 100000, b"\xff", b'{"a": ' + b"9" * 100 + b"}"],
+)
 def test_headers_are_strict_json(header):
     with pytest.raises(protocol.ProtocolError):
         protocol.parse_header(header)
@@ -112,7 +121,7 @@ def test_frame_reader_enforces_magic_and_caps():
     good = protocol.pack_message({"kind": "result"}, torch.ones(4))
     reader = protocol.FrameReader(max_header=1 << 16, max_payload=1 << 16)
     for i in range(0, len(good), 7):  # arrives in pieces
-        reader.feed(good[i:i + 7])
+        reader.feed(good[i : i + 7])
     header, payload = reader.frames[0]
     assert torch.equal(protocol.decode(header["value"], payload), torch.ones(4))
     with pytest.raises(protocol.ProtocolError, match="magic"):
@@ -129,7 +138,7 @@ def test_output_capture_splits_calls_and_truncates():
     marker = b"\x00SSLG-END:abc:1\x00"
     data = b"hello " * 5000 + b"\x00SSLG-END:zzz:1\x00 forged " + marker + b"next call"
     for i in range(0, len(data), 1000):
-        capture.feed(data[i:i + 1000])
+        capture.feed(data[i : i + 1000])
     assert capture.ended == [1]
     text = capture.take()
     assert text.startswith("hello") and "bytes of output omitted" in text and "forged" in text
@@ -157,23 +166,35 @@ def foreign_imports(folder: Path) -> list[str]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 modules = [node.module or ""]
             elif isinstance(node, ast.ImportFrom):  # relative: only `from . import sibling` or `from .sibling import x`
-                inside = node.level == 1 and (node.module.split(".")[0] in siblings if node.module
-                                              else all(alias.name in siblings for alias in node.names))
+                inside = node.level == 1 and (
+                    node.module.split(".")[0] in siblings
+                    if node.module
+                    else all(alias.name in siblings for alias in node.names)
+                )
                 modules = [] if inside else ["." * node.level + (node.module or ",".join(a.name for a in node.names))]
                 found += [f"{path.name} line {node.lineno}: {m}" for m in modules]
                 continue
             else:
                 continue
-            found += [f"{path.name} line {node.lineno}: {m}" for m in modules
-                      if m.split(".")[0] not in sys.stdlib_module_names | INSIDE_MAY_IMPORT]
+            found += [
+                f"{path.name} line {node.lineno}: {m}"
+                for m in modules
+                if m.split(".")[0] not in sys.stdlib_module_names | INSIDE_MAY_IMPORT
+            ]
     return found
 
 
 def test_the_code_inside_the_sandbox_imports_nothing_of_the_grader():
     """Everything in autograder/in_sandbox/ runs next to the student's code: it may import the
     standard library, torch, the confinement bindings and its own modules, nothing else."""
-    assert sorted(p.name for p in INSIDE.glob("*.py")) == ["__init__.py", "confine.py", "harness.py", "protocol.py",
-                                                           "statements.py", "worker.py"]
+    assert sorted(p.name for p in INSIDE.glob("*.py")) == [
+        "__init__.py",
+        "confine.py",
+        "harness.py",
+        "protocol.py",
+        "statements.py",
+        "worker.py",
+    ]
     assert foreign_imports(INSIDE) == []
 
 
@@ -183,10 +204,16 @@ def test_foreign_imports_are_found(tmp_path):
     (tmp_path / "leaky.py").write_text(
         "from __future__ import annotations\nimport torch.nn\nfrom . import sibling\nfrom .sibling import x\n"
         "import numpy\nfrom autograder import safe_files\nfrom .. import grading\nfrom . import extract\n"
-        "from .extract import TASK_NAMES\n\ndef later():\n    import helpers.data\n")
-    assert foreign_imports(tmp_path) == ["leaky.py line 5: numpy", "leaky.py line 6: autograder",
-                                         "leaky.py line 7: ..grading", "leaky.py line 8: .extract",
-                                         "leaky.py line 9: .extract", "leaky.py line 12: helpers.data"]
+        "from .extract import TASK_NAMES\n\ndef later():\n    import helpers.data\n"
+    )
+    assert foreign_imports(tmp_path) == [
+        "leaky.py line 5: numpy",
+        "leaky.py line 6: autograder",
+        "leaky.py line 7: ..grading",
+        "leaky.py line 8: .extract",
+        "leaky.py line 9: .extract",
+        "leaky.py line 12: helpers.data",
+    ]
 
 
 def test_the_sandbox_gets_a_copy_of_that_folder_which_imports_alone(tmp_path):
@@ -194,15 +221,19 @@ def test_the_sandbox_gets_a_copy_of_that_folder_which_imports_alone(tmp_path):
     imports there without the rest of the autograder (in an isolated interpreter)."""
     pkg = prepare_package(tmp_path)
     copied = sorted(str(p.relative_to(pkg / PACKAGE)) for p in (pkg / PACKAGE).rglob("*"))
-    assert copied == sorted(str(p.relative_to(INSIDE)) for p in INSIDE.rglob("*")
-                            if "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert copied == sorted(
+        str(p.relative_to(INSIDE)) for p in INSIDE.rglob("*") if "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     assert sorted(p.name for p in pkg.iterdir()) == ["helpers", PACKAGE]
     modules = sorted(p.stem for p in INSIDE.glob("*.py") if p.stem != "__init__")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
-            f"for name in {modules!r}: importlib.import_module({PACKAGE!r} + '.' + name)\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] in ('autograder', 'helpers')], sorted(sys.modules)")
-    done = subprocess.run([sys.executable, "-I", "-B", "-c", code, str(pkg)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+        f"for name in {modules!r}: importlib.import_module({PACKAGE!r} + '.' + name)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('autograder', 'helpers')], sorted(sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", code, str(pkg)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     shutil.rmtree(pkg)
 
@@ -210,7 +241,7 @@ def test_the_sandbox_gets_a_copy_of_that_folder_which_imports_alone(tmp_path):
 # ======================================================================================
 # The worker
 # ======================================================================================
-SOURCE = '''
+SOURCE = """
 import os, sys, signal, subprocess, time
 import torch
 
@@ -267,9 +298,25 @@ class Broken:
 
 def uses_broken(*args):
     return Broken
-'''
-NAMES = ["os", "torch", "add", "todo", "hang", "crash", "leave_exit", "polite_exit", "bomb", "whoami", "read",
-         "connect", "spawn", "signal_parent", "Broken", "uses_broken"]
+"""
+NAMES = [
+    "os",
+    "torch",
+    "add",
+    "todo",
+    "hang",
+    "crash",
+    "leave_exit",
+    "polite_exit",
+    "bomb",
+    "whoami",
+    "read",
+    "connect",
+    "spawn",
+    "signal_parent",
+    "Broken",
+    "uses_broken",
+]
 
 
 def statements():
@@ -278,9 +325,22 @@ def statements():
     body = ast.parse(SOURCE).body
     result = []
     for node_index, node in enumerate(body):
-        names = tuple(a.asname or a.name.split(".")[0] for a in node.names) if isinstance(node, ast.Import) else (node.name,)
-        result.append(Statement(index=node_index, cell=0, label="cell 1", cell_source=SOURCE, node=node_index,
-                                lineno=node.lineno, names=names))
+        names = (
+            tuple(a.asname or a.name.split(".")[0] for a in node.names)
+            if isinstance(node, ast.Import)
+            else (node.name,)
+        )
+        result.append(
+            Statement(
+                index=node_index,
+                cell=0,
+                label="cell 1",
+                cell_source=SOURCE,
+                node=node_index,
+                lineno=node.lineno,
+                names=names,
+            )
+        )
     return statements_payload(result)
 
 
@@ -316,13 +376,16 @@ def test_definition_errors_are_reported_with_the_name(worker):
         call(worker, "Broken")
 
 
-@pytest.mark.parametrize("fn, fault, message", [
-    ("hang", sandbox.CallTimedOut, "did not finish within 3 seconds"),
-    ("crash", sandbox.WorkerDied, "SIGSEGV"),
-    ("leave_exit", sandbox.WorkerDied, "exited with status 7"),
-    ("polite_exit", sandbox.CodeRaised, r"sys.exit\(2\)"),
-    ("bomb", sandbox.CodeRaised, "MemoryError"),
-])
+@pytest.mark.parametrize(
+    "fn, fault, message",
+    [
+        ("hang", sandbox.CallTimedOut, "did not finish within 3 seconds"),
+        ("crash", sandbox.WorkerDied, "SIGSEGV"),
+        ("leave_exit", sandbox.WorkerDied, "exited with status 7"),
+        ("polite_exit", sandbox.CodeRaised, r"sys.exit\(2\)"),
+        ("bomb", sandbox.CodeRaised, "MemoryError"),
+    ],
+)
 def test_failures_fail_the_call_and_the_next_call_works(worker, fn, fault, message):
     with pytest.raises(fault, match=message):
         call(worker, fn)
@@ -394,7 +457,7 @@ def test_closing_kills_every_sandbox_process():
 # Limits that a submission cannot stretch (issue classes: progress frames, callback time,
 # budget, state between calls, a dead zygote)
 # ======================================================================================
-EXTRA_SOURCE = '''
+EXTRA_SOURCE = """
 import os
 import time
 
@@ -437,7 +500,7 @@ class Spinner:
     while True:  # keeps telling the grader it is still loading
         _child.send({"kind": "loading", "seq": _child.seq, "index": 5})
         time.sleep(0.2)
-'''
+"""
 
 
 def extra_statements():
@@ -447,8 +510,17 @@ def extra_statements():
     result = []
     for node_index, node in enumerate(body):
         names = tuple(a.asname or a.name for a in node.names) if isinstance(node, ast.Import) else (node.name,)
-        result.append(Statement(index=node_index, cell=0, label="cell 9", cell_source=EXTRA_SOURCE, node=node_index,
-                                lineno=node.lineno, names=names))
+        result.append(
+            Statement(
+                index=node_index,
+                cell=0,
+                label="cell 9",
+                cell_source=EXTRA_SOURCE,
+                node=node_index,
+                lineno=node.lineno,
+                names=names,
+            )
+        )
     return statements_payload(result)
 
 
@@ -457,8 +529,9 @@ def strict_worker():
     isolation = sandbox.detect_isolation()
     limits = sandbox.Limits(call_timeout=2, load_timeout=1.5, load_total=4, memory_mb=512, budget_s=12)
     zygote = sandbox.Zygote(isolation, limits, preload=("torch",))
-    worker = sandbox.Worker(zygote, extra_statements(), limits,
-                            restart_zygote=lambda: sandbox.Zygote(isolation, limits, preload=("torch",)))
+    worker = sandbox.Worker(
+        zygote, extra_statements(), limits, restart_zygote=lambda: sandbox.Zygote(isolation, limits, preload=("torch",))
+    )
     yield worker
     worker.close()
     worker.zygote.close()

@@ -37,12 +37,18 @@ from submissions.attacks import (
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the namespace and uid modes need root")
 SSL_POINTS = sum(unit_points("ssl_methods").values())  # the points markers of ssl_methods' graded tests
-LEFTOVERS = ("/tmp/ssl-lab-leftover", "/dev/shm/ssl-lab-leftover", "/var/tmp/ssl-lab-leftover",
-             "/tmp/.harvest", "/dev/shm/.harvest", "/var/tmp/.harvest")
+LEFTOVERS = (
+    "/tmp/ssl-lab-leftover",
+    "/dev/shm/ssl-lab-leftover",
+    "/var/tmp/ssl-lab-leftover",
+    "/tmp/.harvest",
+    "/dev/shm/.harvest",
+    "/var/tmp/.harvest",
+)
 
 #: Runs a command in a process that cannot create namespaces (what a Docker container with the
 #: default seccomp profile gives the grader), so `--isolation auto` must choose uid mode.
-NO_UNSHARE = r'''
+NO_UNSHARE = r"""
 import errno, os, sys
 import pyseccomp as seccomp
 rules = seccomp.SyscallFilter(seccomp.ALLOW)
@@ -52,12 +58,26 @@ for flag in (0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000
 rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
 rules.load()
 os.execv(sys.argv[1], sys.argv[1:])
-'''
+"""
 
 
 def _grade(python: str, folder: Path, mode: str, *extra: str) -> tuple[dict, subprocess.CompletedProcess, float]:
-    command = [python, "-m", "autograder", "grade", str(folder), "--unit-only", "--quiet",
-               "--results", str(folder / "results.json"), "--call-timeout", "5", "--load-timeout", "8", *extra]
+    command = [
+        python,
+        "-m",
+        "autograder",
+        "grade",
+        str(folder),
+        "--unit-only",
+        "--quiet",
+        "--results",
+        str(folder / "results.json"),
+        "--call-timeout",
+        "5",
+        "--load-timeout",
+        "8",
+        *extra,
+    ]
     if mode == "uid":  # auto mode under a filter that refuses unshare: the Gradescope container
         command = [python, "-c", NO_UNSHARE, python, *command[1:]]
     else:
@@ -112,8 +132,9 @@ def graded(mode, tmp_path_factory) -> dict:
     notebooks = {
         "forge": attack_notebook(PROJECT_ROOT / "notebooks" / "ssl_methods.ipynb", [FORGE_RECORDS]),
         "forge-hw": attack_notebook(PROJECT_ROOT / "notebooks" / "simclr_homework.ipynb", [FORGE_RECORDS]),
-        "attacks": replace_task(attack_notebook(solution, [MALFORMED_FRAMES, HARVEST], **values), "simclr_forward",
-                                SURROUNDINGS, **values),
+        "attacks": replace_task(
+            attack_notebook(solution, [MALFORMED_FRAMES, HARVEST], **values), "simclr_forward", SURROUNDINGS, **values
+        ),
         "slow": attack_notebook(solution, [SLOW]),
         "reference": json.loads(solution.read_text()),
     }
@@ -165,8 +186,7 @@ def test_rewriting_the_harness_forges_nothing(graded, sample):
 def test_attacks_cost_only_their_own_tasks(graded):
     results, process, _ = graded["attacks"]
     assert process.returncode == 0 and "grader_errors" not in results["extra_data"], results["output"][-2000:]
-    for task in ("extract_features", "probes", "simclr_forward", "nt_xent", "byol_forward", "byol_step",
-                 "barlow_step"):
+    for task in ("extract_features", "probes", "simclr_forward", "nt_xent", "byol_forward", "byol_step", "barlow_step"):
         row = _task(results, task)
         assert row["score"] == row["max_score"], (task, _outputs(results, task)[:1500])
     for task in ("barlow_loss", "ema", "simclr_step"):
@@ -235,8 +255,9 @@ def test_no_process_of_the_sandbox_user_is_left(graded):
     import psutil
 
     uid = pwd.getpwnam("sslgrader").pw_uid
-    left = [p.info for p in psutil.process_iter(["pid", "uids", "cmdline"])
-            if p.info["uids"] and p.info["uids"].real == uid]
+    left = [
+        p.info for p in psutil.process_iter(["pid", "uids", "cmdline"]) if p.info["uids"] and p.info["uids"].real == uid
+    ]
     assert left == []
 
 
@@ -250,8 +271,9 @@ def test_uid_mode_refuses_an_interpreter_the_sandbox_user_cannot_read(tmp_path):
     folder = tmp_path / "sub"
     folder.mkdir()
     marker = tmp_path / "RAN-AS-ROOT"
-    notebook = attack_notebook(PROJECT_ROOT / "solutions" / "ssl_methods.ipynb",
-                               [f"class _Mark:\n    open({str(marker)!r}, 'w').close()\n"])
+    notebook = attack_notebook(
+        PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", [f"class _Mark:\n    open({str(marker)!r}, 'w').close()\n"]
+    )
     (folder / "ssl_methods.ipynb").write_text(json.dumps(notebook))
     results, process, _ = _grade(sys.executable, folder, "uid")
     assert process.returncode == 2
@@ -278,18 +300,29 @@ def test_run_autograder_in_a_container_that_cannot_unshare(tmp_path):
     if python is None:
         pytest.fail(f"cannot prepare uid mode here: {why}")
     wrapper = tmp_path / "python-without-unshare"
-    wrapper.write_text(f"#!{python}\n" + NO_UNSHARE.replace("os.execv(sys.argv[1], sys.argv[1:])",
-                                                            f"os.execv({python!r}, [{python!r}, *sys.argv[1:]])"))
+    wrapper.write_text(
+        f"#!{python}\n"
+        + NO_UNSHARE.replace(
+            "os.execv(sys.argv[1], sys.argv[1:])", f"os.execv({python!r}, [{python!r}, *sys.argv[1:]])"
+        )
+    )
     wrapper.chmod(0o755)
     archive = build_zip("ssl_methods", tmp_path / "dist")
     roots = {}
     for name in ("reference", "attack"):
         roots[name] = unpack(archive, tmp_path / name)
     shutil.copy(PROJECT_ROOT / "solutions" / "ssl_methods.ipynb", roots["reference"] / "submission")
-    values = {"marker": str(tmp_path), "secret": str(roots["reference"] / "submission" / "ssl_methods.ipynb"),
-              "root": str(roots["attack"] / "source")}
-    attack = replace_task(json.loads((PROJECT_ROOT / "solutions" / "ssl_methods.ipynb").read_text()),
-                          "simclr_forward", SURROUNDINGS, **values)
+    values = {
+        "marker": str(tmp_path),
+        "secret": str(roots["reference"] / "submission" / "ssl_methods.ipynb"),
+        "root": str(roots["attack"] / "source"),
+    }
+    attack = replace_task(
+        json.loads((PROJECT_ROOT / "solutions" / "ssl_methods.ipynb").read_text()),
+        "simclr_forward",
+        SURROUNDINGS,
+        **values,
+    )
     (roots["attack"] / "submission" / "ssl_methods.ipynb").write_text(json.dumps(attack))
     results = {name: finish(run_autograder(root, python=str(wrapper)), root) for name, root in roots.items()}
     for result in results.values():

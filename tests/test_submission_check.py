@@ -27,7 +27,7 @@ def saved(tmp_path, monkeypatch):
     with torch.no_grad():  # computed here independently: the whole batch at once, pixels scaled to [0, 1]
         predictions = classifier(images.permute(0, 3, 1, 2).float() / 255).argmax(dim=1)  # (N,)
     labels = predictions.clone()
-    labels[N_IMAGES // 2:] = (labels[N_IMAGES // 2:] + 1) % 10  # wrong on the second half
+    labels[N_IMAGES // 2 :] = (labels[N_IMAGES // 2 :] + 1) % 10  # wrong on the second half
     return tmp_path / "simclr_lin_best.pt", images, labels
 
 
@@ -49,7 +49,10 @@ def test_check_submission_prints_what_the_grader_will_see(saved, capsys):
     assert "loads with helpers.checkpoint.load_classifier" in out
     assert f"test accuracy of simclr_lin_best.pt: 50.00 % on {N_IMAGES} test images" in out
     assert "Below 75 %." in out
-    assert "Note: no simclr_homework.ipynb in" in out and "Upload to Gradescope: simclr_homework.ipynb and simclr_lin_best.pt" in out
+    assert (
+        "Note: no simclr_homework.ipynb in" in out
+        and "Upload to Gradescope: simclr_homework.ipynb and simclr_lin_best.pt" in out
+    )
     (path.parent / "simclr_homework.ipynb").write_text("{}")
     submission.check_submission(path.name, images, labels, device="cpu")
     assert "simclr_homework.ipynb is here." in capsys.readouterr().out

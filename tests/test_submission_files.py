@@ -44,16 +44,24 @@ def test_reads_a_regular_file_with_a_cap(tmp_path):
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("kind", ["link to a file", "link to /dev/zero", "dangling link", "fifo", "socket", "folder",
-                                  "missing"])
+@pytest.mark.parametrize(
+    "kind", ["link to a file", "link to /dev/zero", "dangling link", "fifo", "socket", "folder", "missing"]
+)
 def test_refuses_everything_but_a_regular_file(tmp_path, kind):
     """Nothing but a regular file is read; a pipe is never waited on, a device never opened."""
     path = tmp_path / "ssl_methods.ipynb"
     secret = tmp_path / "secret.ipynb"
     secret.write_text("the reference")
     server = None
-    expected = {"link to a file": "link", "link to /dev/zero": "link", "dangling link": "link", "fifo": "fifo",
-                "socket": "socket", "folder": "folder", "missing": "missing"}[kind]
+    expected = {
+        "link to a file": "link",
+        "link to /dev/zero": "link",
+        "dangling link": "link",
+        "fifo": "fifo",
+        "socket": "socket",
+        "folder": "folder",
+        "missing": "missing",
+    }[kind]
     if kind == "link to a file":
         path.symlink_to(secret)
     elif kind == "link to /dev/zero":

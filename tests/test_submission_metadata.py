@@ -14,8 +14,7 @@ EXAMPLE = {  # Gradescope's documented example, trimmed
     "submission_method": "upload",
     "users": [{"email": "student@example.com", "id": 1234, "name": "Student User"}],
     "previous_submissions": [
-        {"submission_time": "2017-04-06T14:24:48.087023-07:00", "score": 0.0,
-         "results": {"score": 0.0, "tests": []}},
+        {"submission_time": "2017-04-06T14:24:48.087023-07:00", "score": 0.0, "results": {"score": 0.0, "tests": []}},
     ],
 }
 
@@ -32,10 +31,20 @@ def test_documented_example(tmp_path):
     assert read.previous[0].results == {"score": 0.0, "tests": []}
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"[]", b"null", b'"x"', b"[" * 100_000,
-                                     b'{"id": true, "users": 3, "previous_submissions": {"a": 1}}',
-                                     b'{"id": 1, "users": [{"id": null}, 5], "created_at": "yesterday"}',
-                                     b'{"previous_submissions": [{"score": "NaN"}, {"score": 1e999}, 7]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"x"',
+        b"[" * 100_000,
+        b'{"id": true, "users": 3, "previous_submissions": {"a": 1}}',
+        b'{"id": 1, "users": [{"id": null}, 5], "created_at": "yesterday"}',
+        b'{"previous_submissions": [{"score": "NaN"}, {"score": 1e999}, 7]}',
+    ],
+)
 def test_bad_files_give_empty_fields(tmp_path, content):
     path = tmp_path / metadata.FILE_NAME
     path.write_bytes(content)

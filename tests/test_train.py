@@ -197,16 +197,29 @@ def test_fit_sets_every_group_lr_at_every_step(job, schedule):
     """fit sets each param group's lr = base_lr * multiplier(global step) before every step."""
     images, labels = job.data(32)
     model = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8 * 3, 4), nn.Linear(4, 2))
-    optimizer = torch.optim.SGD([{"params": model[1].parameters(), "lr": 0.4},
-                                 {"params": model[2].parameters(), "lr": 0.1}])
+    optimizer = torch.optim.SGD(
+        [{"params": model[1].parameters(), "lr": 0.4}, {"params": model[2].parameters(), "lr": 0.1}]
+    )
     seen = []
 
     def step(x1, x2):
         seen.append([group["lr"] for group in optimizer.param_groups])
         return 0.0
 
-    history = fit(step, model, optimizer, images, epochs=3, batch_size=8, augment=job.NoisyViews(),
-                  warmup_epochs=1, schedule=schedule, min_lr_ratio=0.1, progress=False, smoke=False)
+    history = fit(
+        step,
+        model,
+        optimizer,
+        images,
+        epochs=3,
+        batch_size=8,
+        augment=job.NoisyViews(),
+        warmup_epochs=1,
+        schedule=schedule,
+        min_lr_ratio=0.1,
+        progress=False,
+        smoke=False,
+    )
     assert len(seen) == 12
     for i, lrs in enumerate(seen):
         factor = 1.0 if schedule == "none" else lr_multiplier(i, 12, 4, schedule, 0.1)
@@ -237,8 +250,19 @@ def test_fit_supervised_learns_and_records_accuracy(job):
         optimizer.step()
         return loss.item(), int((logits.argmax(1) == y).sum())
 
-    history = fit(step, model, optimizer, images, labels, views=1, augment=None, epochs=8, batch_size=20,
-                  progress=False, smoke=False)
+    history = fit(
+        step,
+        model,
+        optimizer,
+        images,
+        labels,
+        views=1,
+        augment=None,
+        epochs=8,
+        batch_size=20,
+        progress=False,
+        smoke=False,
+    )
     assert len(batches) == 8 * 4  # drop_last is off for views=1: 20 + 20 + 20 + 4
     assert batches[3][0] == (4, 3, 8, 8)
     assert all(b[1] == torch.float32 and 0.0 <= b[2] and b[3] <= 1.0 and b[4] == torch.int64 for b in batches)
@@ -253,8 +277,18 @@ def test_supervised_auto_augment_is_crop_and_flip(job):
     labels = torch.zeros(16, dtype=torch.long)
     model = nn.Linear(1, 1)
     batches = []
-    fit(lambda x, y: batches.append(x) or 0.0, model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels,
-        views=1, epochs=1, batch_size=16, progress=False, smoke=False)
+    fit(
+        lambda x, y: batches.append(x) or 0.0,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        images,
+        labels,
+        views=1,
+        epochs=1,
+        batch_size=16,
+        progress=False,
+        smoke=False,
+    )
     x = batches[0]
     assert x.shape == (16, 3, 8, 8) and x.max() == 1.0
     shifted = (x == 0).flatten(1).any(1)  # zero padding entered the crop
@@ -267,8 +301,19 @@ def test_train_accuracy_is_correct_over_seen(job):
     model = nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     counts = iter([7, torch.tensor(3), 0, torch.tensor(6)])
-    history = fit(lambda x, y: (torch.tensor(1.0), next(counts)), model, optimizer, images, labels, views=1,
-                  augment=None, epochs=1, batch_size=8, progress=False, smoke=False)
+    history = fit(
+        lambda x, y: (torch.tensor(1.0), next(counts)),
+        model,
+        optimizer,
+        images,
+        labels,
+        views=1,
+        augment=None,
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        smoke=False,
+    )
     assert history.train_accuracy == [pytest.approx(16 / 30)]
     assert history.loss == [1.0]
 
@@ -284,8 +329,17 @@ def test_float_and_tensor_losses_give_the_same_run(job):
             loss = step(x1, x2)
             return loss if as_tensor else loss.item()
 
-        history = fit(wrapped, model, optimizer, images, epochs=2, batch_size=16, augment=job.NoisyViews(),
-                      progress=False, smoke=False)
+        history = fit(
+            wrapped,
+            model,
+            optimizer,
+            images,
+            epochs=2,
+            batch_size=16,
+            augment=job.NoisyViews(),
+            progress=False,
+            smoke=False,
+        )
         results.append((model.state_dict(), history.loss))
     assert_close(results[0][0], results[1][0], **EXACT)
     assert results[0][1] == pytest.approx(results[1][1], rel=1e-6)
@@ -305,8 +359,18 @@ def test_loss_decreases_self_supervised(job):
         optimizer.step()
         return loss
 
-    history = fit(step, model, optimizer, images, epochs=6, batch_size=16, augment=job.NoisyViews(),
-                  schedule="constant", progress=False, smoke=False)
+    history = fit(
+        step,
+        model,
+        optimizer,
+        images,
+        epochs=6,
+        batch_size=16,
+        augment=job.NoisyViews(),
+        schedule="constant",
+        progress=False,
+        smoke=False,
+    )
     assert history.loss[-1] < 0.3 * history.loss[0]
 
 
@@ -327,8 +391,20 @@ def test_history_lengths_monitor_every_and_callback(job, capsys):
         assert history.epoch[-1] == epoch  # this epoch is already recorded
         return {"test_accuracy": epoch / 10, "maybe": None if epoch == 2 else torch.tensor(1.5)}
 
-    history = fit(lambda x1, x2: 1.0, model, optimizer, images, epochs=5, batch_size=8, monitor=monitor,
-                  monitor_every=2, augment=job.NoisyViews(), on_epoch_end=on_epoch_end, progress=False, smoke=False)
+    history = fit(
+        lambda x1, x2: 1.0,
+        model,
+        optimizer,
+        images,
+        epochs=5,
+        batch_size=8,
+        monitor=monitor,
+        monitor_every=2,
+        augment=job.NoisyViews(),
+        on_epoch_end=on_epoch_end,
+        progress=False,
+        smoke=False,
+    )
     assert monitor_calls == [2, 4, 5]
     assert history.monitor == [None, 0.25, None, 0.25, 0.25]
     assert callback_calls == [1, 2, 3, 4, 5]
@@ -338,7 +414,9 @@ def test_history_lengths_monitor_every_and_callback(job, capsys):
     assert history.extra == {"test_accuracy": [0.1, 0.2, 0.3, 0.4, 0.5], "maybe": [1.5, None, 1.5, 1.5, 1.5]}
     assert all(s > 0 for s in history.seconds)
     printed = capsys.readouterr().out
-    assert "epoch 5/5" in printed and "monitor 25.0 %" in printed and "test_accuracy 50.0 %" in printed  # accuracies print in percent, like the rest of the line
+    assert (
+        "epoch 5/5" in printed and "monitor 25.0 %" in printed and "test_accuracy 50.0 %" in printed
+    )  # accuracies print in percent, like the rest of the line
 
 
 def test_history_dict_round_trip_best_last():
@@ -366,8 +444,17 @@ def test_step_returning_none_is_an_error(job):
     images, _ = job.data(16)
     model = nn.Linear(1, 1)
     with pytest.raises(TypeError, match="return the loss"):
-        fit(lambda x1, x2: None, model, torch.optim.SGD(model.parameters(), lr=0.1), images, epochs=1,
-            batch_size=8, augment=job.NoisyViews(), progress=False, smoke=False)
+        fit(
+            lambda x1, x2: None,
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            images,
+            epochs=1,
+            batch_size=8,
+            augment=job.NoisyViews(),
+            progress=False,
+            smoke=False,
+        )
 
 
 def test_bad_arguments_are_explained(job):
@@ -378,8 +465,9 @@ def test_bad_arguments_are_explained(job):
     with pytest.raises(ValueError, match="needs labels"):
         fit(lambda x, y: 0.0, model, optimizer, images, views=1, epochs=1, smoke=False)
     with pytest.raises(ValueError, match="no full batch"):
-        fit(lambda x1, x2: 0.0, model, optimizer, images, epochs=1, batch_size=32, augment=job.NoisyViews(),
-            smoke=False)
+        fit(
+            lambda x1, x2: 0.0, model, optimizer, images, epochs=1, batch_size=32, augment=job.NoisyViews(), smoke=False
+        )
     with pytest.raises(ValueError, match="uint8"):
         fit(lambda x1, x2: 0.0, model, optimizer, images.float(), epochs=1, smoke=False)
 
@@ -390,8 +478,18 @@ def test_same_seed_same_run_other_seed_other_run(job):
     for seed, global_seed in ((0, 10), (0, 20), (1, 10)):
         model, target, optimizer, step = job.build()
         torch.manual_seed(global_seed)  # the caller's RNG state must not matter (dropout included)
-        fit(step, model, optimizer, job.data()[0], epochs=2, batch_size=16, augment=job.NoisyViews(), seed=seed,
-            progress=False, smoke=False)
+        fit(
+            step,
+            model,
+            optimizer,
+            job.data()[0],
+            epochs=2,
+            batch_size=16,
+            augment=job.NoisyViews(),
+            seed=seed,
+            progress=False,
+            smoke=False,
+        )
         states.append(model.state_dict())
     assert_close(states[0], states[1], **EXACT)
     assert not torch.equal(states[0]["6.weight"], states[2]["6.weight"])
@@ -419,8 +517,18 @@ def test_real_augmentations_are_reproducible(job, augment_kind):
             assert not torch.equal(x1, x2)
             return step(x1, x2)
 
-        history = fit(wrapped, model, optimizer, job.data(32)[0], epochs=2, batch_size=16, augment=make(),
-                      num_workers=0, progress=False, smoke=False)
+        history = fit(
+            wrapped,
+            model,
+            optimizer,
+            job.data(32)[0],
+            epochs=2,
+            batch_size=16,
+            augment=make(),
+            num_workers=0,
+            progress=False,
+            smoke=False,
+        )
         runs.append((model.state_dict(), history.loss))
         assert shapes == [((16, 3, 8, 8), (16, 3, 8, 8), torch.float32)] * 4
     assert_close(runs[0][0], runs[1][0], **EXACT)
@@ -442,8 +550,16 @@ def test_auto_augment_on_cpu_is_the_per_image_transform(job, monkeypatch):
     images, _ = job.data(16)
     model = nn.Linear(1, 1)
     seen = []
-    fit(lambda x1, x2: seen.append(x1.shape) or 0.0, model, torch.optim.SGD(model.parameters(), lr=0.1),
-        images, epochs=1, batch_size=8, progress=False, smoke=False)
+    fit(
+        lambda x1, x2: seen.append(x1.shape) or 0.0,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        images,
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        smoke=False,
+    )
     assert len(made) == 1 and seen == [(8, 3, 32, 32)] * 2  # TwoViewTransform() crops to 32
 
 
@@ -472,8 +588,9 @@ def test_resume_after_sigkill(job, uninterrupted, tmp_path):
     path = tmp_path / "killed.pt"
     log = (tmp_path / "job.log").open("w")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PROJECT_ROOT))
-    process = subprocess.Popen([sys.executable, str(job.path), str(path), "4"], stdout=log, stderr=subprocess.STDOUT,
-                               env=env)
+    process = subprocess.Popen(
+        [sys.executable, str(job.path), str(path), "4"], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     try:
         deadline = time.monotonic() + 120
         while not path.exists():
@@ -520,8 +637,20 @@ def test_extra_state_is_restored(job, tmp_path):
     def never(x1, x2):
         raise AssertionError("training should not run")
 
-    fit(never, model, optimizer, job.data()[0], epochs=2, batch_size=16, augment=job.NoisyViews(), checkpoint=path,
-        extra_state={"target": fresh_target}, warmup_epochs=1, progress=False, smoke=False)
+    fit(
+        never,
+        model,
+        optimizer,
+        job.data()[0],
+        epochs=2,
+        batch_size=16,
+        augment=job.NoisyViews(),
+        checkpoint=path,
+        extra_state={"target": fresh_target},
+        warmup_epochs=1,
+        progress=False,
+        smoke=False,
+    )
     assert_close(fresh_target.state_dict(), target.state_dict(), **EXACT)
 
 
@@ -617,9 +746,19 @@ def test_smoke_mode_caps_data_epochs_batch_and_monitor(job, tmp_path, monkeypatc
         batches.append(x1.shape[0])
         return 1.0
 
-    history = fit(step, model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels, epochs=50,
-                  batch_size=512, monitor=monitor, augment=job.NoisyViews(), checkpoint=tmp_path / "simclr.pt",
-                  progress=False)
+    history = fit(
+        step,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        images,
+        labels,
+        epochs=50,
+        batch_size=512,
+        monitor=monitor,
+        augment=job.NoisyViews(),
+        checkpoint=tmp_path / "simclr.pt",
+        progress=False,
+    )
     assert batches == [64] * 4 and len(history) == 1 and history.monitor[0] is not None
     assert subsets and subsets[0]["max_train"] <= 256 and subsets[0]["max_test"] <= 256
     assert (tmp_path / "simclr.smoke.pt").exists() and not (tmp_path / "simclr.pt").exists()
@@ -633,8 +772,19 @@ def test_smoke_subset_is_class_balanced(job):
     images[:, 0, 0, 0] = labels.to(torch.uint8)  # the label is readable from the pixel
     seen = []
     model = nn.Linear(1, 1)
-    fit(lambda x, y: seen.append(y) or 0.0, model, torch.optim.SGD(model.parameters(), lr=0.1), images, labels,
-        views=1, augment=None, epochs=3, batch_size=128, smoke=True, progress=False)
+    fit(
+        lambda x, y: seen.append(y) or 0.0,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        images,
+        labels,
+        views=1,
+        augment=None,
+        epochs=3,
+        batch_size=128,
+        smoke=True,
+        progress=False,
+    )
     counts = torch.bincount(torch.cat(seen), minlength=10)
     assert counts.sum() == 256 and counts.max() - counts.min() <= 1
 
@@ -781,8 +931,22 @@ def test_fit_fp16_runs_with_a_loss_scaler_and_checkpoints_it(job, tmp_path):
         optimizer.step()
         return loss.detach()
 
-    history = fit(step, model, optimizer, images, labels, views=1, augment=None, epochs=6, batch_size=8, amp="fp16",
-                  checkpoint=tmp_path / "fp16.pt", schedule="constant", progress=False, smoke=False)
+    history = fit(
+        step,
+        model,
+        optimizer,
+        images,
+        labels,
+        views=1,
+        augment=None,
+        epochs=6,
+        batch_size=8,
+        amp="fp16",
+        checkpoint=tmp_path / "fp16.pt",
+        schedule="constant",
+        progress=False,
+        smoke=False,
+    )
     assert dtypes[0] == torch.float16
     assert history.loss[-1] < history.loss[0]
     scaler_state = torch.load(tmp_path / "fp16.pt", weights_only=True)["loss_scaler"]
@@ -827,9 +991,22 @@ def test_checkpoint_minutes_writes_after_the_interval_and_at_the_end(job, tmp_pa
             time.sleep(0.3)  # 4 steps: 1.2 s
         return step(x1, x2)
 
-    history = fit(wrapped, model, optimizer, images, labels, epochs=4, batch_size=16, augment=job.NoisyViews(),
-                  checkpoint=tmp_path / "run.pt", checkpoint_minutes=1 / 60, extra_state={"target": target},
-                  on_epoch_end=sleepy_epoch, progress=False, smoke=False)
+    history = fit(
+        wrapped,
+        model,
+        optimizer,
+        images,
+        labels,
+        epochs=4,
+        batch_size=16,
+        augment=job.NoisyViews(),
+        checkpoint=tmp_path / "run.pt",
+        checkpoint_minutes=1 / 60,
+        extra_state={"target": target},
+        on_epoch_end=sleepy_epoch,
+        progress=False,
+        smoke=False,
+    )
     assert len(history) == 4
     assert writes == [1, 4]
     assert torch.load(tmp_path / "run.pt", weights_only=True)["finished_epochs"] == 4
@@ -911,8 +1088,14 @@ def test_fit_never_synchronises_between_steps_on_cuda(amp):
     from helpers.augment import BatchTwoViewAugment
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(8, 16)).cuda()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 16),
+    ).cuda()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
     images = torch.randint(0, 256, (256, 32, 32, 3), dtype=torch.uint8)
     steps_per_epoch, counter = 256 // 32, [0]
@@ -930,8 +1113,19 @@ def test_fit_never_synchronises_between_steps_on_cuda(amp):
         return loss.detach()
 
     try:
-        history = fit(step, model, optimizer, images, epochs=2, batch_size=32, augment=BatchTwoViewAugment(),
-                      amp=amp, progress=True, smoke=False, verbose=False)
+        history = fit(
+            step,
+            model,
+            optimizer,
+            images,
+            epochs=2,
+            batch_size=32,
+            augment=BatchTwoViewAugment(),
+            amp=amp,
+            progress=True,
+            smoke=False,
+            verbose=False,
+        )
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(history) == 2 and counter[0] == 2 * steps_per_epoch

@@ -31,8 +31,12 @@ def _main_prepare(args: argparse.Namespace) -> int:
     from helpers.data import DataSourceError
 
     try:
-        path = prepare_test_split(args.out or PROJECT_ROOT / BAKED_TEST_SPLIT, source=args.source,
-                                  download_root=args.download_root, download=not args.no_download)
+        path = prepare_test_split(
+            args.out or PROJECT_ROOT / BAKED_TEST_SPLIT,
+            source=args.source,
+            download_root=args.download_root,
+            download=not args.no_download,
+        )
     except (DataSourceError, TestSplitUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -90,8 +94,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="checkpoint_command", required=True)
     prepare = commands.add_parser("prepare", help="write the prepared CIFAR-10 test split file")
     prepare.add_argument("--out", type=Path, default=None, help="file to write (default data/cifar10-test.pt)")
-    prepare.add_argument("--source", default=None, help="a local CIFAR-10 copy (folder, .tar.gz, or a prepared .pt); "
-                                                        "default: $SSL_LAB_CIFAR10 or torchvision's download")
+    prepare.add_argument(
+        "--source",
+        default=None,
+        help="a local CIFAR-10 copy (folder, .tar.gz, or a prepared .pt); "
+        "default: $SSL_LAB_CIFAR10 or torchvision's download",
+    )
     prepare.add_argument("--download-root", default=None, help="where torchvision downloads (default: a temp folder)")
     prepare.add_argument("--no-download", action="store_true", help="never download")
     prepare.set_defaults(run=_main_prepare)
@@ -110,8 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m autograder.checkpoint_grading") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Checkpoint grading: prepare the test split, check it, "
-                                                            "grade.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Checkpoint grading: prepare the test split, check it, grade."
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -126,8 +126,9 @@ def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """
     from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
-                                        bn.weight, bn.bias)
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+    )
     conv.weight = nn.Parameter(weight.detach().contiguous(memory_format=torch.channels_last), requires_grad=False)
     conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
 
@@ -157,8 +158,11 @@ def fold_batchnorm(classifier: LinearClassifier) -> LinearClassifier:
                         _fold_into(getattr(block, conv_name), bn)
                         setattr(block, bn_name, nn.Identity())
                 downsample = getattr(block, "downsample", None)
-                if isinstance(downsample, nn.Sequential) and len(downsample) == 2 \
-                        and isinstance(downsample[1], nn.BatchNorm2d):
+                if (
+                    isinstance(downsample, nn.Sequential)
+                    and len(downsample) == 2
+                    and isinstance(downsample[1], nn.BatchNorm2d)
+                ):
                     _fold_into(downsample[0], downsample[1])
                     block.downsample = nn.Sequential(downsample[0])
     return classifier
@@ -193,9 +197,15 @@ class Evaluation:
         return dataclasses.asdict(self)
 
 
-def evaluate_classifier(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                        batch_size: int = 200, device: str | torch.device | None = None,
-                        threads: int | None = None) -> Evaluation:
+def evaluate_classifier(
+    classifier: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 200,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+) -> Evaluation:
     """Test accuracy of `classifier` on uint8 images, without augmentation.
 
     Args:
@@ -235,9 +245,9 @@ def evaluate_classifier(classifier: nn.Module, images: torch.Tensor, labels: tor
         non_finite = torch.zeros((), dtype=torch.int64, device=device)
         with torch.inference_mode():
             for start in range(0, images.shape[0], batch_size):
-                batch = images[start:start + batch_size].to(device, non_blocking=True)  # (B, 32, 32, 3) uint8
+                batch = images[start : start + batch_size].to(device, non_blocking=True)  # (B, 32, 32, 3) uint8
                 x = batch.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, 32, 32) in [0, 1], channels-last strides
-                y = labels[start:start + batch_size].to(device, non_blocking=True)  # (B,)
+                y = labels[start : start + batch_size].to(device, non_blocking=True)  # (B,)
                 logits = classifier(x)  # (B, C)
                 finite = torch.isfinite(logits).all(dim=1)  # (B,)
                 hit = (logits.argmax(dim=1) == y) & finite  # (B,)
@@ -247,11 +257,24 @@ def evaluate_classifier(classifier: nn.Module, images: torch.Tensor, labels: tor
         per_class_correct = tuple(int(v) for v in correct_per_class.tolist())  # synchronises
         per_class_total = tuple(int(v) for v in total_per_class.tolist())
         seconds = time.perf_counter() - started
-    return Evaluation(correct=sum(per_class_correct), total=int(images.shape[0]),
-                      per_class_correct=per_class_correct, per_class_total=per_class_total,
-                      non_finite=int(non_finite), seconds=seconds, device=str(device), threads=used_threads,
-                      batch_size=batch_size)
+    return Evaluation(
+        correct=sum(per_class_correct),
+        total=int(images.shape[0]),
+        per_class_correct=per_class_correct,
+        per_class_total=per_class_total,
+        non_finite=int(non_finite),
+        seconds=seconds,
+        device=str(device),
+        threads=used_threads,
+        batch_size=batch_size,
+    )
 
 
-__all__ = ["Evaluation", "available_cpus", "evaluate_classifier", "fold_batchnorm", "reuse_freed_memory",
-           "torch_threads"]
+__all__ = [
+    "Evaluation",
+    "available_cpus",
+    "evaluate_classifier",
+    "fold_batchnorm",
+    "reuse_freed_memory",
+    "torch_threads",
+]

@@ -81,19 +81,27 @@ class CheckpointGrade:
     def _measurement(self) -> str:
         ev, sc, name = self.evaluation, self.score, self.rubric.file
         if ev is None:  # rate-limited: the latest evaluated submission's measurement
-            return (f"{self.limited}\n\n{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} "
-                    f"CIFAR-10 test images classified correctly), measured for your submission of "
-                    f"{rate_limit.format_time(self.carried_from)}.")
-        lines = [f"{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} CIFAR-10 test images "
-                 f"classified correctly).",
-                 f"Test split: {self.test_split_source}."]
-        per_class = ", ".join(f"{cls} {format_percent(c, t) if t else '-'} %" for cls, c, t in
-                              zip(CIFAR10_CLASSES, ev.per_class_correct, ev.per_class_total))
+            return (
+                f"{self.limited}\n\n{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} "
+                f"CIFAR-10 test images classified correctly), measured for your submission of "
+                f"{rate_limit.format_time(self.carried_from)}."
+            )
+        lines = [
+            f"{name}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} CIFAR-10 test images "
+            f"classified correctly).",
+            f"Test split: {self.test_split_source}.",
+        ]
+        per_class = ", ".join(
+            f"{cls} {format_percent(c, t) if t else '-'} %"
+            for cls, c, t in zip(CIFAR10_CLASSES, ev.per_class_correct, ev.per_class_total)
+        )
         lines.append(f"Per class: {per_class}.")
         if ev.non_finite:
             lines.append(f"{ev.non_finite:,} images gave NaN or infinite logits and were counted as wrong.")
-        lines.append(f"Evaluated without augmentation on {ev.device} ({ev.threads} thread(s), batches of "
-                     f"{ev.batch_size}) in {ev.seconds:.1f} s.")
+        lines.append(
+            f"Evaluated without augmentation on {ev.device} ({ev.threads} thread(s), batches of "
+            f"{ev.batch_size}) in {ev.seconds:.1f} s."
+        )
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
@@ -105,13 +113,17 @@ class CheckpointGrade:
         sc, rubric = self.score, self.rubric
         text = self._measurement() + "\n\n"
         if sc.full_credit:
-            return text + (f"Full credit: {sc.percent_text} % >= {threshold_text(rubric.full_credit_threshold)} earns "
-                           f"{rubric.points:g} points.")
+            return text + (
+                f"Full credit: {sc.percent_text} % >= {threshold_text(rubric.full_credit_threshold)} earns "
+                f"{rubric.points:g} points."
+            )
         if rubric.credit == "linear":
             return text + self._scale_message() + "\n" + self._advice()
-        text += (f"{sc.percent_text} % is {shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)} "
-                 f"below the {threshold_text(rubric.full_credit_threshold)} needed for credit, so this checkpoint "
-                 f"earns 0 of {rubric.points:g} points.")
+        text += (
+            f"{sc.percent_text} % is {shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)} "
+            f"below the {threshold_text(rubric.full_credit_threshold)} needed for credit, so this checkpoint "
+            f"earns 0 of {rubric.points:g} points."
+        )
         return text + "\n" + self._advice()
 
     def bonus_message(self) -> str:
@@ -120,18 +132,25 @@ class CheckpointGrade:
         if not self.ok:
             return f"No bonus: the checkpoint could not be graded (see the test above).\n{self.problem}"
         sc = self.score
-        head = (f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images; "
-                f"test split: {self.test_split_source})." if not self.limited else
-                f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images), "
-                f"carried over from your submission of {rate_limit.format_time(self.carried_from)} (see the test above).")
+        head = (
+            f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images; "
+            f"test split: {self.test_split_source})."
+            if not self.limited
+            else f"{rubric.file}: test accuracy {sc.percent_text} % ({sc.correct:,} of {sc.total:,} test images), "
+            f"carried over from your submission of {rate_limit.format_time(self.carried_from)} (see the test above)."
+        )
         if sc.bonus and sc.bonus_points == rubric.bonus_points:
-            return f"{head}\nBonus: {sc.percent_text} % >= {threshold_text(rubric.bonus_threshold)} earns " \
-                   f"{rubric.bonus_points:g} extra points."
+            return (
+                f"{head}\nBonus: {sc.percent_text} % >= {threshold_text(rubric.bonus_threshold)} earns "
+                f"{rubric.bonus_points:g} extra points."
+            )
         if rubric.credit == "linear":
             return f"{head}\n{self._bonus_scale_message()}"
         reason = f"{shortfall_text(sc, rubric.bonus_threshold, sc.missing_for_bonus)} below"
-        return f"{head}\nNo bonus: {sc.percent_text} % is {reason} the {threshold_text(rubric.bonus_threshold)} " \
-               f"needed for the {rubric.bonus_points:g} bonus points."
+        return (
+            f"{head}\nNo bonus: {sc.percent_text} % is {reason} the {threshold_text(rubric.bonus_threshold)} "
+            f"needed for the {rubric.bonus_points:g} bonus points."
+        )
 
     def _scale_message(self) -> str:
         """Where a linear rubric's accuracy below full credit stands on the scale, and what it earns."""
@@ -139,12 +158,16 @@ class CheckpointGrade:
         zero, full = threshold_text(rubric.zero_credit_threshold), threshold_text(rubric.full_credit_threshold)
         scale = f"Linear scale: 0 points at {zero} or below, all {rubric.points:g} at {full} or above."
         if not sc.scale_position:
-            return (f"{scale} {sc.percent_text} % is at or below {zero}, where the scale starts, so this checkpoint "
-                    f"earns 0 of {rubric.points:g} points; every correct image above {zero} earns a share of them.")
+            return (
+                f"{scale} {sc.percent_text} % is at or below {zero}, where the scale starts, so this checkpoint "
+                f"earns 0 of {rubric.points:g} points; every correct image above {zero} earns a share of them."
+            )
         gap = shortfall_text(sc, rubric.full_credit_threshold, sc.missing_for_full)
-        return (f"{scale} {sc.percent_text} % stands {_share_text(sc.scale_position)} % of the way from {zero} to "
-                f"{full}, so this checkpoint earns {sc.points:g} of {rubric.points:g} points (rounded down to "
-                f"hundredths); {gap} more earn all {rubric.points:g}.")
+        return (
+            f"{scale} {sc.percent_text} % stands {_share_text(sc.scale_position)} % of the way from {zero} to "
+            f"{full}, so this checkpoint earns {sc.points:g} of {rubric.points:g} points (rounded down to "
+            f"hundredths); {gap} more earn all {rubric.points:g}."
+        )
 
     def _bonus_scale_message(self) -> str:
         """Where a linear rubric's accuracy stands on the bonus scale, and what it earns."""
@@ -155,33 +178,48 @@ class CheckpointGrade:
             return f"No bonus: {sc.percent_text} % is at or below {full}, where the bonus scale starts. {scale}"
         gap = shortfall_text(sc, rubric.bonus_threshold, sc.missing_for_bonus)
         verdict = "Bonus" if sc.bonus else "No bonus yet"
-        return (f"{verdict}: {sc.percent_text} % stands {_share_text(sc.bonus_position)} % of the way from {full} to "
-                f"{top}, which earns {sc.bonus_points:g} of the {rubric.bonus_points:g} extra points (rounded down to "
-                f"hundredths); {gap} more earn all of them. {scale}")
+        return (
+            f"{verdict}: {sc.percent_text} % stands {_share_text(sc.bonus_position)} % of the way from {full} to "
+            f"{top}, which earns {sc.bonus_points:g} of the {rubric.bonus_points:g} extra points (rounded down to "
+            f"hundredths); {gap} more earn all of them. {scale}"
+        )
 
     def _advice(self) -> str:
         sc = self.score
         if sc.accuracy <= Fraction(12, 100):
-            return ("An accuracy near 10 % is chance level. Either the classifier did not learn, or it expects "
-                    "differently scaled inputs: the grader feeds raw images in [0, 1] (no augmentation) and the "
-                    "model must normalise them itself, with the mean/std buffers of helpers.LinearClassifier set "
-                    "to the statistics you normalised with while training (e.g. CIFAR10_MEAN / CIFAR10_STD). Check "
-                    "your own test accuracy with the notebook's evaluate() before saving.")
-        return ("To improve it: pre-train SimCLR longer, fine-tune the whole network (not only the linear layer) "
-                "with a suitable learning rate, and save the best epoch's classifier with "
-                "helpers.save_classifier. Check that your notebook's evaluate() reports the same accuracy on the "
-                "test set.")
+            return (
+                "An accuracy near 10 % is chance level. Either the classifier did not learn, or it expects "
+                "differently scaled inputs: the grader feeds raw images in [0, 1] (no augmentation) and the "
+                "model must normalise them itself, with the mean/std buffers of helpers.LinearClassifier set "
+                "to the statistics you normalised with while training (e.g. CIFAR10_MEAN / CIFAR10_STD). Check "
+                "your own test accuracy with the notebook's evaluate() before saving."
+            )
+        return (
+            "To improve it: pre-train SimCLR longer, fine-tune the whole network (not only the linear layer) "
+            "with a suitable learning rate, and save the best epoch's classifier with "
+            "helpers.save_classifier. Check that your notebook's evaluate() reports the same accuracy on the "
+            "test set."
+        )
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (for results' extra data, the CLI and the benchmark)."""
-        out: dict[str, Any] = {"ok": self.ok, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                               "problem": self.problem or None, "note": self.note or None,
-                               "test_split": self.test_split_source or None,
-                               "load_seconds": round(self.load_seconds, 3)}
+        out: dict[str, Any] = {
+            "ok": self.ok,
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "problem": self.problem or None,
+            "note": self.note or None,
+            "test_split": self.test_split_source or None,
+            "load_seconds": round(self.load_seconds, 3),
+        }
         if self.ok:
-            out.update(accuracy_percent=float(self.score.accuracy * 100), correct=self.score.correct,
-                       total=self.score.total, points=self.score.points, bonus_points=self.score.bonus_points,
-                       evaluation=self.evaluation.to_dict() if self.evaluation else None)
+            out.update(
+                accuracy_percent=float(self.score.accuracy * 100),
+                correct=self.score.correct,
+                total=self.score.total,
+                points=self.score.points,
+                bonus_points=self.score.bonus_points,
+                evaluation=self.evaluation.to_dict() if self.evaluation else None,
+            )
         return out
 
     # --- what results.json records -----------------------------------------------------------
@@ -190,9 +228,14 @@ class CheckpointGrade:
         was measured and scored, and where a measurement was carried over from."""
         out: dict[str, Any] = {"evaluated": self.ok and self.evaluation is not None}
         if self.ok:
-            out.update(correct=self.score.correct, total=self.score.total,
-                       accuracy_percent=float(self.score.percent_text), points=self.score.points,
-                       bonus_points=self.score.bonus_points, credit=self.rubric.credit)
+            out.update(
+                correct=self.score.correct,
+                total=self.score.total,
+                accuracy_percent=float(self.score.percent_text),
+                points=self.score.points,
+                bonus_points=self.score.bonus_points,
+                credit=self.rubric.credit,
+            )
         if self.carried_from is not None:
             out["carried_over_from"] = self.carried_from.isoformat()
         return {**out, **self.extra}
@@ -218,9 +261,13 @@ def _share_text(position: Fraction) -> str:
     return format_percent(position.numerator, position.denominator)
 
 
-def grade_checkpoint(submission_dir: str | os.PathLike, rubric: CheckpointRubric | None = None,
-                     test_split: TestSplit | None = None, device: str | torch.device | None = None,
-                     threads: int | None = None) -> CheckpointGrade:
+def grade_checkpoint(
+    submission_dir: str | os.PathLike,
+    rubric: CheckpointRubric | None = None,
+    test_split: TestSplit | None = None,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+) -> CheckpointGrade:
     """Find, load, evaluate and score a submission's checkpoint.
 
     The checkpoint is loaded before the test split is looked up, so a bad file is reported
@@ -255,22 +302,38 @@ def grade_checkpoint(submission_dir: str | os.PathLike, rubric: CheckpointRubric
         with torch_threads(threads):
             classifier = load_submitted_classifier(path, rubric, device)
     except CheckpointError as error:
-        return CheckpointGrade(ok=False, rubric=rubric, problem=student_message(error, submission_dir),
-                               load_seconds=time.perf_counter() - started)
+        return CheckpointGrade(
+            ok=False,
+            rubric=rubric,
+            problem=student_message(error, submission_dir),
+            load_seconds=time.perf_counter() - started,
+        )
     load_seconds = time.perf_counter() - started
     if test_split is None:
         test_split = resolve_test_split(rubric)
     fold_batchnorm(classifier)
-    evaluation = evaluate_classifier(classifier, test_split.images, test_split.labels, batch_size=rubric.batch_size,
-                                     device=device, threads=threads)
+    evaluation = evaluate_classifier(
+        classifier, test_split.images, test_split.labels, batch_size=rubric.batch_size, device=device, threads=threads
+    )
     del classifier
     score = score_accuracy(evaluation.correct, evaluation.total, rubric)
-    return CheckpointGrade(ok=True, rubric=rubric, checkpoint=path, note=note, evaluation=evaluation, score=score,
-                           test_split_source=test_split.source, load_seconds=load_seconds)
+    return CheckpointGrade(
+        ok=True,
+        rubric=rubric,
+        checkpoint=path,
+        note=note,
+        evaluation=evaluation,
+        score=score,
+        test_split_source=test_split.source,
+        load_seconds=load_seconds,
+    )
 
 
-def grade_submission(submission_dir: str | os.PathLike, rubric: CheckpointRubric | None = None,
-                     metadata: SubmissionMetadata | None = None) -> CheckpointGrade:
+def grade_submission(
+    submission_dir: str | os.PathLike,
+    rubric: CheckpointRubric | None = None,
+    metadata: SubmissionMetadata | None = None,
+) -> CheckpointGrade:
     """`grade_checkpoint`, unless the course's rate limit applies to this submission: then the
     latest evaluated submission's measurement, carried over and scored under `rubric`.
 
@@ -290,9 +353,14 @@ def grade_submission(submission_dir: str | os.PathLike, rubric: CheckpointRubric
         grade.extra["rate_limit"] = decision.note
         return grade
     carried = decision.carried
-    return CheckpointGrade(ok=True, rubric=rubric, score=score_accuracy(carried.correct, carried.total, rubric),
-                           limited=rate_limit.limit_message(decision, rubric.rate_limit, metadata.created_at),
-                           carried_from=carried.time, extra={"rate_limit": decision.note})
+    return CheckpointGrade(
+        ok=True,
+        rubric=rubric,
+        score=score_accuracy(carried.correct, carried.total, rubric),
+        limited=rate_limit.limit_message(decision, rubric.rate_limit, metadata.created_at),
+        carried_from=carried.time,
+        extra={"rate_limit": decision.note},
+    )
 
 
 __all__ = ["CheckpointGrade", "grade_checkpoint", "grade_submission"]

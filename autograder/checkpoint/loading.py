@@ -57,43 +57,63 @@ def locate_checkpoint(submission_dir: str | os.PathLike, file_name: str = "simcl
     top = root / file_name
     if os.path.lexists(top):
         if top.is_symlink():
-            raise CheckpointError(f"{file_name} in your submission is a symbolic link; upload the checkpoint "
-                                  f"file itself (links are not followed).")
+            raise CheckpointError(
+                f"{file_name} in your submission is a symbolic link; upload the checkpoint "
+                f"file itself (links are not followed)."
+            )
         return top, ""
     listing = safe_files.list_entries(root, _SEARCH_DEPTH)
     files = [entry.path for entry in listing.entries]
     unfollowed = ""
     if listing.links():
-        unfollowed = (" Symbolic links in a submission are not followed ("
-                      + ", ".join(entry.relative for entry in listing.links()[:_SHOWN])
-                      + "): upload the files themselves.")
+        unfollowed = (
+            " Symbolic links in a submission are not followed ("
+            + ", ".join(entry.relative for entry in listing.links()[:_SHOWN])
+            + "): upload the files themselves."
+        )
     exact = [p for p in files if p.name == file_name]
     if len(exact) == 1:
         if exact[0].is_symlink():
-            raise CheckpointError(f"{_relative(exact[0], root)} in your submission is a symbolic link; upload the "
-                                  f"checkpoint file itself.")
-        return exact[0], f"Graded {_relative(exact[0], root)} (please put {file_name} at the top level of your submission)."
+            raise CheckpointError(
+                f"{_relative(exact[0], root)} in your submission is a symbolic link; upload the checkpoint file itself."
+            )
+        return exact[
+            0
+        ], f"Graded {_relative(exact[0], root)} (please put {file_name} at the top level of your submission)."
     if len(exact) > 1:
         listed = ", ".join(_relative(p, root) for p in exact[:_SHOWN])
-        raise CheckpointError(f"Your submission has several files named {file_name} ({listed}) and none at the "
-                              f"top level; submit exactly one, at the top level, beside your notebook.")
+        raise CheckpointError(
+            f"Your submission has several files named {file_name} ({listed}) and none at the "
+            f"top level; submit exactly one, at the top level, beside your notebook."
+        )
     wanted = file_name.lower()
-    similar = [p for p in files if p.name.lower() == wanted or Path(p.name).stem.lower() == Path(wanted).stem
-               or difflib.SequenceMatcher(None, wanted, p.name.lower()).ratio() >= 0.6]
+    similar = [
+        p
+        for p in files
+        if p.name.lower() == wanted
+        or Path(p.name).stem.lower() == Path(wanted).stem
+        or difflib.SequenceMatcher(None, wanted, p.name.lower()).ratio() >= 0.6
+    ]
     similar.sort(key=lambda p: -difflib.SequenceMatcher(None, wanted, p.name.lower()).ratio())
     checkpoints = [p for p in files if p.suffix.lower() in _CHECKPOINT_SUFFIXES and p not in similar]
     save = f"helpers.save_classifier(classifier, '{file_name}')"
     if similar or checkpoints:
         listed = ", ".join(_relative(p, root) for p in (similar + checkpoints)[:_SHOWN])
         first = _relative((similar + checkpoints)[0], root)
-        return_hint = (f"If {first} is your fine-tuned classifier, rename it to {file_name} (exactly this name, "
-                       f"lower case) and resubmit")
-        raise CheckpointError(f"No file named {file_name} in your submission. Files that look like checkpoints: "
-                              f"{listed}. {return_hint}; otherwise save the classifier with {save}.{unfollowed}")
+        return_hint = (
+            f"If {first} is your fine-tuned classifier, rename it to {file_name} (exactly this name, "
+            f"lower case) and resubmit"
+        )
+        raise CheckpointError(
+            f"No file named {file_name} in your submission. Files that look like checkpoints: "
+            f"{listed}. {return_hint}; otherwise save the classifier with {save}.{unfollowed}"
+        )
     present = ", ".join(_relative(p, root) for p in files[:_SHOWN]) or "nothing"
-    raise CheckpointError(f"No file named {file_name} in your submission (it contains: {present}). Upload the "
-                          f"fine-tuned classifier that your notebook saves with {save}, together with the notebook."
-                          f"{unfollowed}")
+    raise CheckpointError(
+        f"No file named {file_name} in your submission (it contains: {present}). Upload the "
+        f"fine-tuned classifier that your notebook saves with {save}, together with the notebook."
+        f"{unfollowed}"
+    )
 
 
 def check_zip_expansion(path: str | os.PathLike, max_bytes: int) -> None:
@@ -130,13 +150,20 @@ def load_submitted_classifier(path: Path, rubric: CheckpointRubric, device: torc
         fd = safe_files.open_regular(path, what="checkpoint")
     except safe_files.SubmittedFileError as error:
         if error.kind in ("missing", "folder"):  # load_classifier's messages say what to do
-            return load_classifier(path, map_location=device, max_bytes=rubric.max_checkpoint_bytes,
-                                   expected_classes=10)
+            return load_classifier(
+                path, map_location=device, max_bytes=rubric.max_checkpoint_bytes, expected_classes=10
+            )
         raise CheckpointError(str(error)) from None
     with os.fdopen(fd, "rb") as file:
-        return load_classifier(path, map_location=device, max_bytes=rubric.max_checkpoint_bytes, expected_classes=10,
-                               file=file)
+        return load_classifier(
+            path, map_location=device, max_bytes=rubric.max_checkpoint_bytes, expected_classes=10, file=file
+        )
 
 
-__all__ = ["MAX_ZIP_MEMBERS", "check_zip_expansion", "load_submitted_classifier", "locate_checkpoint",
-           "student_message"]
+__all__ = [
+    "MAX_ZIP_MEMBERS",
+    "check_zip_expansion",
+    "load_submitted_classifier",
+    "locate_checkpoint",
+    "student_message",
+]

@@ -105,20 +105,29 @@ def decide(settings: RateLimitSettings, metadata: SubmissionMetadata, test_image
     if metadata.problem:
         return RateLimitDecision(False, note=f"rate limit not applied: {metadata.problem}")
     if metadata.created_at is None:
-        return RateLimitDecision(False, note="rate limit not applied: the submission's time is unknown "
-                                             "(no submission_metadata.json, e.g. local grading)")
+        return RateLimitDecision(
+            False,
+            note="rate limit not applied: the submission's time is unknown "
+            "(no submission_metadata.json, e.g. local grading)",
+        )
     now = _aware(metadata.created_at)
     window = timedelta(hours=settings.window_hours)
     evaluations = earlier_evaluations(metadata, test_images)
     counted = [e for e in evaluations if e.time > now - window]
     if len(counted) < settings.evaluations:
-        return RateLimitDecision(False, used=len(counted),
-                                 note=f"rate limit: evaluation {len(counted) + 1} of {settings.evaluations} in "
-                                      f"{settings.window_hours:g} h")
+        return RateLimitDecision(
+            False,
+            used=len(counted),
+            note=f"rate limit: evaluation {len(counted) + 1} of {settings.evaluations} in {settings.window_hours:g} h",
+        )
     next_evaluation = counted[len(counted) - settings.evaluations].time + window
-    return RateLimitDecision(True, carried=evaluations[-1], used=len(counted), next_evaluation=next_evaluation,
-                             note=f"rate limit applied: {len(counted)} evaluations in the last "
-                                  f"{settings.window_hours:g} h")
+    return RateLimitDecision(
+        True,
+        carried=evaluations[-1],
+        used=len(counted),
+        next_evaluation=next_evaluation,
+        note=f"rate limit applied: {len(counted)} evaluations in the last {settings.window_hours:g} h",
+    )
 
 
 def read_metadata(environ: Any = None) -> SubmissionMetadata:
@@ -151,13 +160,25 @@ def format_time(moment: datetime, like: datetime | None = None) -> str:
 def limit_message(decision: RateLimitDecision, settings: RateLimitSettings, now: datetime | None) -> str:
     """What a student whose submission was limited reads first."""
     carried = decision.carried
-    return (f"Checkpoint evaluations are limited to {settings.evaluations} per {settings.window_hours:g} hours (each "
-            f"takes about 160 CPU-seconds), and {decision.used} of your earlier submissions in the last "
-            f"{settings.window_hours:g} hours were evaluated, so this submission's checkpoint was NOT evaluated. "
-            f"The result of your latest evaluated submission ({format_time(carried.time, now)}) is shown and "
-            f"counts instead. The next evaluation is possible from {format_time(decision.next_evaluation, now)}: "
-            f"submit again from then on to have a new checkpoint graded.")
+    return (
+        f"Checkpoint evaluations are limited to {settings.evaluations} per {settings.window_hours:g} hours (each "
+        f"takes about 160 CPU-seconds), and {decision.used} of your earlier submissions in the last "
+        f"{settings.window_hours:g} hours were evaluated, so this submission's checkpoint was NOT evaluated. "
+        f"The result of your latest evaluated submission ({format_time(carried.time, now)}) is shown and "
+        f"counts instead. The next evaluation is possible from {format_time(decision.next_evaluation, now)}: "
+        f"submit again from then on to have a new checkpoint graded."
+    )
 
 
-__all__ = ["ENV_METADATA", "EarlierEvaluation", "RECORD_KEY", "RateLimitDecision", "decide", "earlier_evaluations",
-           "format_time", "limit_message", "metadata_named", "read_metadata"]
+__all__ = [
+    "ENV_METADATA",
+    "EarlierEvaluation",
+    "RECORD_KEY",
+    "RateLimitDecision",
+    "decide",
+    "earlier_evaluations",
+    "format_time",
+    "limit_message",
+    "metadata_named",
+    "read_metadata",
+]

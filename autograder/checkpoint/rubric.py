@@ -59,8 +59,11 @@ class LeaderboardSettings:
     name: str = "Test accuracy (%)"
 
     def problems(self) -> list[str]:
-        return [] if 0 < len(self.name.strip()) <= 100 else [f"leaderboard name must be 1 to 100 characters, "
-                                                             f"got {self.name!r}"]
+        return (
+            []
+            if 0 < len(self.name.strip()) <= 100
+            else [f"leaderboard name must be 1 to 100 characters, got {self.name!r}"]
+        )
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,11 @@ class RateLimitSettings:
         return self.evaluations > 0
 
     def problems(self) -> list[str]:
-        problems = [] if self.evaluations >= 0 else [f"rate_limit evaluations must be >= 0 (0: no limit), got "
-                                                     f"{self.evaluations}"]
+        problems = (
+            []
+            if self.evaluations >= 0
+            else [f"rate_limit evaluations must be >= 0 (0: no limit), got {self.evaluations}"]
+        )
         if not 0 < self.window_hours <= 24 * 366:
             problems.append(f"rate_limit window_hours must be in (0, {24 * 366}], got {self.window_hours:g}")
         return problems
@@ -144,8 +150,10 @@ class CheckpointRubric:
             if not 0 <= value <= 100:
                 problems.append(f"{name} must be a percentage in [0, 100], got {value}")
         if self.bonus_threshold < self.full_credit_threshold:
-            problems.append(f"bonus_threshold ({self.bonus_threshold}) is below full_credit_threshold "
-                            f"({self.full_credit_threshold})")
+            problems.append(
+                f"bonus_threshold ({self.bonus_threshold}) is below full_credit_threshold "
+                f"({self.full_credit_threshold})"
+            )
         problems += self._credit_problems() + self.leaderboard.problems() + self.rate_limit.problems()
         for name in ("points", "bonus_points"):
             if getattr(self, name) < 0:
@@ -166,37 +174,60 @@ class CheckpointRubric:
             return [f"credit must be one of {', '.join(CREDIT_SCALES)}, got {self.credit!r}"]
         zero = self.zero_credit_threshold
         if self.credit == "threshold":
-            return [] if zero is None else [
-                f"zero_credit_threshold ({zero:g}) is used only with credit = \"linear\"; remove it, or set "
-                f"credit = \"linear\" to scale the points between it and full_credit_threshold"]
+            return (
+                []
+                if zero is None
+                else [
+                    f'zero_credit_threshold ({zero:g}) is used only with credit = "linear"; remove it, or set '
+                    f'credit = "linear" to scale the points between it and full_credit_threshold'
+                ]
+            )
         if zero is None:
-            return ["credit = \"linear\" needs zero_credit_threshold: the test accuracy in percent at which the "
-                    "scale starts (0 points there and below), e.g. zero_credit_threshold = 70"]
+            return [
+                'credit = "linear" needs zero_credit_threshold: the test accuracy in percent at which the '
+                "scale starts (0 points there and below), e.g. zero_credit_threshold = 70"
+            ]
         problems = []
         if not 0 <= zero < self.full_credit_threshold:
-            problems.append(f"zero_credit_threshold ({zero:g}) must be a percentage in [0, 100] below "
-                            f"full_credit_threshold ({self.full_credit_threshold:g}), so the scale has a length")
+            problems.append(
+                f"zero_credit_threshold ({zero:g}) must be a percentage in [0, 100] below "
+                f"full_credit_threshold ({self.full_credit_threshold:g}), so the scale has a length"
+            )
         if self.has_bonus and self.bonus_threshold <= self.full_credit_threshold:
-            problems.append(f"with credit = \"linear\" the bonus grows from full_credit_threshold "
-                            f"({self.full_credit_threshold:g}) to bonus_threshold ({self.bonus_threshold:g}): "
-                            f"bonus_threshold must be above it (or bonus_points = 0)")
+            problems.append(
+                f'with credit = "linear" the bonus grows from full_credit_threshold '
+                f"({self.full_credit_threshold:g}) to bonus_threshold ({self.bonus_threshold:g}): "
+                f"bonus_threshold must be above it (or bonus_points = 0)"
+            )
         return problems
 
     def summary(self) -> str:
         """One line for instructors: the credit rule, the leaderboard and the rate limit."""
         bonus = f", +{self.bonus_points:g} bonus" if self.has_bonus else ""
         if self.credit == "linear":
-            credit = (f"linear credit (0 points at {self.zero_credit_threshold:g} % up to {self.points:g} at "
-                      f"{self.full_credit_threshold:g} %{bonus} growing up to {self.bonus_threshold:g} %)")
+            credit = (
+                f"linear credit (0 points at {self.zero_credit_threshold:g} % up to {self.points:g} at "
+                f"{self.full_credit_threshold:g} %{bonus} growing up to {self.bonus_threshold:g} %)"
+            )
         else:
-            credit = (f"threshold credit ({self.points:g} points at {self.full_credit_threshold:g} %{bonus} at "
-                      f"{self.bonus_threshold:g} %)")
-        board = (f"on (\"{self.leaderboard.name}\"; turn on the assignment's leaderboard setting too)"
-                 if self.leaderboard.enabled else "off")
-        limit = (f"{self.rate_limit.evaluations} evaluation(s) per {self.rate_limit.window_hours:g} h"
-                 if self.rate_limit.enabled else "off")
-        return (f"checkpoint: {credit}; leaderboard {board}; rate limit {limit} (course.toml [checkpoint], "
-                f"[checkpoint.leaderboard], [checkpoint.rate_limit]; README.md, \"Checkpoint options\")")
+            credit = (
+                f"threshold credit ({self.points:g} points at {self.full_credit_threshold:g} %{bonus} at "
+                f"{self.bonus_threshold:g} %)"
+            )
+        board = (
+            f'on ("{self.leaderboard.name}"; turn on the assignment\'s leaderboard setting too)'
+            if self.leaderboard.enabled
+            else "off"
+        )
+        limit = (
+            f"{self.rate_limit.evaluations} evaluation(s) per {self.rate_limit.window_hours:g} h"
+            if self.rate_limit.enabled
+            else "off"
+        )
+        return (
+            f"checkpoint: {credit}; leaderboard {board}; rate limit {limit} (course.toml [checkpoint], "
+            f'[checkpoint.leaderboard], [checkpoint.rate_limit]; README.md, "Checkpoint options")'
+        )
 
     @property
     def max_checkpoint_bytes(self) -> int:
@@ -208,11 +239,21 @@ class CheckpointRubric:
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "file": (str,), "credit": (str,), "full_credit_threshold": (int, float), "bonus_threshold": (int, float),
+    "file": (str,),
+    "credit": (str,),
+    "full_credit_threshold": (int, float),
+    "bonus_threshold": (int, float),
     "zero_credit_threshold": (int, float),
-    "points": (int, float), "bonus_points": (int, float), "visibility": (str,), "test_images": (int,),
-    "batch_size": (int,), "threads": (int,), "max_checkpoint_mb": (int, float), "test_split_sources": (list,),
-    "leaderboard": (dict,), "rate_limit": (dict,),
+    "points": (int, float),
+    "bonus_points": (int, float),
+    "visibility": (str,),
+    "test_images": (int,),
+    "batch_size": (int,),
+    "threads": (int,),
+    "max_checkpoint_mb": (int, float),
+    "test_split_sources": (list,),
+    "leaderboard": (dict,),
+    "rate_limit": (dict,),
 }
 
 
@@ -221,14 +262,16 @@ def _subtable(key: str, table: Mapping[str, Any], where: str) -> Any:
     cls, types = _SUBTABLES[key]
     unknown = sorted(set(table) - set(types))
     if unknown:
-        raise CourseConfigError(f"{where}: unknown key(s) {unknown} in [checkpoint.{key}]; known keys: "
-                                f"{', '.join(types)}")
+        raise CourseConfigError(
+            f"{where}: unknown key(s) {unknown} in [checkpoint.{key}]; known keys: {', '.join(types)}"
+        )
     values = {}
     for name, value in table.items():
         expected = types[name]
         if isinstance(value, bool) != (bool in expected) or not isinstance(value, expected):
-            raise CourseConfigError(f"{where}: [checkpoint.{key}] {name} must be "
-                                    f"{' or '.join(t.__name__ for t in expected)}, got {value!r}")
+            raise CourseConfigError(
+                f"{where}: [checkpoint.{key}] {name} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
+            )
         values[name] = float(value) if float in expected else value
     return cls(**values)
 
@@ -246,8 +289,7 @@ def rubric_from_mapping(table: Mapping[str, Any], where: str = "[checkpoint]") -
         if key in _SUBTABLES and not isinstance(value, dict):
             raise CourseConfigError(f"{where}: {key} must be a table, [checkpoint.{key}], got {value!r}")
         if isinstance(value, bool) or not isinstance(value, types):
-            raise CourseConfigError(f"{where}: {key} must be {' or '.join(t.__name__ for t in types)}, "
-                                    f"got {value!r}")
+            raise CourseConfigError(f"{where}: {key} must be {' or '.join(t.__name__ for t in types)}, got {value!r}")
         if key in _SUBTABLES:
             value = _subtable(key, value, where)
         elif key == "test_split_sources":
@@ -294,5 +336,14 @@ def load_course_config(path: str | os.PathLike | None = None) -> CheckpointRubri
     return rubric_from_mapping(table, where=f"{path} [checkpoint]")
 
 
-__all__ = ["CREDIT_SCALES", "CheckpointRubric", "CourseConfigError", "DEFAULT_CONFIG", "ENV_CONFIG",
-           "LeaderboardSettings", "RateLimitSettings", "load_course_config", "rubric_from_mapping"]
+__all__ = [
+    "CREDIT_SCALES",
+    "CheckpointRubric",
+    "CourseConfigError",
+    "DEFAULT_CONFIG",
+    "ENV_CONFIG",
+    "LeaderboardSettings",
+    "RateLimitSettings",
+    "load_course_config",
+    "rubric_from_mapping",
+]

@@ -94,20 +94,39 @@ def score_accuracy(correct: int, total: int, rubric: CheckpointRubric) -> Checkp
         return math.ceil(_exact(threshold) * total / 100)
 
     full = accuracy * 100 >= _exact(rubric.full_credit_threshold)
-    missing = dict(missing_for_full=max(0, needed(rubric.full_credit_threshold) - correct),
-                   missing_for_bonus=max(0, needed(rubric.bonus_threshold) - correct))
+    missing = dict(
+        missing_for_full=max(0, needed(rubric.full_credit_threshold) - correct),
+        missing_for_bonus=max(0, needed(rubric.bonus_threshold) - correct),
+    )
     if rubric.credit == "linear":
         position = _position(accuracy * 100, rubric.zero_credit_threshold, rubric.full_credit_threshold)
-        bonus_position = (_position(accuracy * 100, rubric.full_credit_threshold, rubric.bonus_threshold)
-                          if rubric.has_bonus else Fraction(0))
+        bonus_position = (
+            _position(accuracy * 100, rubric.full_credit_threshold, rubric.bonus_threshold)
+            if rubric.has_bonus
+            else Fraction(0)
+        )
         bonus_points = _share(rubric.bonus_points, bonus_position)
-        return CheckpointScore(correct=correct, total=total, full_credit=full, bonus=bonus_points > 0,
-                               points=_share(rubric.points, position), bonus_points=bonus_points,
-                               scale_position=position, bonus_position=bonus_position, **missing)
+        return CheckpointScore(
+            correct=correct,
+            total=total,
+            full_credit=full,
+            bonus=bonus_points > 0,
+            points=_share(rubric.points, position),
+            bonus_points=bonus_points,
+            scale_position=position,
+            bonus_position=bonus_position,
+            **missing,
+        )
     bonus = rubric.has_bonus and full and accuracy * 100 >= _exact(rubric.bonus_threshold)
     return CheckpointScore(
-        correct=correct, total=total, full_credit=full, bonus=bonus,
-        points=rubric.points if full else 0.0, bonus_points=rubric.bonus_points if bonus else 0.0, **missing)
+        correct=correct,
+        total=total,
+        full_credit=full,
+        bonus=bonus,
+        points=rubric.points if full else 0.0,
+        bonus_points=rubric.bonus_points if bonus else 0.0,
+        **missing,
+    )
 
 
 def _position(percent: Fraction, start: float, end: float) -> Fraction:

@@ -82,11 +82,17 @@ def _split_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
 
 
 def _check_split_tensors(images: Any, labels: Any, where: str) -> None:
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4 \
-            or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise TestSplitUnavailable(f"{where}: images must be a uint8 tensor of shape (N, 32, 32, 3), got "
-                                   f"{getattr(images, 'dtype', type(images).__name__)} "
-                                   f"{tuple(getattr(images, 'shape', ()))}")
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dtype != torch.uint8
+        or images.ndim != 4
+        or tuple(images.shape[1:]) != IMAGE_SHAPE
+    ):
+        raise TestSplitUnavailable(
+            f"{where}: images must be a uint8 tensor of shape (N, 32, 32, 3), got "
+            f"{getattr(images, 'dtype', type(images).__name__)} "
+            f"{tuple(getattr(images, 'shape', ()))}"
+        )
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
         raise TestSplitUnavailable(f"{where}: labels must be an int64 tensor of shape ({images.shape[0]},)")
     if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.max()) >= len(CIFAR10_CLASSES):
@@ -114,8 +120,14 @@ def save_test_split(images: torch.Tensor, labels: torch.Tensor, path: str | os.P
     path = Path(path)
     _check_split_tensors(images, labels, "save_test_split")
     images, labels = images.contiguous(), labels.contiguous()
-    payload = {"format": TEST_SPLIT_FORMAT, "version": TEST_SPLIT_VERSION, "source": str(source),
-               "sha256": _split_digest(images, labels), "images": images, "labels": labels}
+    payload = {
+        "format": TEST_SPLIT_FORMAT,
+        "version": TEST_SPLIT_VERSION,
+        "source": str(source),
+        "sha256": _split_digest(images, labels),
+        "images": images,
+        "labels": labels,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -139,26 +151,36 @@ def load_test_split_file(path: str | os.PathLike) -> TestSplit:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a grader problem
-        raise TestSplitUnavailable(f"the test split file {path} cannot be read ({type(error).__name__}: "
-                                   f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
-                                   f"prepare it again with `python -m autograder.checkpoint_grading prepare`") from None
+        raise TestSplitUnavailable(
+            f"the test split file {path} cannot be read ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
+            f"prepare it again with `python -m autograder.checkpoint_grading prepare`"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != TEST_SPLIT_FORMAT:
-        raise TestSplitUnavailable(f"{path} is not a prepared test split (no format {TEST_SPLIT_FORMAT!r}); "
-                                   f"prepare one with `python -m autograder.checkpoint_grading prepare`")
+        raise TestSplitUnavailable(
+            f"{path} is not a prepared test split (no format {TEST_SPLIT_FORMAT!r}); "
+            f"prepare one with `python -m autograder.checkpoint_grading prepare`"
+        )
     if payload.get("version") != TEST_SPLIT_VERSION:
-        raise TestSplitUnavailable(f"{path} has test split version {payload.get('version')!r}, expected "
-                                   f"{TEST_SPLIT_VERSION}; prepare it again")
+        raise TestSplitUnavailable(
+            f"{path} has test split version {payload.get('version')!r}, expected {TEST_SPLIT_VERSION}; prepare it again"
+        )
     images, labels = payload.get("images"), payload.get("labels")
     _check_split_tensors(images, labels, str(path))
     if payload.get("sha256") != _split_digest(images, labels):
-        raise TestSplitUnavailable(f"{path} is damaged: its images do not match the checksum recorded when it "
-                                   f"was prepared; prepare it again")
+        raise TestSplitUnavailable(
+            f"{path} is damaged: its images do not match the checksum recorded when it was prepared; prepare it again"
+        )
     return TestSplit(images, labels, f"{payload.get('source', 'unknown source')}, prepared copy {path}")
 
 
-def prepare_test_split(out: str | os.PathLike = PROJECT_ROOT / BAKED_TEST_SPLIT,
-                       source: str | os.PathLike | None = None, download_root: str | os.PathLike | None = None,
-                       download: bool = True, verbose: bool = True) -> Path:
+def prepare_test_split(
+    out: str | os.PathLike = PROJECT_ROOT / BAKED_TEST_SPLIT,
+    source: str | os.PathLike | None = None,
+    download_root: str | os.PathLike | None = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> Path:
     """Make the prepared test split file the grader reads first (``data/cifar10-test.pt``).
 
     Args:
@@ -193,8 +215,9 @@ def prepare_test_split(out: str | os.PathLike = PROJECT_ROOT / BAKED_TEST_SPLIT,
         return save_test_split(images, labels, out, described)
 
 
-def candidate_sources(rubric: CheckpointRubric, project_root: Path, data_root: Path,
-                environ: Mapping[str, str]) -> Iterator[tuple[str, Path, str]]:
+def candidate_sources(
+    rubric: CheckpointRubric, project_root: Path, data_root: Path, environ: Mapping[str, str]
+) -> Iterator[tuple[str, Path, str]]:
     """(how it was named, path, kind) of every test split source in the documented order."""
     explicit = environ.get(ENV_TEST_SPLIT, "").strip()
     if explicit:
@@ -209,9 +232,12 @@ def candidate_sources(rubric: CheckpointRubric, project_root: Path, data_root: P
         yield f"${ENV_CIFAR10}", Path(cifar).expanduser(), "source"
 
 
-def resolve_test_split(rubric: CheckpointRubric | None = None, project_root: str | os.PathLike | None = None,
-                       data_root: str | os.PathLike | None = None,
-                       environ: Mapping[str, str] | None = None) -> TestSplit:
+def resolve_test_split(
+    rubric: CheckpointRubric | None = None,
+    project_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TestSplit:
     """Find and load the CIFAR-10 test split (see the module docstring for the order).
 
     A source that is absent is skipped; one that is present but unusable (damaged, wrong
@@ -252,20 +278,34 @@ def resolve_test_split(rubric: CheckpointRubric | None = None, project_root: str
                 images, labels = load_cifar10("test", source=source, root=data_root, download=False, verbose=False)
                 split = TestSplit(images, labels, f"CIFAR-10 test split from {path.resolve()} ({named})")
         except (DataSourceError, OSError, ValueError) as error:
-            raise TestSplitUnavailable(f"the test split at {path} ({named}) cannot be used: "
-                                       f"{str(error).splitlines()[0]}") from None
+            raise TestSplitUnavailable(
+                f"the test split at {path} ({named}) cannot be used: {str(error).splitlines()[0]}"
+            ) from None
         if len(split) != rubric.test_images:
-            raise TestSplitUnavailable(f"the test split at {path} ({named}) has {len(split):,} images; the course "
-                                       f"expects {rubric.test_images:,} (course.toml test_images). Replace it with "
-                                       f"the full CIFAR-10 test split")
+            raise TestSplitUnavailable(
+                f"the test split at {path} ({named}) has {len(split):,} images; the course "
+                f"expects {rubric.test_images:,} (course.toml test_images). Replace it with "
+                f"the full CIFAR-10 test split"
+            )
         return split
     raise TestSplitUnavailable(
         "no CIFAR-10 test split is available, so the checkpoint cannot be graded. Tried, in order:\n  - "
         + "\n  - ".join(tried)
         + f"\nFix: build the Gradescope zip with `--test-split PATH` or let setup.sh download it; locally run "
-          f"`python -m autograder.checkpoint_grading prepare` (downloads it into {BAKED_TEST_SPLIT}), or set "
-          f"${ENV_TEST_SPLIT} / ${ENV_CIFAR10} to a copy.")
+        f"`python -m autograder.checkpoint_grading prepare` (downloads it into {BAKED_TEST_SPLIT}), or set "
+        f"${ENV_TEST_SPLIT} / ${ENV_CIFAR10} to a copy."
+    )
 
 
-__all__ = ["BAKED_TEST_SPLIT", "ENV_CIFAR10", "ENV_TEST_SPLIT", "TestSplit", "TestSplitUnavailable",
-           "candidate_sources", "load_test_split_file", "prepare_test_split", "resolve_test_split", "save_test_split"]
+__all__ = [
+    "BAKED_TEST_SPLIT",
+    "ENV_CIFAR10",
+    "ENV_TEST_SPLIT",
+    "TestSplit",
+    "TestSplitUnavailable",
+    "candidate_sources",
+    "load_test_split_file",
+    "prepare_test_split",
+    "resolve_test_split",
+    "save_test_split",
+]

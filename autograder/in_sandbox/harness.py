@@ -227,8 +227,12 @@ def student_traceback(error: BaseException, limit: int = 12) -> str:
         frames = traceback.extract_tb(error.__traceback__)
         start = next((i for i, f in enumerate(frames) if f.filename.startswith("<cell ")), len(frames))
         # The grader's own frames (a proxy the cell called) are not the student's business.
-        frames = [f for f in frames[start:] if os.sep + "sslgrader_worker" + os.sep not in f.filename
-                  and not f.filename.endswith(("harness.py", "worker.py", "protocol.py"))]
+        frames = [
+            f
+            for f in frames[start:]
+            if os.sep + "sslgrader_worker" + os.sep not in f.filename
+            and not f.filename.endswith(("harness.py", "worker.py", "protocol.py"))
+        ]
         lines = traceback.format_list(frames[-limit:])
         try:
             message = "".join(traceback.format_exception_only(type(error), error)).strip()
@@ -263,8 +267,9 @@ def _loss_oracle(ctx: Context, name: str) -> Callable:
         @staticmethod
         def forward(fctx: Any, z1: torch.Tensor, z2: torch.Tensor, extra: Any) -> torch.Tensor:
             args, kwargs = extra
-            reply = ctx.callback("loss", {"fn": name, "z1": z1.detach(), "z2": z2.detach(),
-                                          "args": list(args), "kwargs": dict(kwargs)})
+            reply = ctx.callback(
+                "loss", {"fn": name, "z1": z1.detach(), "z2": z2.detach(), "args": list(args), "kwargs": dict(kwargs)}
+            )
             fctx.save_for_backward(reply["grad_z1"].to(z1.dtype), reply["grad_z2"].to(z2.dtype))
             return reply["loss"].to(z1.dtype)
 
@@ -279,8 +284,10 @@ def _loss_oracle(ctx: Context, name: str) -> Callable:
                 raise StudentFault(f"{name} was called with {describe(value)}; it takes two (N, D) tensors")
         for value in [*args, *kwargs.values()]:
             if type(value) not in (int, float, bool):
-                raise StudentFault(f"{name} was called with an argument of type {describe(value)}; "
-                                   "pass numbers for its other arguments")
+                raise StudentFault(
+                    f"{name} was called with an argument of type {describe(value)}; "
+                    "pass numbers for its other arguments"
+                )
         return RemoteLoss.apply(z1, z2, (tuple(args), dict(kwargs)))
 
     loss.__name__ = name
@@ -297,11 +304,15 @@ class RemoteEMA:
 
     def update(self, online: Any, target: Any) -> None:
         if not isinstance(online, nn.Module) or not isinstance(target, nn.Module):
-            raise StudentFault(f"ema.update was called with ({describe(online)}, {describe(target)}); "
-                               "it takes the online and the target network (nn.Module)")
+            raise StudentFault(
+                f"ema.update was called with ({describe(online)}, {describe(target)}); "
+                "it takes the online and the target network (nn.Module)"
+            )
         sources = [torch.Tensor.detach(p).clone() for p in online.parameters()]
         targets = list(target.parameters())
-        reply = self._ctx.callback("ema", {"online": sources, "target": [torch.Tensor.detach(p).clone() for p in targets]})
+        reply = self._ctx.callback(
+            "ema", {"online": sources, "target": [torch.Tensor.detach(p).clone() for p in targets]}
+        )
         with torch.no_grad():
             for param, value in zip(targets, reply["target"]):
                 param.copy_(value)
@@ -326,8 +337,9 @@ def op_loss_and_grads(ctx: Context, fn: str, args: list, kwargs: dict) -> dict:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
         return result  # the grader reports what came back
     ctx.call(torch.Tensor.backward, loss.reshape(()) if loss.ndim else loss)
-    result["grads"] = [a.grad.detach().clone() if isinstance(a, torch.Tensor) and a.grad is not None else None
-                       for a in leaves]
+    result["grads"] = [
+        a.grad.detach().clone() if isinstance(a, torch.Tensor) and a.grad is not None else None for a in leaves
+    ]
     return result
 
 
@@ -362,9 +374,17 @@ def _materialise(model: nn.Module) -> None:
                         module._buffers[name] = real
 
 
-def op_model_forward(ctx: Context, cls: str, inputs: list, init_kwargs: dict | None = None,
-                     swap: dict | None = None, state: dict | None = None, mode: str = "train",
-                     seed: int = 0, gradients: bool = False) -> dict:
+def op_model_forward(
+    ctx: Context,
+    cls: str,
+    inputs: list,
+    init_kwargs: dict | None = None,
+    swap: dict | None = None,
+    state: dict | None = None,
+    mode: str = "train",
+    seed: int = 0,
+    gradients: bool = False,
+) -> dict:
     """Build `cls(**init_kwargs)`, replace its parts (`swap`: attribute -> (part, state)) or
     load `state`, then return `model(x)` for each x of `inputs` (in `mode`).
 
@@ -382,9 +402,11 @@ def op_model_forward(ctx: Context, cls: str, inputs: list, init_kwargs: dict | N
         missing = [k for k in own if k not in state or tuple(own[k].shape) != tuple(state[k].shape)]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
-            raise StudentFault(f"{cls}'s layers differ from the given architecture (missing or reshaped: "
-                               f"{missing[:3]}, unexpected: {unexpected[:3]}): did you edit the given __init__ "
-                               "or add layers?")
+            raise StudentFault(
+                f"{cls}'s layers differ from the given architecture (missing or reshaped: "
+                f"{missing[:3]}, unexpected: {unexpected[:3]}): did you edit the given __init__ "
+                "or add layers?"
+            )
         _materialise(model)
         model.load_state_dict(state, strict=True)
     _materialise(model)
@@ -409,8 +431,11 @@ def _part_gradients(ctx: Context, model: nn.Module, x: torch.Tensor, parts: list
     if not isinstance(total, torch.Tensor):
         return {f"{part}.{name}": None for part in parts for name, _ in getattr(model, part).named_parameters()}
     ctx.call(torch.Tensor.backward, total)
-    return {f"{part}.{name}": (None if p.grad is None else p.grad.detach().clone())
-            for part in parts for name, p in getattr(model, part).named_parameters()}
+    return {
+        f"{part}.{name}": (None if p.grad is None else p.grad.detach().clone())
+        for part in parts
+        for name, p in getattr(model, part).named_parameters()
+    }
 
 
 def op_model_state(ctx: Context, cls: str, init_kwargs: dict | None = None, seed: int = 0) -> dict:
@@ -419,8 +444,16 @@ def op_model_state(ctx: Context, cls: str, init_kwargs: dict | None = None, seed
     return {"state": state_of(ctx.call(ctx.get(cls), **(init_kwargs or {})))}
 
 
-def op_extract_features(ctx: Context, fn: str, net_kind: str, state: dict, images: torch.Tensor,
-                        labels: torch.Tensor, batch_size: int, normalize: bool | None) -> dict:
+def op_extract_features(
+    ctx: Context,
+    fn: str,
+    net_kind: str,
+    state: dict,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    normalize: bool | None,
+) -> dict:
     """`fn(model, loader[, normalize=...])` on a stand-in model and an in-order DataLoader."""
     model = build(net_kind, state)
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
@@ -437,8 +470,15 @@ def op_extract_features(ctx: Context, fn: str, net_kind: str, state: dict, image
     return {"returned": returned, "features_require_grad": requires_grad}
 
 
-def op_ema(ctx: Context, cls: str, beta: float, online_state: dict, target_state: dict,
-           updates: int, target_requires_grad: bool) -> dict:
+def op_ema(
+    ctx: Context,
+    cls: str,
+    beta: float,
+    online_state: dict,
+    target_state: dict,
+    updates: int,
+    target_requires_grad: bool,
+) -> dict:
     """`cls(beta).update(online, target)` `updates` times on two stand-in networks."""
     online, target = build("byol", online_state), build("byol", target_state)
     target.requires_grad_(target_requires_grad)
@@ -464,13 +504,24 @@ def op_ema(ctx: Context, cls: str, beta: float, online_state: dict, target_state
 def _missing_method(name: str) -> Callable:
     def missing(*args: Any, **kwargs: Any) -> None:
         raise StudentFault(f"the EMA object has no `{name}` method")
+
     return missing
 
 
-def op_train_steps(ctx: Context, method: str, fn: str, state: dict, batches: list, optimizer: dict,
-                   step_kwargs: dict | None = None, target_state: dict | None = None, beta: float = 0.9,
-                   target_requires_grad: bool = False, loss_name: str | None = None,
-                   autocast: str | None = None) -> dict:
+def op_train_steps(
+    ctx: Context,
+    method: str,
+    fn: str,
+    state: dict,
+    batches: list,
+    optimizer: dict,
+    step_kwargs: dict | None = None,
+    target_state: dict | None = None,
+    beta: float = 0.9,
+    target_requires_grad: bool = False,
+    loss_name: str | None = None,
+    autocast: str | None = None,
+) -> dict:
     """Consecutive calls of a training step on a stand-in network with one optimiser.
 
     method: "simclr" / "barlow" (`fn(model, x1, x2, optimizer, **step_kwargs)`), "byol"
@@ -492,8 +543,9 @@ def op_train_steps(ctx: Context, method: str, fn: str, state: dict, batches: lis
     records = []
     oracle = ctx.replaced(loss_name, _loss_oracle(ctx, loss_name)) if (ctx.student and loss_name) else nullcontext()
     with oracle:
-        precision = (torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast and not ctx.student
-                     else nullcontext())
+        precision = (
+            torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast and not ctx.student else nullcontext()
+        )
         for batch in batches:
             torch.manual_seed(0)
             with precision:
@@ -504,13 +556,16 @@ def op_train_steps(ctx: Context, method: str, fn: str, state: dict, batches: lis
             record = {"returned": returned, "params": params_of(model), "eval_forwards": model.eval_forwards}
             if target is not None:
                 record["target"] = params_of(target)
-                record["target_grads"] = [k for k, g in grads_of(target).items() if g is not None and bool(g.abs().sum() > 0)]
+                record["target_grads"] = [
+                    k for k, g in grads_of(target).items() if g is not None and bool(g.abs().sum() > 0)
+                ]
             records.append(record)
     return {"steps": records}
 
 
-def op_evaluate(ctx: Context, fn: str, state: dict, images: torch.Tensor, labels: torch.Tensor,
-                batch_size: int) -> dict:
+def op_evaluate(
+    ctx: Context, fn: str, state: dict, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> dict:
     """`fn(classifier, loader)` on a batch-norm + dropout classifier left in training mode."""
     model = build("bn-classifier", state)
     model.train()
@@ -541,7 +596,6 @@ OPS: dict[str, Callable[..., dict]] = {
 def run(ctx: Context, op: str, kwargs: dict) -> dict:
     """Run operation `op` (raises KeyError for an unknown one)."""
     return OPS[op](ctx, **kwargs)
-
 
 
 __all__ = ["Context", "Missing", "OPS", "StudentFault", "StudentRaised", "build", "run", "state_of"]

@@ -219,7 +219,7 @@ class _Decoder:
             return tree
         if kind is not dict or len(tree) != 1:
             raise ProtocolError(f"unexpected JSON value of type {kind.__name__}")
-        (tag, body), = tree.items()
+        ((tag, body),) = tree.items()
         if tag in ("$list", "$tuple"):
             if type(body) is not list:
                 raise ProtocolError(f"{tag} needs a JSON array")
@@ -253,8 +253,11 @@ class _Decoder:
         shape, offset, nbytes = body.get("shape"), body.get("offset"), body.get("nbytes")
         if dtype is None:
             raise ProtocolError(f"tensor dtype {str(body.get('dtype'))[:40]!r} is not allowed")
-        if type(shape) is not list or len(shape) > MAX_DIMS or any(type(s) is not int or not 0 <= s <= MAX_DIM_SIZE
-                                                                    for s in shape):
+        if (
+            type(shape) is not list
+            or len(shape) > MAX_DIMS
+            or any(type(s) is not int or not 0 <= s <= MAX_DIM_SIZE for s in shape)
+        ):
             raise ProtocolError("bad tensor shape")
         if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes < 0:
             raise ProtocolError("bad tensor offset")
@@ -366,7 +369,9 @@ class FrameReader:
                     return
                 magic, header_len, payload_len = _PREFIX.unpack_from(self.buffer)
                 if magic != MAGIC:
-                    raise ProtocolError("bad frame magic (something other than the grader's harness wrote to its channel)")
+                    raise ProtocolError(
+                        "bad frame magic (something other than the grader's harness wrote to its channel)"
+                    )
                 if header_len > self.max_header or payload_len > self.max_payload:
                     raise ProtocolError(f"frame too large ({header_len} + {payload_len} bytes)")
                 self._need = (header_len, payload_len)

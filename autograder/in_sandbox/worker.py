@@ -108,8 +108,12 @@ def build_root(config: dict) -> None:
     for node in ("null", "zero", "full", "random", "urandom"):
         _bind_readonly("/dev/" + node, root + "/dev/" + node)
         _mount(None, root + "/dev/" + node, None, MS_BIND | MS_REMOUNT | MS_NOSUID)  # writable /dev/null
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(root + "/dev/shm")
     _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['tmp_mb']}m,mode=1777")
@@ -225,7 +229,7 @@ class Zygote:
                     pid = os.fork()
                     if pid == 0:
                         try:
-                            os.execv("/bin/rm", ["rm", "-rf", "--one-file-system", "--", *entries[start:start + 512]])
+                            os.execv("/bin/rm", ["rm", "-rf", "--one-file-system", "--", *entries[start : start + 512]])
                         finally:
                             os._exit(127)
                     while True:
@@ -331,8 +335,9 @@ def zygote_main(config: dict) -> None:
     list(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(2, 1)), batch_size=1))
     del weight, optimizer
     zygote = Zygote(config, ctrl)
-    zygote.send({"event": "ready", "pid": os.getpid(), "uid": os.getuid(), "preload_errors": errors,
-                 "python": sys.executable})
+    zygote.send(
+        {"event": "ready", "pid": os.getpid(), "uid": os.getuid(), "preload_errors": errors, "python": sys.executable}
+    )
     zygote.serve()
 
 
@@ -465,8 +470,9 @@ class Child:
                 reached.append(f"write {folder}")
             except OSError:
                 pass
-        self.send({"kind": "result", "seq": self.seq, "status": "ok"},
-                  {"confinement": self.confinement, "reached": reached})
+        self.send(
+            {"kind": "result", "seq": self.seq, "status": "ok"}, {"confinement": self.confinement, "reached": reached}
+        )
 
     def load(self, payload: dict) -> None:
         cells = payload["cells"]
@@ -482,8 +488,9 @@ class Child:
             self.send({"kind": "loading", "seq": self.seq, "index": index})
             status: dict[str, Any] = {"kind": "loaded", "seq": self.seq, "index": index, "ok": True}
             try:
-                code = statements.compile_node(cells[statement["label"]], statement["node"], statement["label"],
-                                               statement["flags"])
+                code = statements.compile_node(
+                    cells[statement["label"]], statement["node"], statement["label"], statement["flags"]
+                )
                 exec(code, namespace)  # noqa: S102 - the sandbox is where submission code runs
             except BaseException as error:  # noqa: BLE001 - a class body may even call sys.exit
                 status.update(ok=False, error=harness.student_traceback(error))
@@ -510,15 +517,24 @@ class Child:
         except harness.StudentFault as fault:
             header.update(status="fault", message=str(fault)[:2000])
         except BaseException as error:  # noqa: BLE001 - anything the submission's objects caused
-            header.update(status="fault", message=f"{type(error).__name__}: {error}"[:2000],
-                          summary=harness.student_traceback(error))
+            header.update(
+                status="fault",
+                message=f"{type(error).__name__}: {error}"[:2000],
+                summary=harness.student_traceback(error),
+            )
         self.end_output()
         try:
             frame = protocol.pack_message(header, value)
         except BaseException as error:  # noqa: BLE001 - a returned object that cannot be described
-            frame = protocol.pack_message({"kind": "result", "seq": self.seq, "status": "fault",
-                                           "message": f"what your code returned could not be read: "
-                                                      f"{type(error).__name__}"}, None)
+            frame = protocol.pack_message(
+                {
+                    "kind": "result",
+                    "seq": self.seq,
+                    "status": "fault",
+                    "message": f"what your code returned could not be read: {type(error).__name__}",
+                },
+                None,
+            )
         protocol.write_frame(self.response_fd, frame)
 
 

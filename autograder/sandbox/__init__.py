@@ -51,21 +51,40 @@ This package is the grader's side, one module per concern:
 
 from autograder.sandbox.client import Worker
 from autograder.sandbox.faults import (
-                                       BadAnswer,
-                                       BudgetExhausted,
-                                       CallTimedOut,
-                                       CodeRaised,
-                                       MissingDefinition,
-                                       NotImplementedYet,
-                                       SandboxError,
-                                       SubmissionFault,
-                                       WorkerDied,
+    BadAnswer,
+    BudgetExhausted,
+    CallTimedOut,
+    CodeRaised,
+    MissingDefinition,
+    NotImplementedYet,
+    SandboxError,
+    SubmissionFault,
+    WorkerDied,
 )
 from autograder.sandbox.isolation import SANDBOX_USER, Isolation, applied_summary, detect_isolation, protect_paths
 from autograder.sandbox.limits import PRELOAD, Limits, preload_for
 from autograder.sandbox.zygote import Zygote, close_all, shared_zygote
 
-__all__ = ["BadAnswer", "BudgetExhausted", "CallTimedOut", "CodeRaised", "Isolation", "Limits", "MissingDefinition",
-           "NotImplementedYet", "PRELOAD", "SANDBOX_USER", "SandboxError", "SubmissionFault", "Worker", "WorkerDied",
-           "Zygote", "applied_summary", "close_all", "detect_isolation", "preload_for", "protect_paths",
-           "shared_zygote"]
+__all__ = [
+    "BadAnswer",
+    "BudgetExhausted",
+    "CallTimedOut",
+    "CodeRaised",
+    "Isolation",
+    "Limits",
+    "MissingDefinition",
+    "NotImplementedYet",
+    "PRELOAD",
+    "SANDBOX_USER",
+    "SandboxError",
+    "SubmissionFault",
+    "Worker",
+    "WorkerDied",
+    "Zygote",
+    "applied_summary",
+    "close_all",
+    "detect_isolation",
+    "preload_for",
+    "protect_paths",
+    "shared_zygote",
+]

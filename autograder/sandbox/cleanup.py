@@ -35,8 +35,9 @@ def remove_tree(path: str | os.PathLike) -> None:
         return
     rm = shutil.which("rm") or "/bin/rm"
     try:
-        subprocess.run([rm, "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [rm, "-rf", "--one-file-system", "--", path], stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):

@@ -63,8 +63,15 @@ class Worker(Exchange):
 
     MAX_LOAD_RESTARTS = 4
 
-    def __init__(self, zygote: Zygote, statements: dict, limits: Limits, budget: Budget | None = None,
-                 secrets: dict | None = None, restart_zygote: Callable[[], Zygote] | None = None) -> None:
+    def __init__(
+        self,
+        zygote: Zygote,
+        statements: dict,
+        limits: Limits,
+        budget: Budget | None = None,
+        secrets: dict | None = None,
+        restart_zygote: Callable[[], Zygote] | None = None,
+    ) -> None:
         super().__init__(zygote, limits, budget or Budget(limits.budget_s))
         self.statements = statements
         self.secrets = secrets or {"read": [], "write": []}
@@ -108,11 +115,16 @@ class Worker(Exchange):
         response_r, response_w = os.pipe()
         output_r, output_w = os.pipe()
         self.token = secrets.token_hex(8)
-        limits = {"memory_mb": self.limits.memory_mb, "file_mb": self.limits.file_mb,
-                  "processes": self.limits.processes if self.zygote.isolation.mode != "process" else 0}
+        limits = {
+            "memory_mb": self.limits.memory_mb,
+            "file_mb": self.limits.file_mb,
+            "processes": self.limits.processes if self.zygote.isolation.mode != "process" else 0,
+        }
         try:
-            self.zygote.send({"cmd": "spawn", "token": self.token, "limits": limits, "confine": self.zygote.confine},
-                             [request_r, response_w, output_w])
+            self.zygote.send(
+                {"cmd": "spawn", "token": self.token, "limits": limits, "confine": self.zygote.confine},
+                [request_r, response_w, output_w],
+            )
         finally:
             for fd in (request_r, response_w, output_w):
                 os.close(fd)
@@ -163,7 +175,9 @@ class Worker(Exchange):
         try:
             self._exchange({"kind": "probe"}, probe, on_frame, timeout=60, count=False)
         except SubmissionFault as failure:
-            raise SandboxError(f"the sandbox's self-check failed: {failure.message}\n{self.zygote._log_tail()}") from None
+            raise SandboxError(
+                f"the sandbox's self-check failed: {failure.message}\n{self.zygote._log_tail()}"
+            ) from None
         value = answer.get("value") or {}
         confinement = value.get("confinement") or {}
         problems = confinement_problems(self.zygote.isolation, confinement)
@@ -171,8 +185,11 @@ class Worker(Exchange):
         if reached and self.zygote.isolation.mode != "unconfined":
             problems.append("the sandboxed worker could " + "; ".join(reached))
         if problems:
-            raise SandboxError(f"the sandbox cannot isolate submissions here ({self.zygote.isolation.mode} mode): "
-                               + "; ".join(problems) + ". Grading stopped: no submission code was run.")
+            raise SandboxError(
+                f"the sandbox cannot isolate submissions here ({self.zygote.isolation.mode} mode): "
+                + "; ".join(problems)
+                + ". Grading stopped: no submission code was run."
+            )
         self.zygote.applied = confinement
         self.verified = True
 
@@ -205,12 +222,19 @@ class Worker(Exchange):
                 self.load_report.skipped[failed.index] = failed.reason
                 statement = self.names.get(failed.index, {})
                 for name in statement.get("names", []):
-                    self.load_report.errors[name] = (f"defining it in {statement.get('label')} line "
-                                                     f"{statement.get('lineno')} {failed.reason}, so it was skipped")
+                    self.load_report.errors[name] = (
+                        f"defining it in {statement.get('label')} line "
+                        f"{statement.get('lineno')} {failed.reason}, so it was skipped"
+                    )
         # Too many bad statements: skip all that were not loaded yet.
         self._spawn()
-        self.load_report.skipped.update({i: "not loaded: earlier definitions kept crashing the worker"
-                                         for i in self.names if i not in self.load_report.skipped})
+        self.load_report.skipped.update(
+            {
+                i: "not loaded: earlier definitions kept crashing the worker"
+                for i in self.names
+                if i not in self.load_report.skipped
+            }
+        )
         self._load()
 
     def _load(self) -> None:
@@ -238,23 +262,34 @@ class Worker(Exchange):
                     if header.get("ok"):
                         errors.pop(name, None)
                     else:
-                        errors[name] = (f"defining it in {statement.get('label')} line {statement.get('lineno')} "
-                                        f"raised:\n{str(header.get('error', ''))[:1500]}")
+                        errors[name] = (
+                            f"defining it in {statement.get('label')} line {statement.get('lineno')} "
+                            f"raised:\n{str(header.get('error', ''))[:1500]}"
+                        )
                 current[0] = None
                 return False
             return kind == "result"
 
         try:
-            self._exchange({"kind": "load"}, payload, on_frame, timeout=self.limits.load_timeout, per_frame=True,
-                           total=self.limits.load_total)
+            self._exchange(
+                {"kind": "load"},
+                payload,
+                on_frame,
+                timeout=self.limits.load_timeout,
+                per_frame=True,
+                total=self.limits.load_total,
+            )
         except (CallTimedOut, WorkerDied, BadAnswer) as failure:
             # Between two statements only the worker's own code runs, unless a statement left
             # something behind (a thread, a signal handler): the last one loaded is to blame.
             culprit = current[0] if current[0] is not None else last[0]
             if culprit is None:
                 raise SandboxError(f"the worker failed before loading the submission: {failure.message}") from None
-            reason = (f"took longer than {self.limits.load_timeout:.0f} s" if isinstance(failure, CallTimedOut)
-                      else "crashed the worker (" + failure.message.split("\n")[0] + ")")
+            reason = (
+                f"took longer than {self.limits.load_timeout:.0f} s"
+                if isinstance(failure, CallTimedOut)
+                else "crashed the worker (" + failure.message.split("\n")[0] + ")"
+            )
             output = self.take_output()
             if not self.loaded_once:
                 self.load_report.output += output
@@ -267,8 +302,13 @@ class Worker(Exchange):
         self.loaded_once = True
 
     # --- calls ------------------------------------------------------------------------------
-    def run(self, op: str, kwargs: dict, timeout: float | None = None,
-            callbacks: dict[str, Callable[[Any], Any]] | None = None) -> Any:
+    def run(
+        self,
+        op: str,
+        kwargs: dict,
+        timeout: float | None = None,
+        callbacks: dict[str, Callable[[Any], Any]] | None = None,
+    ) -> Any:
         """Run a harness operation on the submission; returns its decoded result.
 
         Raises:
@@ -314,13 +354,17 @@ class Worker(Exchange):
         if status == "not_implemented":
             frames = re.findall(r'File "<(cell [^>]*)>", line (\d+), in (\w+)', summary)
             where = f": `{frames[-1][2]}` ({frames[-1][0]}, line {frames[-1][1]})" if frames else ""
-            raise NotImplementedYet(f"not implemented yet{where} still raises NotImplementedError. Replace the "
-                                    "`raise NotImplementedError()` line by your answer.")
+            raise NotImplementedYet(
+                f"not implemented yet{where} still raises NotImplementedError. Replace the "
+                "`raise NotImplementedError()` line by your answer."
+            )
         if status == "missing":
             name = str(header.get("name"))[:100]
             detail = self.load_report.errors.get(name)
-            raise MissingDefinition(f"`{name}` is not defined in your notebook"
-                                    + (f": {detail}" if detail else " (check the name and that its cell is a code cell)"))
+            raise MissingDefinition(
+                f"`{name}` is not defined in your notebook"
+                + (f": {detail}" if detail else " (check the name and that its cell is a code cell)")
+            )
         if status == "raised":
             kind = str(header.get("type", "Exception"))[:100]
             if kind == "SystemExit":

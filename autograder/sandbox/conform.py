@@ -36,8 +36,10 @@ class Malformed(BadAnswer):
 
 
 def _fail(path: str, problem: str) -> None:
-    raise Malformed(f"your code returned something the grader could not read: {path or 'the result'} {problem} "
-                    "(did your code change the grader's objects, or return far too much?)")
+    raise Malformed(
+        f"your code returned something the grader could not read: {path or 'the result'} {problem} "
+        "(did your code change the grader's objects, or return far too much?)"
+    )
 
 
 def check_result(actual: Any, template: Any, path: str = "") -> None:
@@ -52,8 +54,11 @@ def _check(actual: Any, template: Any, path: str, nullable: bool) -> None:
         if type(actual) is not torch.Tensor:
             _fail(path, f"should be a tensor, not {type(actual).__name__}")
         if actual.shape != template.shape or actual.dtype != template.dtype:
-            _fail(path, f"should have shape {tuple(template.shape)} and dtype {template.dtype}, not "
-                        f"{tuple(actual.shape)} and {actual.dtype}")
+            _fail(
+                path,
+                f"should have shape {tuple(template.shape)} and dtype {template.dtype}, not "
+                f"{tuple(actual.shape)} and {actual.dtype}",
+            )
         return
     if isinstance(template, dict):
         if type(actual) is not dict:
@@ -72,8 +77,11 @@ def _check(actual: Any, template: Any, path: str, nullable: bool) -> None:
             if key == "target_grads":  # names of target parameters that received gradients
                 names = set(template.get("target", {})) if isinstance(template, dict) else set()
                 items = actual[key]
-                if type(items) is not list or len(items) > len(names) or not all(
-                        type(n) is str and n in names for n in items):
+                if (
+                    type(items) is not list
+                    or len(items) > len(names)
+                    or not all(type(n) is str and n in names for n in items)
+                ):
                     _fail(where, "should list names of the target's parameters")
                 continue
             _check(actual[key], value, where, nullable=nullable or key in NULLABLE)

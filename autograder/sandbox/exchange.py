@@ -173,8 +173,10 @@ class Exchange:
     def _check_memory(self) -> None:
         if self.disk_baseline != (0, 0):
             free, inodes = self._disk_free()
-            if (self.disk_baseline[0] - free > self.limits.tmp_mb * 2**20
-                    or self.disk_baseline[1] - inodes > DISK_INODES):
+            if (
+                self.disk_baseline[0] - free > self.limits.tmp_mb * 2**20
+                or self.disk_baseline[1] - inodes > DISK_INODES
+            ):
                 raise _OverDisk()
         if not self.child_host_pid:
             return
@@ -188,8 +190,16 @@ class Exchange:
         if worst > limit:
             raise _OverMemory()
 
-    def _exchange(self, header: dict, value: Any, on_frame: Callable[[dict, Any], bool], timeout: float,
-                  per_frame: bool = False, total: float | None = None, count: bool = True) -> None:
+    def _exchange(
+        self,
+        header: dict,
+        value: Any,
+        on_frame: Callable[[dict, Any], bool],
+        timeout: float,
+        per_frame: bool = False,
+        total: float | None = None,
+        count: bool = True,
+    ) -> None:
         """Send one request and process response frames until `on_frame` says done.
 
         Every second counts, the grader's answers to the worker's requests included. With
@@ -230,25 +240,40 @@ class Exchange:
             self._kill_child()
             if self._budget_bound:
                 self._fail(BudgetExhausted, self._budget_message())
-            self._fail(CallTimedOut, f"your code did not finish within {timeout:.0f} seconds (an endless loop, "
-                                     "or far too much work?); the grader stopped it")
+            self._fail(
+                CallTimedOut,
+                f"your code did not finish within {timeout:.0f} seconds (an endless loop, "
+                "or far too much work?); the grader stopped it",
+            )
         except _OverDisk:
             self._kill_child()
-            self._fail(WorkerDied, f"your code wrote more than {self.limits.tmp_mb} MB (or {DISK_INODES} files) "
-                                   "to disk; the grader stopped it")
+            self._fail(
+                WorkerDied,
+                f"your code wrote more than {self.limits.tmp_mb} MB (or {DISK_INODES} files) "
+                "to disk; the grader stopped it",
+            )
         except _OverMemory:
             self._kill_child()
-            self._fail(WorkerDied, f"your code used more than about {self.limits.memory_mb} MB of memory; "
-                                   "the grader stopped it")
+            self._fail(
+                WorkerDied,
+                f"your code used more than about {self.limits.memory_mb} MB of memory; the grader stopped it",
+            )
         except _ChildGone as gone:
             status = gone.status if gone.status is not None else self._exit_status()
             self._kill_child()
-            self._fail(WorkerDied, "the worker running your code died" + _describe_status(status)
-                       + ": a crash in your code (e.g. a segfault, os._exit, or the process being killed)")
+            self._fail(
+                WorkerDied,
+                "the worker running your code died"
+                + _describe_status(status)
+                + ": a crash in your code (e.g. a segfault, os._exit, or the process being killed)",
+            )
         except self.protocol.ProtocolError as error:
             self._kill_child()
-            self._fail(BadAnswer, f"the worker's answer could not be read ({error}); something in your code "
-                                  "wrote to the grader's channel or returned far too much data")
+            self._fail(
+                BadAnswer,
+                f"the worker's answer could not be read ({error}); something in your code "
+                "wrote to the grader's channel or returned far too much data",
+            )
         except BaseException:
             self._kill_child()  # a grader error while answering a callback, Ctrl-C...: never leave it mid-request
             raise
@@ -257,9 +282,11 @@ class Exchange:
                 self.budget.used += time.monotonic() - started
 
     def _budget_message(self) -> str:
-        return (f"the time budget for running your code ({self.budget.seconds:.0f} s in all, for every test "
-                "together) is used up, so this test did not run: some of your functions are far slower than "
-                "needed (an endless loop, or a sleep?)")
+        return (
+            f"the time budget for running your code ({self.budget.seconds:.0f} s in all, for every test "
+            "together) is used up, so this test did not run: some of your functions are far slower than "
+            "needed (an endless loop, or a sleep?)"
+        )
 
     def _exit_status(self) -> int | None:
         deadline = time.monotonic() + 1.0
@@ -296,8 +323,13 @@ def _describe_status(status: int | None) -> str:
             name = signal.Signals(number).name
         except ValueError:
             name = f"signal {number}"
-        hint = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted",
-                "SIGXFSZ": "wrote a file over the size limit", "SIGBUS": "bus error"}.get(name, "")
+        hint = {
+            "SIGSEGV": "segmentation fault",
+            "SIGKILL": "killed",
+            "SIGABRT": "aborted",
+            "SIGXFSZ": "wrote a file over the size limit",
+            "SIGBUS": "bus error",
+        }.get(name, "")
         return f" ({name}{': ' + hint if hint else ''})"
     if os.WIFEXITED(status):
         return f" (it exited with status {os.WEXITSTATUS(status)})"

@@ -54,12 +54,18 @@ def ensure_user(name: str = SANDBOX_USER) -> tuple[int, int, str]:
         pass
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     try:
-        subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        "--user-group", name], check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         entry = pwd.getpwnam(name)
     except (OSError, subprocess.SubprocessError, KeyError) as error:
-        raise SandboxError(f"the sandbox user {name} does not exist and could not be created ({error}); create it "
-                           f"with `useradd --system --no-create-home --shell /usr/sbin/nologin --user-group {name}`") from None
+        raise SandboxError(
+            f"the sandbox user {name} does not exist and could not be created ({error}); create it "
+            f"with `useradd --system --no-create-home --shell /usr/sbin/nologin --user-group {name}`"
+        ) from None
     if entry.pw_uid == 0:
         raise SandboxError(f"the sandbox user {name} has uid 0")
     return entry.pw_uid, entry.pw_gid, name
@@ -70,8 +76,24 @@ def _namespaces_work() -> bool:
     if not unshare:
         return False
     try:
-        result = subprocess.run([unshare, "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child",
-                                 "--", sys.executable, "-c", "pass"], capture_output=True, timeout=60)
+        result = subprocess.run(
+            [
+                unshare,
+                "--mount",
+                "--net",
+                "--pid",
+                "--ipc",
+                "--uts",
+                "--fork",
+                "--kill-child",
+                "--",
+                sys.executable,
+                "-c",
+                "pass",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
@@ -81,8 +103,15 @@ def _python_runs_as(uid: int, gid: int) -> bool:
     """Whether `uid` can start this Python and import torch (every module a submission may
     import lazily must be readable by the sandbox user)."""
     try:
-        result = subprocess.run([sys.executable, "-I", "-c", "import torch"], user=uid, group=gid, extra_groups=[],
-                                capture_output=True, timeout=240, cwd="/")
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", "import torch"],
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            capture_output=True,
+            timeout=240,
+            cwd="/",
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
@@ -129,16 +158,26 @@ def detect_isolation(requested: str = "auto") -> Isolation:
     if requested == "unconfined":
         if root:
             raise SandboxError("refusing to run submissions unconfined as root; use --isolation auto")
-        isolation = Isolation("unconfined", notes=[
-            "UNCONFINED (--isolation unconfined): the submission runs as you, in a separate process with time "
-            "and memory limits only, and can read and write whatever you can. Use it only for code you trust."])
+        isolation = Isolation(
+            "unconfined",
+            notes=[
+                "UNCONFINED (--isolation unconfined): the submission runs as you, in a separate process with time "
+                "and memory limits only, and can read and write whatever you can. Use it only for code you trust."
+            ],
+        )
     elif not root:
         if requested in ("namespace", "uid"):
-            raise SandboxError(f"--isolation {requested} needs the grader to run as root (it switches to the "
-                               f"unprivileged user {SANDBOX_USER})")
-        isolation = Isolation("process", notes=[
-            "the submission runs as you, in a separate process confined by Landlock (it can read only Python "
-            "and its packages, and write only a private folder) and seccomp, with time and memory limits"])
+            raise SandboxError(
+                f"--isolation {requested} needs the grader to run as root (it switches to the "
+                f"unprivileged user {SANDBOX_USER})"
+            )
+        isolation = Isolation(
+            "process",
+            notes=[
+                "the submission runs as you, in a separate process confined by Landlock (it can read only Python "
+                "and its packages, and write only a private folder) and seccomp, with time and memory limits"
+            ],
+        )
     elif requested == "process":
         raise SandboxError("--isolation process would run the submission as root; use auto, namespace or uid")
     elif requested in ("auto", "namespace") and _namespaces_work():
@@ -154,10 +193,13 @@ def detect_isolation(requested: str = "auto") -> Isolation:
                 f"the sandbox user {user} cannot run {sys.executable} and import torch, and the grader cannot use "
                 f"namespaces here (unshare refused, or --isolation uid), so submissions cannot be isolated. Install Python and the requirements "
                 f"where {user} can read them (outside /root, e.g. a virtual environment in /opt; the Gradescope "
-                f"setup.sh does this), or run the grader where unshare works.")
-        notes = ["no namespaces (unshare refused, or --isolation uid): the submission runs as its own user, confined by "
-                 "Landlock and seccomp where the kernel allows (see 'applied' below); its leftover processes and "
-                 "files are removed after every call"]
+                f"setup.sh does this), or run the grader where unshare works."
+            )
+        notes = [
+            "no namespaces (unshare refused, or --isolation uid): the submission runs as its own user, confined by "
+            "Landlock and seccomp where the kernel allows (see 'applied' below); its leftover processes and "
+            "files are removed after every call"
+        ]
         changed = protect_tree()
         if changed:
             notes.append("removed world access from " + ", ".join(changed) + " so that user cannot read them")
@@ -185,9 +227,11 @@ def confinement_problems(isolation: Isolation, applied: dict) -> list[str]:
     if applied.get("dumpable"):
         problems.append("the worker is dumpable (another process of its user could trace it)")
     if isolation.mode == "process" and not str(applied.get("landlock", "")).startswith("applied"):
-        problems.append(f"Landlock is needed when the grader does not run as root, and it is "
-                        f"{applied.get('landlock')}; run the grader as root (it then uses a separate user), or "
-                        f"pass --isolation unconfined to run code you trust without confinement")
+        problems.append(
+            f"Landlock is needed when the grader does not run as root, and it is "
+            f"{applied.get('landlock')}; run the grader as root (it then uses a separate user), or "
+            f"pass --isolation unconfined to run code you trust without confinement"
+        )
     return problems
 
 
@@ -195,5 +239,7 @@ def applied_summary(applied: dict | None) -> str:
     """One line on what confined the last submission's worker (for the instructor's output)."""
     if not applied:
         return "confinement: not probed"
-    return (f"confinement: uid {applied.get('uid')}, groups {applied.get('groups') or 'none'}, capabilities none, "
-            f"no_new_privs, not dumpable; Landlock {applied.get('landlock')}; seccomp {applied.get('seccomp')}")
+    return (
+        f"confinement: uid {applied.get('uid')}, groups {applied.get('groups') or 'none'}, capabilities none, "
+        f"no_new_privs, not dumpable; Landlock {applied.get('landlock')}; seccomp {applied.get('seccomp')}"
+    )

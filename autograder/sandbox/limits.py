@@ -9,11 +9,33 @@ from pathlib import Path
 import psutil
 
 #: Modules the zygote imports once so that every worker (re)start is fast.
-PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.utils.data", "torchvision",
-           "sklearn.neighbors", "sklearn.linear_model", "sklearn.metrics", "matplotlib", "matplotlib.pyplot",
-           "tqdm", "tqdm.auto", "IPython.display", "kornia", "helpers", "helpers.data", "helpers.augment", "helpers.models",
-           "helpers.checkpoint", "helpers.probes", "helpers.train", "helpers.recipes", "helpers.plots",
-           "helpers.checks")
+PRELOAD = (
+    "numpy",
+    "torch",
+    "torch.nn",
+    "torch.nn.functional",
+    "torch.utils.data",
+    "torchvision",
+    "sklearn.neighbors",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "tqdm",
+    "tqdm.auto",
+    "IPython.display",
+    "kornia",
+    "helpers",
+    "helpers.data",
+    "helpers.augment",
+    "helpers.models",
+    "helpers.checkpoint",
+    "helpers.probes",
+    "helpers.train",
+    "helpers.recipes",
+    "helpers.plots",
+    "helpers.checks",
+)
 #: Caps on one answer of the worker: the grader's memory stays bounded whatever a submission returns.
 MAX_RESPONSE_HEADER = 2 * 2**20
 MAX_RESPONSE_PAYLOAD = 32 * 2**20
@@ -22,9 +44,10 @@ DISK_INODES = 20_000  # files a worker may create outside a tmpfs of its own (ui
 
 def _available_memory_mb() -> int:
     available = psutil.virtual_memory().available
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             limit = Path(limit_file).read_text().strip()
             usage = int(Path(usage_file).read_text().strip())
@@ -38,8 +61,11 @@ def _available_memory_mb() -> int:
 def preload_for(imported: set[str]) -> tuple[str, ...]:
     """The allow-listed PRELOAD modules a submission imports (plus torch): what its zygote
     should import once. Nothing outside the allow-list is ever imported in the zygote."""
-    return tuple(m for m in PRELOAD if m == "torch" or any(i == m or i.startswith(m + ".") or m.startswith(i + ".")
-                                                          for i in imported))
+    return tuple(
+        m
+        for m in PRELOAD
+        if m == "torch" or any(i == m or i.startswith(m + ".") or m.startswith(i + ".") for i in imported)
+    )
 
 
 def default_memory_mb() -> int:

@@ -40,8 +40,14 @@ PACKAGE = "sslgrader_worker"
 
 def python_paths() -> list[str]:
     """Folders the worker needs to run this Python with its packages (exposed read-only)."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), *site.getsitepackages()}
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        *site.getsitepackages(),
+    }
     for path in list(candidates):
         candidates.add(os.path.realpath(path))
     system = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc")
@@ -51,8 +57,10 @@ def python_paths() -> list[str]:
         if not os.path.isdir(path) or path.startswith(system) or path == "/":
             continue
         if project == path or project.startswith(path + os.sep):
-            raise SandboxError(f"Python lives at {path}, which contains the project; create the virtual "
-                               "environment inside the project (e.g. .venv) or install Python elsewhere")
+            raise SandboxError(
+                f"Python lives at {path}, which contains the project; create the virtual "
+                "environment inside the project (e.g. .venv) or install Python elsewhere"
+            )
         if not any(path == c or path.startswith(c + os.sep) for c in chosen):
             chosen.append(path)
     return chosen
@@ -112,37 +120,77 @@ class Zygote:
             wipe = [home]
         expose = python_paths()
         #: How each child confines itself (autograder.in_sandbox.confine): what it may read and write.
-        self.confine = {"uid": iso.uid, "gid": iso.gid, "writable": wipe,
-                        "readable": [*SYSTEM_FOLDERS, *expose, str(pkg)]}
+        self.confine = {
+            "uid": iso.uid,
+            "gid": iso.gid,
+            "writable": wipe,
+            "readable": [*SYSTEM_FOLDERS, *expose, str(pkg)],
+        }
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = {
-            "mode": iso.mode, "ctrl_fd": theirs.fileno(),
-            "pkg": str(pkg), "newroot": str(self.workdir / "root"), "expose": expose,
-            "tmp_mb": self.limits.tmp_mb, "preload": list(self.preload), "wipe": wipe,
+            "mode": iso.mode,
+            "ctrl_fd": theirs.fileno(),
+            "pkg": str(pkg),
+            "newroot": str(self.workdir / "root"),
+            "expose": expose,
+            "tmp_mb": self.limits.tmp_mb,
+            "preload": list(self.preload),
+            "wipe": wipe,
         }
         (self.workdir / "root").mkdir()
         env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "MALLOC_ARENA_MAX": "2", "CUDA_VISIBLE_DEVICES": "", "SSL_LAB_DEVICE": "cpu",
-            "MPLBACKEND": "Agg", "MPLCONFIGDIR": os.path.join(home, ".mpl"), "TQDM_DISABLE": "1",
-            "JOBLIB_MULTIPROCESSING": "0", "LOKY_MAX_CPU_COUNT": "1",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": home,
+            "TMPDIR": home,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "SSL_LAB_DEVICE": "cpu",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": os.path.join(home, ".mpl"),
+            "TQDM_DISABLE": "1",
+            "JOBLIB_MULTIPROCESSING": "0",
+            "LOKY_MAX_CPU_COUNT": "1",
         }
-        launch = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                  f"import {PACKAGE}.worker as worker; worker.main(sys.argv[1:])")
+        launch = (
+            f"import sys; sys.path.insert(0, sys.argv[1]); import {PACKAGE}.worker as worker; worker.main(sys.argv[1:])"
+        )
         command = [sys.executable, "-I", "-B", "-c", launch, str(pkg), json.dumps(config)]
         kwargs: dict[str, Any] = {}
         if iso.mode == "namespace":
-            command = [shutil.which("unshare") or "unshare", "--mount", "--net", "--pid", "--ipc", "--uts",
-                       "--fork", "--kill-child", "--", *command]
+            command = [
+                shutil.which("unshare") or "unshare",
+                "--mount",
+                "--net",
+                "--pid",
+                "--ipc",
+                "--uts",
+                "--fork",
+                "--kill-child",
+                "--",
+                *command,
+            ]
         # The zygote keeps the grader's user (root in the namespace and uid modes: no worker can
         # signal or trace it); each forked child drops to the sandbox user and confines itself.
         log = open(self.log_path, "wb")
         try:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            pass_fds=[theirs.fileno()], env=env, cwd="/",
-                                            start_new_session=True, **kwargs)
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=[theirs.fileno()],
+                env=env,
+                cwd="/",
+                start_new_session=True,
+                **kwargs,
+            )
         finally:
             log.close()
             theirs.close()

@@ -67,9 +67,11 @@ def test_checkpoint_accuracy(checkpoint_grade: CheckpointGrade, request: pytest.
 
 test_checkpoint_accuracy.__doc__ = (
     f"{RUBRIC.file} reaches {RUBRIC.full_credit_threshold:g} % accuracy on the CIFAR-10 test split "
-    f"({RUBRIC.points:g} points)." if RUBRIC.credit == "threshold" else
-    f"{RUBRIC.file} test accuracy on the CIFAR-10 test split, scaled from 0 points at "
-    f"{RUBRIC.zero_credit_threshold:g} % to {RUBRIC.points:g} points at {RUBRIC.full_credit_threshold:g} %.")
+    f"({RUBRIC.points:g} points)."
+    if RUBRIC.credit == "threshold"
+    else f"{RUBRIC.file} test accuracy on the CIFAR-10 test split, scaled from 0 points at "
+    f"{RUBRIC.zero_credit_threshold:g} % to {RUBRIC.points:g} points at {RUBRIC.full_credit_threshold:g} %."
+)
 
 
 if RUBRIC.has_bonus:
@@ -84,6 +86,8 @@ if RUBRIC.has_bonus:
 
     test_checkpoint_bonus.__doc__ = (
         f"Bonus: {RUBRIC.file} reaches {RUBRIC.bonus_threshold:g} % test accuracy "
-        f"(+{RUBRIC.bonus_points:g} extra points)." if RUBRIC.credit == "threshold" else
-        f"Bonus: {RUBRIC.file} test accuracy, scaled from 0 extra points at {RUBRIC.full_credit_threshold:g} % "
-        f"to +{RUBRIC.bonus_points:g} at {RUBRIC.bonus_threshold:g} %.")
+        f"(+{RUBRIC.bonus_points:g} extra points)."
+        if RUBRIC.credit == "threshold"
+        else f"Bonus: {RUBRIC.file} test accuracy, scaled from 0 extra points at {RUBRIC.full_credit_threshold:g} % "
+        f"to +{RUBRIC.bonus_points:g} at {RUBRIC.bonus_threshold:g} %."
+    )

@@ -161,12 +161,20 @@ def _python_float(chk: _Checker, value: Any, what: str, hint_tensor: str) -> flo
 def _scalar_tensor(chk: _Checker, value: Any, what: str) -> torch.Tensor:
     """The loss must be a 0-d floating tensor (so that loss.backward() works)."""
     if not isinstance(value, torch.Tensor):
-        chk.fail(what, "a 0-d float tensor (the loss, still attached to the graph)", _describe(value),
-                 "return the tensor itself, not loss.item() or a Python number: training calls loss.backward().")
+        chk.fail(
+            what,
+            "a 0-d float tensor (the loss, still attached to the graph)",
+            _describe(value),
+            "return the tensor itself, not loss.item() or a Python number: training calls loss.backward().",
+        )
     if value.ndim != 0:
-        chk.fail(what, "a 0-d float tensor", _describe(value),
-                 "reduce to a single number (the mean over anchors / the sum of the two terms), "
-                 "not a per-sample vector or shape (1,).")
+        chk.fail(
+            what,
+            "a 0-d float tensor",
+            _describe(value),
+            "reduce to a single number (the mean over anchors / the sum of the two terms), "
+            "not a per-sample vector or shape (1,).",
+        )
     if not value.is_floating_point():
         chk.fail(what, "a floating-point tensor", _describe(value), None)
     if not torch.isfinite(value):
@@ -185,10 +193,10 @@ def _tensors_close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: f
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
+
 def _unit_rows(t: torch.Tensor, atol: float = 1e-4) -> bool:
     return bool(torch.allclose(t.detach().double().norm(dim=1), torch.ones(t.shape[0], dtype=torch.float64), atol=atol))
 
 
 def _unit_columns(t: torch.Tensor, atol: float = 1e-4) -> bool:
     return bool(torch.allclose(t.detach().double().norm(dim=0), torch.ones(t.shape[1], dtype=torch.float64), atol=atol))
-

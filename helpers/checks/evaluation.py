@@ -86,47 +86,73 @@ def check_extract_features(extract_features_and_labels: Callable, device: str | 
         features, got_labels = _unpack(chk, output, 2, "(features, labels)")
         for name, value in (("features", features), ("labels", got_labels)):
             if not isinstance(value, torch.Tensor):
-                chk.fail(f"the type of {name}", "a torch.Tensor", _describe(value),
-                         "collect the batches in a list and torch.cat(list, dim=0) them.")
+                chk.fail(
+                    f"the type of {name}",
+                    "a torch.Tensor",
+                    _describe(value),
+                    "collect the batches in a list and torch.cat(list, dim=0) them.",
+                )
         if features.shape != expected.shape:
             if features.shape[0] in (4, 2):
                 hint = "only one batch came back: concatenate the features of all batches with torch.cat(..., dim=0)."
             else:
                 hint = "features are (N, D): one row per image, all batches concatenated."
-            chk.fail("features shape", f"{tuple(expected.shape)} (N=10 images, D=6 features)",
-                     _describe(features), hint)
+            chk.fail(
+                "features shape", f"{tuple(expected.shape)} (N=10 images, D=6 features)", _describe(features), hint
+            )
         if not features.is_floating_point():
             chk.fail("features dtype", "a floating-point tensor", _describe(features), None)
         if features.device.type != "cpu":
-            chk.fail("features device", "on the CPU", _describe(features),
-                     "move each batch's features to the CPU (`feat.cpu()`) before collecting them.")
+            chk.fail(
+                "features device",
+                "on the CPU",
+                _describe(features),
+                "move each batch's features to the CPU (`feat.cpu()`) before collecting them.",
+            )
         if got_labels.shape != labels.shape or got_labels.dtype != torch.int64 or got_labels.device.type != "cpu":
-            chk.fail("labels", "an int64 CPU tensor of shape (10,)", _describe(got_labels),
-                     "collect the loader's labels `y` per batch and torch.cat them (they are already int64).")
+            chk.fail(
+                "labels",
+                "an int64 CPU tensor of shape (10,)",
+                _describe(got_labels),
+                "collect the loader's labels `y` per batch and torch.cat them (they are already int64).",
+            )
         chk.ok("returns (features (N, D) float CPU, labels (N,) int64 CPU)")
 
         if not torch.equal(got_labels, labels):
-            chk.fail("label values", f"the loader's labels in order: {labels.tolist()}", str(got_labels.tolist()),
-                     "keep the loader's order; don't shuffle or sort.")
+            chk.fail(
+                "label values",
+                f"the loader's labels in order: {labels.tolist()}",
+                str(got_labels.tolist()),
+                "keep the loader's order; don't shuffle or sort.",
+            )
         if not _tensors_close(features, expected):
             if _tensors_close(features, F.normalize(expected, dim=1)):
                 hint = "these are L2-normalised although normalize=False."
             else:
                 hint = "features[i] must be model(x)[i] for the i-th image, in loader order."
-            chk.fail("feature values (normalize=False)", "the model's outputs, batch after batch",
-                     f"max abs difference {_max_diff(features, expected):.3g}", hint)
+            chk.fail(
+                "feature values (normalize=False)",
+                "the model's outputs, batch after batch",
+                f"max abs difference {_max_diff(features, expected):.3g}",
+                hint,
+            )
         chk.ok("features and labels are the model's outputs in loader order")
 
         if features.requires_grad or features.grad_fn is not None or any(model.grad_enabled):
-            chk.fail("gradients", "no autograd graph: the forward pass runs under torch.no_grad()",
-                     f"gradients enabled during the forward pass={any(model.grad_enabled)}, "
-                     f"features.requires_grad={features.requires_grad}",
-                     "wrap the loop (or the model call) in `with torch.no_grad():` — detaching afterwards "
-                     "still builds the graph and wastes memory.")
+            chk.fail(
+                "gradients",
+                "no autograd graph: the forward pass runs under torch.no_grad()",
+                f"gradients enabled during the forward pass={any(model.grad_enabled)}, "
+                f"features.requires_grad={features.requires_grad}",
+                "wrap the loop (or the model call) in `with torch.no_grad():` — detaching afterwards "
+                "still builds the graph and wastes memory.",
+            )
         chk.ok("no gradients are tracked")
 
-        unwrap = ("if the output is a tuple or list, take its first element: "
-                  "`if isinstance(out, (tuple, list)): out = out[0]`.")
+        unwrap = (
+            "if the output is a tuple or list, take its first element: "
+            "`if isinstance(out, (tuple, list)): out = out[0]`."
+        )
         for kind in ("tuple", "list"):
             wrapped = _LinearFeatureModel(48, 6, output=kind).to(device)
             wrapped.load_state_dict(model.state_dict())
@@ -137,8 +163,12 @@ def check_extract_features(extract_features_and_labels: Callable, device: str | 
                 raise
             except CheckFailure as err:
                 cause = err.__cause__
-                chk.fail(what, "the features, i.e. the first element of the model's output",
-                         f"{type(cause).__name__}: {cause}" if cause else str(err), unwrap)
+                chk.fail(
+                    what,
+                    "the features, i.e. the first element of the model's output",
+                    f"{type(cause).__name__}: {cause}" if cause else str(err),
+                    unwrap,
+                )
             got = _unpack(chk, out, 2, "(features, labels)")[0]
             if not isinstance(got, torch.Tensor) or not _tensors_close(got.cpu(), expected):
                 chk.fail(what, "the features, i.e. the first element of the model's output", _describe(got), unwrap)
@@ -149,15 +179,25 @@ def check_extract_features(extract_features_and_labels: Callable, device: str | 
         if not isinstance(normalized, torch.Tensor) or normalized.shape != expected.shape:
             chk.fail("normalize=True output", f"shape {tuple(expected.shape)}", _describe(normalized), None)
         if not _unit_rows(normalized):
-            hint = ("the columns have unit norm: normalise each feature vector (row), `F.normalize(features, dim=1)`."
-                    if _unit_columns(normalized) else "with normalize=True divide each row by its L2 norm.")
-            chk.fail("normalize=True", "every row with L2 norm 1",
-                     f"row norms {normalized.norm(dim=1)[:4].tolist()}...", hint)
+            hint = (
+                "the columns have unit norm: normalise each feature vector (row), `F.normalize(features, dim=1)`."
+                if _unit_columns(normalized)
+                else "with normalize=True divide each row by its L2 norm."
+            )
+            chk.fail(
+                "normalize=True",
+                "every row with L2 norm 1",
+                f"row norms {normalized.norm(dim=1)[:4].tolist()}...",
+                hint,
+            )
         if not _tensors_close(normalized.cpu(), F.normalize(expected, dim=1)):
-            chk.fail("normalize=True values", "the model's features divided by their row norms",
-                     f"max abs difference {_max_diff(normalized.cpu(), F.normalize(expected, dim=1)):.3g}", None)
+            chk.fail(
+                "normalize=True values",
+                "the model's features divided by their row norms",
+                f"max abs difference {_max_diff(normalized.cpu(), F.normalize(expected, dim=1)):.3g}",
+                None,
+            )
         chk.ok("normalize=True gives unit-norm rows of the same features")
-
 
 
 def _clusters(num_classes: int, per_class: int, dim: int, gen: torch.Generator, spread: float = 0.5):
@@ -175,8 +215,15 @@ def _knn_k5_data() -> tuple[np.ndarray, ...]:
     far away. 1-NN and 3-NN vote class 0, 5-NN votes 3:2 for class 1 (also when weighted by
     1 / distance), 7-NN votes 4:3 for class 0.
     """
-    near = [(0.50, 0, 0.0), (0.50, 0, 3.1), (0.55, 1, 1.2), (0.56, 1, 2.0), (0.57, 1, 4.4),
-            (0.60, 0, 5.3), (0.61, 0, 0.6)]
+    near = [
+        (0.50, 0, 0.0),
+        (0.50, 0, 3.1),
+        (0.55, 1, 1.2),
+        (0.56, 1, 2.0),
+        (0.57, 1, 4.4),
+        (0.60, 0, 5.3),
+        (0.61, 0, 0.6),
+    ]
     points = [(r * math.cos(a), r * math.sin(a)) for r, _, a in near]
     classes = [c for _, c, _ in near]
     for i in range(10):  # far padding so both classes have plenty of training points
@@ -203,15 +250,25 @@ def check_probes(run_knn_probe: Callable, run_linear_probe: Callable) -> None:
 
         for name, probe in probes:
             acc = chk.call(probe, train_x, train_y, test_x, test_y, name=name)
-            acc = _python_float(chk, acc, f"{name} return type",
-                                "return a Python float, e.g. `float(accuracy_score(...))` or `.item()`.")
+            acc = _python_float(
+                chk,
+                acc,
+                f"{name} return type",
+                "return a Python float, e.g. `float(accuracy_score(...))` or `.item()`.",
+            )
             if _close(acc, 100.0):
-                chk.fail(f"{name} on perfectly separable clusters", "1.0 (a fraction in [0, 1])", _num(acc),
-                         "return the accuracy as a fraction; the notebook multiplies by 100 when printing.")
+                chk.fail(
+                    f"{name} on perfectly separable clusters",
+                    "1.0 (a fraction in [0, 1])",
+                    _num(acc),
+                    "return the accuracy as a fraction; the notebook multiplies by 100 when printing.",
+                )
             if not _close(acc, 1.0):
-                hint = ("0 on perfectly separable clusters: is this the error rate (1 - accuracy)?"
-                        if _close(acc, 0.0) else
-                        "fit on the training features/labels and score on the test features/labels.")
+                hint = (
+                    "0 on perfectly separable clusters: is this the error rate (1 - accuracy)?"
+                    if _close(acc, 0.0)
+                    else "fit on the training features/labels and score on the test features/labels."
+                )
                 chk.fail(f"{name} on perfectly separable clusters", "1.0", _num(acc), hint)
         chk.ok("both return a float, 1.0 on perfectly separable clusters (a fraction, not percent)")
 
@@ -222,8 +279,12 @@ def check_probes(run_knn_probe: Callable, run_linear_probe: Callable) -> None:
         known_y = cluster.copy()
         known_y[[2, 5, 9]] = [0, 3, 2]  # three wrong labels -> accuracy exactly 0.7
         for name, probe in probes:
-            acc = _python_float(chk, chk.call(probe, train_x, train_y, known_x, known_y, name=name),
-                                f"{name} return type", "return a Python float.")
+            acc = _python_float(
+                chk,
+                chk.call(probe, train_x, train_y, known_x, known_y, name=name),
+                f"{name} return type",
+                "return a Python float.",
+            )
             if not _close(acc, 0.7):
                 if _close(acc, 0.3):
                     hint = "that is the error rate (1 - accuracy)."
@@ -233,18 +294,26 @@ def check_probes(run_knn_probe: Callable, run_linear_probe: Callable) -> None:
                     hint = "return a fraction in [0, 1], not percent."
                 else:
                     hint = "accuracy = mean(predictions on test_features == test_labels)."
-                chk.fail(f"{name} with known test accuracy (7 of 10 test labels match their cluster)",
-                         "0.7", _num(acc), hint)
+                chk.fail(
+                    f"{name} with known test accuracy (7 of 10 test labels match their cluster)", "0.7", _num(acc), hint
+                )
         chk.ok("both return the test accuracy (0.7 where 7 of 10 test labels are right)")
 
         knn_x, knn_y, query_x, query_y = _knn_k5_data()
-        acc = _python_float(chk, chk.call(run_knn_probe, knn_x, knn_y, query_x, query_y, name="run_knn_probe"),
-                            "run_knn_probe return type", "return a Python float.")
+        acc = _python_float(
+            chk,
+            chk.call(run_knn_probe, knn_x, knn_y, query_x, query_y, name="run_knn_probe"),
+            "run_knn_probe return type",
+            "return a Python float.",
+        )
         if not _close(acc, 1.0):
-            chk.fail("k-NN uses k = 5 neighbours",
-                     "1.0 (the 5 nearest neighbours vote 3:2 for the right class)", _num(acc),
-                     "use KNeighborsClassifier(n_neighbors=5) with the default Euclidean distance "
-                     "(k = 1, 3 or 7 vote for the wrong class here).")
+            chk.fail(
+                "k-NN uses k = 5 neighbours",
+                "1.0 (the 5 nearest neighbours vote 3:2 for the right class)",
+                _num(acc),
+                "use KNeighborsClassifier(n_neighbors=5) with the default Euclidean distance "
+                "(k = 1, 3 or 7 vote for the wrong class here).",
+            )
         chk.ok("the k-NN probe votes over k = 5 neighbours")
 
         # XOR: four clusters, opposite corners share a class. No linear classifier gets more
@@ -254,14 +323,20 @@ def check_probes(run_knn_probe: Callable, run_linear_probe: Callable) -> None:
         which = torch.arange(4).repeat_interleave(15)
         xor_x = (corners[which] + 0.3 * torch.randn(len(which), 2, generator=gen)).numpy().astype(np.float32)
         xor_y = xor_labels[which].numpy()
-        acc = _python_float(chk, chk.call(run_linear_probe, xor_x, xor_y, xor_x, xor_y, name="run_linear_probe"),
-                            "run_linear_probe return type", "return a Python float.")
+        acc = _python_float(
+            chk,
+            chk.call(run_linear_probe, xor_x, xor_y, xor_x, xor_y, name="run_linear_probe"),
+            "run_linear_probe return type",
+            "return a Python float.",
+        )
         if acc > 0.75 + 0.05:
-            chk.fail("the linear probe is linear (XOR data, which no linear classifier separates)",
-                     "at most about 0.75", _num(acc),
-                     "run_linear_probe must fit a linear classifier (LogisticRegression), not k-NN or an MLP.")
+            chk.fail(
+                "the linear probe is linear (XOR data, which no linear classifier separates)",
+                "at most about 0.75",
+                _num(acc),
+                "run_linear_probe must fit a linear classifier (LogisticRegression), not k-NN or an MLP.",
+            )
         chk.ok("the linear probe is a linear classifier (it cannot solve XOR)")
-
 
 
 def check_evaluate(evaluate: Callable, device: str | torch.device | None = None) -> None:
@@ -298,17 +373,21 @@ def check_evaluate(evaluate: Callable, device: str | torch.device | None = None)
             elif _close(accuracy, 7.0):
                 hint = "that is the number of correct predictions: divide by the number of samples."
             elif _close(accuracy, (1.0 + 0.5 + 0.5) / 3):
-                hint = ("that is the mean of the per-batch accuracies; the last batch is smaller: count correct "
-                        "predictions over all samples and divide by the number of samples.")
+                hint = (
+                    "that is the mean of the per-batch accuracies; the last batch is smaller: count correct "
+                    "predictions over all samples and divide by the number of samples."
+                )
             else:
                 hint = "accuracy = (number of samples with argmax(logits) == y) / (number of samples)."
             chk.fail("accuracy (10 samples, 7 correct)", "0.7", _num(accuracy), hint)
         chk.ok("accuracy is correct / all samples, as a fraction in [0, 1]")
 
         if not (_close(loss, per_sample, rtol=1e-4, atol=1e-6) or _close(loss, per_batch, rtol=1e-4, atol=1e-6)):
-            hint = ("this is the summed loss: divide by the number of samples."
-                    if _close(loss, float(losses.sum()), rtol=1e-4) else
-                    "loss = the mean cross-entropy over all samples of the loader.")
+            hint = (
+                "this is the summed loss: divide by the number of samples."
+                if _close(loss, float(losses.sum()), rtol=1e-4)
+                else "loss = the mean cross-entropy over all samples of the loader."
+            )
             chk.fail("the mean loss", f"{_num(per_sample)} (mean cross-entropy over the 10 samples)", _num(loss), hint)
         chk.ok("the loss is the mean cross-entropy")
 
@@ -316,11 +395,18 @@ def check_evaluate(evaluate: Callable, device: str | torch.device | None = None)
         # in with (train, here) is as correct as one that leaves it in eval mode, and the grader
         # accepts both.
         if not model.training_modes or any(model.training_modes):
-            chk.fail("evaluation mode", "every forward pass in eval mode",
-                     f"forward modes {['train' if m else 'eval' for m in model.training_modes]}",
-                     "call classifier.eval() before the loop (BatchNorm and dropout behave differently in train mode).")
+            chk.fail(
+                "evaluation mode",
+                "every forward pass in eval mode",
+                f"forward modes {['train' if m else 'eval' for m in model.training_modes]}",
+                "call classifier.eval() before the loop (BatchNorm and dropout behave differently in train mode).",
+            )
         chk.ok("every forward pass runs in eval mode")
         if any(model.grad_modes):
-            chk.fail("gradients", "forward passes under torch.no_grad()", "gradients were enabled",
-                     "wrap the loop in `with torch.no_grad():` (evaluation needs no graph).")
+            chk.fail(
+                "gradients",
+                "forward passes under torch.no_grad()",
+                "gradients were enabled",
+                "wrap the loop in `with torch.no_grad():` (evaluation needs no graph).",
+            )
         chk.ok("no gradients are tracked")

@@ -19,8 +19,7 @@ from helpers.checks.checker import _Checker, _describe, _max_diff, _tensors_clos
 from helpers.checks.stand_ins import _FEATURE_DIM, _PROJ_DIM, _changed, _image_pair, _instantiate, _snapshot
 
 
-def _forward_outputs(chk: _Checker, model: nn.Module, x: torch.Tensor, class_name: str,
-                     names: Sequence[str]) -> tuple:
+def _forward_outputs(chk: _Checker, model: nn.Module, x: torch.Tensor, class_name: str, names: Sequence[str]) -> tuple:
     """`model(x)` without gradients, checked to be `names`: repr (B, 512), then heads (B, proj_dim)."""
     with torch.no_grad():
         out = chk.call(model, x, name=f"{class_name}.forward")
@@ -29,8 +28,12 @@ def _forward_outputs(chk: _Checker, model: nn.Module, x: torch.Tensor, class_nam
     for name, value in zip(names, outputs):
         shape = (x.shape[0], _FEATURE_DIM if name == "repr" else _PROJ_DIM)
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            chk.fail(f"{name} shape (batch of {x.shape[0]} images, proj_dim={_PROJ_DIM})",
-                     f"{shape}", _describe(value), f"forward returns {listed}, in this order.")
+            chk.fail(
+                f"{name} shape (batch of {x.shape[0]} images, proj_dim={_PROJ_DIM})",
+                f"{shape}",
+                _describe(value),
+                f"forward returns {listed}, in this order.",
+            )
     return outputs
 
 
@@ -46,16 +49,26 @@ def _check_encoder_output(chk: _Checker, model: nn.Module, x: torch.Tensor, repr
     return expected
 
 
-def _check_normalized_output(chk: _Checker, name: str, value: torch.Tensor, direction: torch.Tensor,
-                             formula: str, wrong: dict[str, torch.Tensor] | None = None) -> None:
+def _check_normalized_output(
+    chk: _Checker,
+    name: str,
+    value: torch.Tensor,
+    direction: torch.Tensor,
+    formula: str,
+    wrong: dict[str, torch.Tensor] | None = None,
+) -> None:
     """`value` must be the row-normalised `direction` (the un-normalised head output)."""
     if not _unit_rows(value):
         if _unit_columns(value):
             hint = f"{name} is normalised along the batch (dim=0): normalise each row, F.normalize({name}, dim=1)."
         else:
             hint = f"L2-normalise {name}: F.normalize(x, dim=1) or x / x.norm(dim=1, keepdim=True)."
-        chk.fail(f"{name} rows have unit L2 norm", "all row norms 1",
-                 f"row norms {[round(v, 4) for v in value.detach().norm(dim=1)[:4].tolist()]}...", hint)
+        chk.fail(
+            f"{name} rows have unit L2 norm",
+            "all row norms 1",
+            f"row norms {[round(v, 4) for v in value.detach().norm(dim=1)[:4].tolist()]}...",
+            hint,
+        )
     expected = F.normalize(direction, dim=1)
     if not _tensors_close(value, expected, rtol=1e-3, atol=1e-4):
         hint = f"{name} = {formula}."
@@ -65,20 +78,28 @@ def _check_normalized_output(chk: _Checker, name: str, value: torch.Tensor, dire
         chk.fail(name, formula, f"max abs difference {_max_diff(value, expected):.3g}", hint)
 
 
-def _check_gradients_reach(chk: _Checker, model: nn.Module, output: torch.Tensor, name: str,
-                           parts: Sequence[str]) -> None:
+def _check_gradients_reach(
+    chk: _Checker, model: nn.Module, output: torch.Tensor, name: str, parts: Sequence[str]
+) -> None:
     model.zero_grad(set_to_none=True)
     if not output.requires_grad:
-        chk.fail(f"gradients through {name}", f"{name} attached to the autograd graph",
-                 f"{name}.requires_grad=False",
-                 "don't use torch.no_grad(), .detach() or .data inside forward; training needs the gradients.")
+        chk.fail(
+            f"gradients through {name}",
+            f"{name} attached to the autograd graph",
+            f"{name}.requires_grad=False",
+            "don't use torch.no_grad(), .detach() or .data inside forward; training needs the gradients.",
+        )
     weights = torch.randn(output.shape, generator=torch.Generator().manual_seed(1)).to(output.device)
     (output * weights).sum().backward()
     for part in parts:
         grads = [p.grad for p in getattr(model, part).parameters()]
         if not grads or all(g is None or not bool(g.abs().sum() > 0) for g in grads):
-            chk.fail(f"gradients through {name}", f"non-zero gradients in self.{part}", "none",
-                     f"{name} must be computed from self.{part} without detaching anything in between.")
+            chk.fail(
+                f"gradients through {name}",
+                f"non-zero gradients in self.{part}",
+                "none",
+                f"{name} must be computed from self.{part} without detaching anything in between.",
+            )
     model.zero_grad(set_to_none=True)
 
 
@@ -123,8 +144,12 @@ def check_byol_forward(BYOLModel: type) -> None:
     with chk:
         model = _instantiate(chk, BYOLModel, "BYOLModel").eval()
         if not isinstance(getattr(model, "predictor", None), nn.Module):
-            chk.fail("BYOLModel structure", "a `self.predictor` sub-module (from the given __init__)",
-                     "no module attribute `predictor`", "keep the given __init__ unchanged.")
+            chk.fail(
+                "BYOLModel structure",
+                "a `self.predictor` sub-module (from the given __init__)",
+                "no module attribute `predictor`",
+                "keep the given __init__ unchanged.",
+            )
         x = _image_pair(6)[0]
         repr_, proj, pred = _forward_outputs(chk, model, x, "BYOLModel", ("repr", "proj", "pred"))
         chk.ok("returns (repr (B, 512), proj (B, proj_dim), pred (B, proj_dim))")
@@ -134,14 +159,19 @@ def check_byol_forward(BYOLModel: type) -> None:
         with torch.no_grad():
             head = model.projector(expected_repr)  # (B, proj_dim), un-normalised z
             predicted = model.predictor(head)  # (B, proj_dim), q(z)
-            wrong_pred = {"the predictor was applied to the normalised projection":
-                          model.predictor(F.normalize(head, dim=1))}
+            wrong_pred = {
+                "the predictor was applied to the normalised projection": model.predictor(F.normalize(head, dim=1))
+            }
         _check_normalized_output(chk, "proj", proj, head, "normalize(self.projector(repr))")
         chk.ok("proj = normalize(self.projector(repr)), unit-norm rows")
-        _check_normalized_output(chk, "pred", pred, predicted,
-                                 "normalize(self.predictor(self.projector(repr))) "
-                                 "(q takes the un-normalised projection)",
-                                 wrong_pred)
+        _check_normalized_output(
+            chk,
+            "pred",
+            pred,
+            predicted,
+            "normalize(self.predictor(self.projector(repr))) (q takes the un-normalised projection)",
+            wrong_pred,
+        )
         chk.ok("pred = normalize(self.predictor(self.projector(repr))), unit-norm rows")
 
         model.train()
@@ -150,8 +180,6 @@ def check_byol_forward(BYOLModel: type) -> None:
         out = _unpack(chk, chk.call(model, x, name="BYOLModel.forward"), 3, "(repr, proj, pred)")
         _check_gradients_reach(chk, model, out[1], "proj", ("encoder", "projector"))
         chk.ok("gradients flow from pred and proj back into the heads and the encoder")
-
-
 
 
 # --------------------------------------------------------------------------------------
@@ -189,37 +217,57 @@ def check_ema(EMA: type) -> None:
             chk.call(ema.update, online, target, name="EMA.update")
 
             if _changed(online, online_before) or [p.requires_grad for p in online.parameters()] != online_flags:
-                chk.fail(f"the online network (beta={beta})", "unchanged", "its parameters changed",
-                         "update(online, target) writes only into the second argument, the target; "
-                         "check the order of the arguments and of the zip.")
+                chk.fail(
+                    f"the online network (beta={beta})",
+                    "unchanged",
+                    "its parameters changed",
+                    "update(online, target) writes only into the second argument, the target; "
+                    "check the order of the arguments and of the zip.",
+                )
             if [id(p) for p in target.parameters()] != target_ids:
-                chk.fail(f"in-place update (beta={beta})", "the target's own Parameter objects updated",
-                         "new Parameter objects", "write into the existing parameters (p.data.copy_, p.mul_().add_() "
-                         "or p.lerp_() under torch.no_grad()) instead of replacing them.")
+                chk.fail(
+                    f"in-place update (beta={beta})",
+                    "the target's own Parameter objects updated",
+                    "new Parameter objects",
+                    "write into the existing parameters (p.data.copy_, p.mul_().add_() "
+                    "or p.lerp_() under torch.no_grad()) instead of replacing them.",
+                )
             got = [p.detach() for p in target.parameters()]
             expected = [beta * t + (1 - beta) * o for t, o in zip(target_before, online_before)]
             if not all(_tensors_close(g, e, rtol=1e-5, atol=1e-6) for g, e in zip(got, expected)):
                 error = max(_max_diff(g, e) for g, e in zip(got, expected))
                 if beta != 1.0 and not _changed(target, target_before):
-                    hint = ("the target did not change: assign in place (p_t.data = ..., p_t.copy_(...)); "
-                            "rebinding the loop variable `p_t = ...` changes nothing.")
-                elif all(_tensors_close(g, (1 - beta) * t + beta * o, rtol=1e-5, atol=1e-6)
-                         for g, t, o in zip(got, target_before, online_before)):
+                    hint = (
+                        "the target did not change: assign in place (p_t.data = ..., p_t.copy_(...)); "
+                        "rebinding the loop variable `p_t = ...` changes nothing."
+                    )
+                elif all(
+                    _tensors_close(g, (1 - beta) * t + beta * o, rtol=1e-5, atol=1e-6)
+                    for g, t, o in zip(got, target_before, online_before)
+                ):
                     hint = "beta weights the target: w_t = beta * w_t + (1 - beta) * w_o."
-                elif all(_tensors_close(g, 0.99 * t + 0.01 * o, rtol=1e-5, atol=1e-6)
-                         for g, t, o in zip(got, target_before, online_before)):
+                elif all(
+                    _tensors_close(g, 0.99 * t + 0.01 * o, rtol=1e-5, atol=1e-6)
+                    for g, t, o in zip(got, target_before, online_before)
+                ):
                     hint = "use the beta given to EMA(beta) (self.beta), not a hard-coded 0.99."
                 else:
                     hint = "w_t = beta * w_t + (1 - beta) * w_o for every pair of parameters."
-                chk.fail(f"target parameters after update (beta={beta})", "beta * w_target + (1 - beta) * w_online",
-                         f"max abs difference {error:.3g}", hint)
+                chk.fail(
+                    f"target parameters after update (beta={beta})",
+                    "beta * w_target + (1 - beta) * w_online",
+                    f"max abs difference {error:.3g}",
+                    hint,
+                )
             for p, flag in zip(target.parameters(), target_flags):
                 if p.grad_fn is not None or p.requires_grad != flag:
-                    chk.fail(f"autograd history on the target (beta={beta})",
-                             f"leaf parameters without grad_fn, requires_grad={flag} as before",
-                             f"grad_fn={p.grad_fn}, requires_grad={p.requires_grad}",
-                             "do the update under `with torch.no_grad():` (or on .data), so the target "
-                             "does not become part of the online network's graph.")
+                    chk.fail(
+                        f"autograd history on the target (beta={beta})",
+                        f"leaf parameters without grad_fn, requires_grad={flag} as before",
+                        f"grad_fn={p.grad_fn}, requires_grad={p.requires_grad}",
+                        "do the update under `with torch.no_grad():` (or on .data), so the target "
+                        "does not become part of the online network's graph.",
+                    )
         chk.ok("target = beta·target + (1 - beta)·online for beta in (0.9, 0.5, 0, 1), in place")
         chk.ok("the online network is unchanged and the target gets no autograd history")
 
@@ -231,7 +279,10 @@ def check_ema(EMA: type) -> None:
         expected = [0.25 * t + 0.75 * o for t, o in zip(target_before, online_before)]
         if not all(_tensors_close(p.detach(), e, rtol=1e-5, atol=1e-6) for p, e in zip(target.parameters(), expected)):
             error = max(_max_diff(p.detach(), e) for p, e in zip(target.parameters(), expected))
-            chk.fail("two updates with beta=0.5", "0.25·w_target + 0.75·w_online", f"max abs difference {error:.3g}",
-                     "each update starts from the target's current weights (keep no copies between calls).")
+            chk.fail(
+                "two updates with beta=0.5",
+                "0.25·w_target + 0.75·w_online",
+                f"max abs difference {error:.3g}",
+                "each update starts from the target's current weights (keep no copies between calls).",
+            )
         chk.ok("two updates compose (beta^2 of the old target remains)")
-

@@ -109,14 +109,21 @@ def _instantiate(chk: _Checker, cls: type, class_name: str, proj_dim: int = _PRO
     logic, not capacity.
     """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        chk.fail("the argument", f"the class {class_name} (an nn.Module subclass)", _describe(cls),
-                 f"pass the class itself, e.g. check(..., {class_name}), not an instance.")
+        chk.fail(
+            "the argument",
+            f"the class {class_name} (an nn.Module subclass)",
+            _describe(cls),
+            f"pass the class itself, e.g. check(..., {class_name}), not an instance.",
+        )
     try:
         parameters = inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
         parameters = {}
-    kwargs = {name: value for name, value in (("proj_dim", proj_dim), ("hidden_dim", _HIDDEN_DIM),
-                                               ("hidden", _HIDDEN_DIM)) if name in parameters}
+    kwargs = {
+        name: value
+        for name, value in (("proj_dim", proj_dim), ("hidden_dim", _HIDDEN_DIM), ("hidden", _HIDDEN_DIM))
+        if name in parameters
+    }
     model = None
     try:
         with torch.device("meta"):
@@ -132,8 +139,12 @@ def _instantiate(chk: _Checker, cls: type, class_name: str, proj_dim: int = _PRO
             model.encoder = _TinyEncoder()
     for part in ("encoder", "projector"):
         if not isinstance(getattr(model, part, None), nn.Module):
-            chk.fail(f"{class_name} structure", f"a `self.{part}` sub-module (from the given __init__)",
-                     f"no module attribute `{part}`", "keep the given __init__ unchanged.")
+            chk.fail(
+                f"{class_name} structure",
+                f"a `self.{part}` sub-module (from the given __init__)",
+                f"no module attribute `{part}`",
+                "keep the given __init__ unchanged.",
+            )
     return model
 
 
@@ -163,4 +174,3 @@ class _ControlledClassifier(nn.Module):
 def _cross_entropies(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int, scale: float) -> torch.Tensor:
     """Per-sample cross-entropy of logits scale·onehot(predicted): log(e^s + C - 1) - s·[y == p]."""
     return math.log(math.exp(scale) + num_classes - 1) - scale * (predicted == labels).double()
-

@@ -53,8 +53,9 @@ def correct(name: str, why: str, source: str, *, sample: bool = False) -> Answer
     return Answer("", name, True, why, source.strip("\n") + "\n", sample=sample)
 
 
-def wrong(name: str, why: str, source: str, *, hint: str | None, sample: bool = False,
-          loses: tuple[str, ...] = ()) -> Answer:
+def wrong(
+    name: str, why: str, source: str, *, hint: str | None, sample: bool = False, loses: tuple[str, ...] = ()
+) -> Answer:
     """A wrong answer; `hint` None says the public check cannot see the mistake."""
     return Answer("", name, False, why, source.strip("\n") + "\n", hint=hint, sample=sample, loses=loses)
 
@@ -70,8 +71,12 @@ ANSWERS: dict[str, list[Answer]] = {task: _load(task) for task in TASKS}
 
 def answers(task: str | None = None, *, correct: bool | None = None, sample: bool | None = None) -> list[Answer]:
     """The answers, optionally of one task, of one kind, in the sample submissions or not."""
-    return [a for t in ([task] if task else ANSWERS) for a in ANSWERS[t]
-            if (correct is None or a.correct == correct) and (sample is None or a.sample == sample)]
+    return [
+        a
+        for t in ([task] if task else ANSWERS)
+        for a in ANSWERS[t]
+        if (correct is None or a.correct == correct) and (sample is None or a.sample == sample)
+    ]
 
 
 def answer(task: str, name: str) -> Answer:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("seed_unbiased", "the seed's: unbiased variance, off_diagonal helper", '''
+    correct(
+        "seed_unbiased",
+        "the seed's: unbiased variance, off_diagonal helper",
+        """
 import torch
 
 
@@ -26,9 +29,13 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     invariance_term = torch.diagonal(cross_corr).add_(-1).pow_(2).sum()
     redundancy_term = off_diagonal(cross_corr).pow_(2).sum()
     return invariance_term + alpha * redundancy_term
-''',
-        sample=True),
-    correct("batch_norm", "F.batch_norm without affine (biased std), masks", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "batch_norm",
+        "F.batch_norm without affine (biased std), masks",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -41,9 +48,13 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     eye = torch.eye(d, dtype=torch.bool)
     return ((1 - c[eye]) ** 2).sum() + alpha * (c[~eye] ** 2).sum()
-''',
-        sample=True),
-    correct("cmu_formula_centred", "the CMU formula (2) on batch-centred outputs", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "cmu_formula_centred",
+        "the CMU formula (2) on batch-centred outputs",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -55,10 +66,13 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = (a.T @ b) / (a.pow(2).sum(0).sqrt()[:, None] * b.pow(2).sum(0).sqrt()[None, :])
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        sample=True),
-    correct("float32_under_autocast",
-        "the notebook's float32 answer: autocast switched off inside the loss, inputs cast with .float()", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "float32_under_autocast",
+        "the notebook's float32 answer: autocast switched off inside the loss, inputs cast with .float()",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -72,8 +86,12 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
         c = z1.T @ z2 / z1.shape[0]
         on = torch.diagonal(c)
         return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-'''),
-    correct("biased_std", "biased standard deviation plus eps, off-diagonal by masking", '''
+""",
+    ),
+    correct(
+        "biased_std",
+        "biased standard deviation plus eps, off-diagonal by masking",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -86,8 +104,12 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     on = (1 - torch.diagonal(c)).pow(2).sum()
     off = c.pow(2).masked_fill(torch.eye(c.shape[0], dtype=torch.bool, device=c.device), 0).sum()
     return on + alpha * off
-'''),
-    wrong("not_centred", "divides by the std without subtracting the mean", '''
+""",
+    ),
+    wrong(
+        "not_centred",
+        "divides by the std without subtracting the mean",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -100,14 +122,19 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="subtract each feature's batch mean", sample=True,
+""",
+        hint="subtract each feature's batch mean",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005.",
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("rows_standardized", "standardises each sample instead of each feature", '''
+        ),
+    ),
+    wrong(
+        "rows_standardized",
+        "standardises each sample instead of each feature",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -120,14 +147,19 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="standardised per feature along the batch (dim=0)", sample=True,
+""",
+        hint="standardised per feature along the batch (dim=0)",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005.",
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("diagonal_in_redundancy", "the redundancy term includes the diagonal", '''
+        ),
+    ),
+    wrong(
+        "diagonal_in_redundancy",
+        "the redundancy term includes the diagonal",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -139,14 +171,19 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     b = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0) + eps)
     c = a.T @ b / n
     return (1 - torch.diagonal(c)).pow(2).sum() + alpha * c.pow(2).sum()
-''',
-        hint="must skip the diagonal", sample=True,
+""",
+        hint="must skip the diagonal",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005.",
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("alpha_ignored", "uses a fixed 0.005 instead of alpha", '''
+        ),
+    ),
+    wrong(
+        "alpha_ignored",
+        "uses a fixed 0.005 instead of alpha",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -159,13 +196,18 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + 0.005 * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="+ alpha * sum_{i != j} C_ij^2", sample=True,
+""",
+        hint="+ alpha * sum_{i != j} C_ij^2",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("not_divided_by_n", "forgets to divide C by N", '''
+        ),
+    ),
+    wrong(
+        "not_divided_by_n",
+        "forgets to divide C by N",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -177,14 +219,19 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="divide z1n.T @ z2n by the batch size N", sample=True,
+""",
+        hint="divide z1n.T @ z2n by the batch size N",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005.",
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("means", "averages the terms instead of summing them", '''
+        ),
+    ),
+    wrong(
+        "means",
+        "averages the terms instead of summing them",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -197,15 +244,19 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     on = torch.diagonal(c)
     return (1 - on).pow(2).mean() + alpha * (c.pow(2).sum() - on.pow(2).sum()) / (d * d - d)
-''',
-        hint="sum the squared entries (don't average them)", sample=True,
+""",
+        hint="sum the squared entries (don't average them)",
+        sample=True,
         loses=(
             "barlow_loss: Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005.",
             "barlow_loss: Barlow Twins loss for other batch sizes, dimensions and weights alpha (eps passed explicitly too).",
             "barlow_loss: The gradients of the Barlow Twins loss with respect to z1 and z2.",
-        )),
-    wrong("cmu_formula_raw",
-        "the CMU formula (2) on raw, un-centred outputs (cosine of columns, not correlation)", '''
+        ),
+    ),
+    wrong(
+        "cmu_formula_raw",
+        "the CMU formula (2) on raw, un-centred outputs (cosine of columns, not correlation)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -215,9 +266,13 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = (z1.T @ z2) / (z1.norm(dim=0)[:, None] * z2.norm(dim=0)[None, :])
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="subtract each feature's batch mean"),
-    wrong("alpha_one", "the off-diagonal term is not multiplied by alpha", '''
+""",
+        hint="subtract each feature's batch mean",
+    ),
+    wrong(
+        "alpha_one",
+        "the off-diagonal term is not multiplied by alpha",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -230,9 +285,13 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = a.T @ b / n
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="multiply the off-diagonal sum by alpha"),
-    wrong("only_z1_standardized", "standardises z1 but feeds z2 raw", '''
+""",
+        hint="multiply the off-diagonal sum by alpha",
+    ),
+    wrong(
+        "only_z1_standardized",
+        "standardises z1 but feeds z2 raw",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -243,6 +302,7 @@ def barlow_loss(z1, z2, alpha, eps=1e-5):
     c = z1.T @ z2 / z1.shape[0]
     on = torch.diagonal(c)
     return (1 - on).pow(2).sum() + alpha * (c.pow(2).sum() - on.pow(2).sum())
-''',
-        hint="standardised per feature along the batch (dim=0)"),
+""",
+        hint="standardised per feature along the batch (dim=0)",
+    ),
 ]

@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("separate_views", "two forward passes", '''
+    correct(
+        "separate_views",
+        "two forward passes",
+        """
 import torch
 
 
@@ -22,9 +25,13 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        sample=True),
-    correct("concatenated", "one forward of both views, alpha positional", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "concatenated",
+        "one forward of both views, alpha positional",
+        """
 import torch
 
 
@@ -37,9 +44,13 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return float(loss.detach())
-''',
-        sample=True),
-    wrong("ignores_alpha", "calls barlow_loss with a fixed alpha", '''
+""",
+        sample=True,
+    ),
+    wrong(
+        "ignores_alpha",
+        "calls barlow_loss with a fixed alpha",
+        """
 import torch
 
 
@@ -52,14 +63,19 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="pass alpha to barlow_loss", sample=True,
+""",
+        hint="pass alpha to barlow_loss",
+        sample=True,
         loses=(
             "barlow_step: One step: the returned loss and the parameters after the update (alpha passed on).",
             "barlow_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "barlow_step: The step returns the loss as a Python float.",
-        )),
-    wrong("no_zero_grad", "never zeroes the gradients", '''
+        ),
+    ),
+    wrong(
+        "no_zero_grad",
+        "never zeroes the gradients",
+        """
 import torch
 
 
@@ -71,12 +87,15 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="call optimizer.zero_grad() before loss.backward()", sample=True,
-        loses=(
-            "barlow_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
-        )),
-    wrong("returns_tensor", "returns the loss tensor", '''
+""",
+        hint="call optimizer.zero_grad() before loss.backward()",
+        sample=True,
+        loses=("barlow_step: Two consecutive steps with one optimiser (gradients must not accumulate).",),
+    ),
+    wrong(
+        "returns_tensor",
+        "returns the loss tensor",
+        """
 import torch
 
 
@@ -89,12 +108,15 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss
-''',
-        hint="return loss.item()", sample=True,
-        loses=(
-            "barlow_step: The step returns the loss as a Python float.",
-        )),
-    wrong("uses_repr", "applies the loss to the representations", '''
+""",
+        hint="return loss.item()",
+        sample=True,
+        loses=("barlow_step: The step returns the loss as a Python float.",),
+    ),
+    wrong(
+        "uses_repr",
+        "applies the loss to the representations",
+        """
 import torch
 
 
@@ -107,14 +129,19 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="computed from the model's projections (its second output)", sample=True,
+""",
+        hint="computed from the model's projections (its second output)",
+        sample=True,
         loses=(
             "barlow_step: One step: the returned loss and the parameters after the update (alpha passed on).",
             "barlow_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "barlow_step: The step returns the loss as a Python float.",
-        )),
-    wrong("no_optimizer_step", "forgets optimizer.step()", '''
+        ),
+    ),
+    wrong(
+        "no_optimizer_step",
+        "forgets optimizer.step()",
+        """
 import torch
 
 
@@ -126,10 +153,12 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss = barlow_loss(z1, z2, alpha=alpha)
     loss.backward()
     return loss.item()
-''',
-        hint="optimizer.zero_grad(); loss.backward(); optimizer.step()", sample=True,
+""",
+        hint="optimizer.zero_grad(); loss.backward(); optimizer.step()",
+        sample=True,
         loses=(
             "barlow_step: One step: the returned loss and the parameters after the update (alpha passed on).",
             "barlow_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
-        )),
+        ),
+    ),
 ]

@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("seed_mean", "concatenated views, mean over the 2N terms", '''
+    correct(
+        "seed_mean",
+        "concatenated views, mean over the 2N terms",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -25,9 +28,13 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        sample=True),
-    correct("paper_sum", "the paper's L + L~ averaged over N (twice the mean), detach", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "paper_sum",
+        "the paper's L + L~ averaged over N (twice the mean), detach",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -42,9 +49,13 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return float(loss.item())
-''',
-        sample=True),
-    correct("cosine_similarity", "F.cosine_similarity", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "cosine_similarity",
+        "F.cosine_similarity",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -63,11 +74,14 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        sample=True),
-    correct("squared_distance",
+""",
+        sample=True,
+    ),
+    correct(
+        "squared_distance",
         "the squared distance ||p - z||^2 for one view order, 2 - 2 F.cosine_similarity for the other "
-        "(equal for unit vectors)", '''
+        "(equal for unit vectors)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -85,8 +99,12 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-'''),
-    wrong("one_view_order", "only prediction(x1) against target(x2)", '''
+""",
+    ),
+    wrong(
+        "one_view_order",
+        "only prediction(x1) against target(x2)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -102,15 +120,20 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        hint="use both view orders", sample=True,
+""",
+        hint="use both view orders",
+        sample=True,
         loses=(
             "byol_step: One step: the loss, the online update, then the target's EMA of the updated online network.",
             "byol_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "byol_step: No gradient reaches the target network, even when its parameters require grad.",
             "byol_step: The step returns the loss as a Python float.",
-        )),
-    wrong("ema_before_step", "updates the target before the optimiser step", '''
+        ),
+    ),
+    wrong(
+        "ema_before_step",
+        "updates the target before the optimiser step",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -126,14 +149,19 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     ema.update(online, target)
     optimizer.step()
     return loss.item()
-''',
-        hint="call ema.update after optimizer.step()", sample=True,
+""",
+        hint="call ema.update after optimizer.step()",
+        sample=True,
         loses=(
             "byol_step: One step: the loss, the online update, then the target's EMA of the updated online network.",
             "byol_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "byol_step: No gradient reaches the target network, even when its parameters require grad.",
-        )),
-    wrong("ema_wrong_network", "ema.update(target, online)", '''
+        ),
+    ),
+    wrong(
+        "ema_wrong_network",
+        "ema.update(target, online)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -149,14 +177,19 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(target, online)
     return loss.item()
-''',
-        hint="ema.update(online, target) — online first", sample=True,
+""",
+        hint="ema.update(online, target) — online first",
+        sample=True,
         loses=(
             "byol_step: One step: the loss, the online update, then the target's EMA of the updated online network.",
             "byol_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "byol_step: No gradient reaches the target network, even when its parameters require grad.",
-        )),
-    wrong("no_stop_gradient", "the target's projections are not detached", '''
+        ),
+    ),
+    wrong(
+        "no_stop_gradient",
+        "the target's projections are not detached",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -171,12 +204,15 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        hint="sg(.) in the paper", sample=True,
-        loses=(
-            "byol_step: No gradient reaches the target network, even when its parameters require grad.",
-        )),
-    wrong("no_zero_grad", "never zeroes the gradients", '''
+""",
+        hint="sg(.) in the paper",
+        sample=True,
+        loses=("byol_step: No gradient reaches the target network, even when its parameters require grad.",),
+    ),
+    wrong(
+        "no_zero_grad",
+        "never zeroes the gradients",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -191,12 +227,15 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        hint="call optimizer.zero_grad() before loss.backward()", sample=True,
-        loses=(
-            "byol_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
-        )),
-    wrong("no_ema", "never updates the target network", '''
+""",
+        hint="call optimizer.zero_grad() before loss.backward()",
+        sample=True,
+        loses=("byol_step: Two consecutive steps with one optimiser (gradients must not accumulate).",),
+    ),
+    wrong(
+        "no_ema",
+        "never updates the target network",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -212,9 +251,13 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="the target did not change"),
-    wrong("returns_tensor", "returns the loss tensor", '''
+""",
+        hint="the target did not change",
+    ),
+    wrong(
+        "returns_tensor",
+        "returns the loss tensor",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -231,10 +274,13 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss
-''',
-        hint="return loss.item()"),
-    wrong("without_predictor",
-        "compares the online *projections* with the target's; the predictor is never trained", '''
+""",
+        hint="return loss.item()",
+    ),
+    wrong(
+        "without_predictor",
+        "compares the online *projections* with the target's; the predictor is never trained",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -250,11 +296,14 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        hint="predictions (third output)"),
-    wrong("target_predictions",
+""",
+        hint="predictions (third output)",
+    ),
+    wrong(
+        "target_predictions",
         "regresses onto the target's *predictions* instead of its projections: symmetric, bounded and "
-        "correctly stepped, so only the value compared with the reference shows it", '''
+        "correctly stepped, so only the value compared with the reference shows it",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -270,6 +319,7 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-''',
-        hint=None),
+""",
+        hint=None,
+    ),
 ]

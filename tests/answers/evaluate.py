@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("per_sample", "loss summed per sample, divided by the number of images", '''
+    correct(
+        "per_sample",
+        "loss summed per sample, divided by the number of images",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -25,9 +28,13 @@ def evaluate(classifier, dataloader):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total / seen, correct / seen
-''',
-        sample=True),
-    correct("batch_means", "mean of the per-batch mean losses, inference_mode", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "batch_means",
+        "mean of the per-batch mean losses, inference_mode",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -43,9 +50,13 @@ def evaluate(classifier, dataloader):
             hits += int((out.argmax(dim=1) == y).sum())
             count += y.numel()
     return sum(losses) / len(losses), hits / count
-''',
-        sample=True),
-    correct("restores_mode", "eval mode for the loop, then the classifier's incoming mode restored", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "restores_mode",
+        "eval mode for the loop, then the classifier's incoming mode restored",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -63,9 +74,13 @@ def evaluate(classifier, dataloader):
             seen += len(y)
     classifier.train(was_training)
     return total / seen, correct / seen
-''',
-        sample=True),
-    wrong("percent", "accuracy in percent", '''
+""",
+        sample=True,
+    ),
+    wrong(
+        "percent",
+        "accuracy in percent",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -81,13 +96,18 @@ def evaluate(classifier, dataloader):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total / seen, 100.0 * correct / seen
-''',
-        hint="not percent", sample=True,
+""",
+        hint="not percent",
+        sample=True,
         loses=(
             "evaluate: Mean loss and accuracy of a classifier with batch norm and dropout (eval mode matters).",
             "evaluate: The classifier runs in eval mode and without recording gradients.",
-        )),
-    wrong("train_mode", "never switches to eval mode", '''
+        ),
+    ),
+    wrong(
+        "train_mode",
+        "never switches to eval mode",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -102,14 +122,19 @@ def evaluate(classifier, dataloader):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total / seen, correct / seen
-''',
-        hint="call classifier.eval()", sample=True,
+""",
+        hint="call classifier.eval()",
+        sample=True,
         loses=(
             "evaluate: Mean loss and accuracy of a classifier with batch norm and dropout (eval mode matters).",
             "evaluate: The classifier runs in eval mode and without recording gradients.",
             "evaluate: evaluate returns (mean loss, accuracy) as Python floats, the accuracy in [0, 1].",
-        )),
-    wrong("grad_enabled", "records gradients while evaluating", '''
+        ),
+    ),
+    wrong(
+        "grad_enabled",
+        "records gradients while evaluating",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -124,12 +149,15 @@ def evaluate(classifier, dataloader):
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
     return total / seen, correct / seen
-''',
-        hint="with torch.no_grad():", sample=True,
-        loses=(
-            "evaluate: The classifier runs in eval mode and without recording gradients.",
-        )),
-    wrong("count", "returns the number correct instead of the accuracy", '''
+""",
+        hint="with torch.no_grad():",
+        sample=True,
+        loses=("evaluate: The classifier runs in eval mode and without recording gradients.",),
+    ),
+    wrong(
+        "count",
+        "returns the number correct instead of the accuracy",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -145,13 +173,18 @@ def evaluate(classifier, dataloader):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total / seen, float(correct)
-''',
-        hint="number of correct predictions: divide", sample=True,
+""",
+        hint="number of correct predictions: divide",
+        sample=True,
         loses=(
             "evaluate: Mean loss and accuracy of a classifier with batch norm and dropout (eval mode matters).",
             "evaluate: The classifier runs in eval mode and without recording gradients.",
-        )),
-    wrong("summed_loss", "the loss summed over the batches, not averaged", '''
+        ),
+    ),
+    wrong(
+        "summed_loss",
+        "the loss summed over the batches, not averaged",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -167,15 +200,19 @@ def evaluate(classifier, dataloader):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total, correct / seen
-''',
-        hint="the mean cross-entropy over all samples of the loader", sample=True,
+""",
+        hint="the mean cross-entropy over all samples of the loader",
+        sample=True,
         loses=(
             "evaluate: Mean loss and accuracy of a classifier with batch norm and dropout (eval mode matters).",
             "evaluate: The classifier runs in eval mode and without recording gradients.",
             "evaluate: evaluate returns (mean loss, accuracy) as Python floats, the accuracy in [0, 1].",
-        )),
-    wrong("mean_of_batch_accuracies",
-        "averages the per-batch accuracies; a smaller last batch gets too much weight", '''
+        ),
+    ),
+    wrong(
+        "mean_of_batch_accuracies",
+        "averages the per-batch accuracies; a smaller last batch gets too much weight",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -190,9 +227,13 @@ def evaluate(classifier, dataloader):
             losses.append(F.cross_entropy(logits, y).item())
             accuracies.append((logits.argmax(1) == y).float().mean().item())
     return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
-''',
-        hint="mean of the per-batch accuracies"),
-    wrong("loss_not_divided", "returns the summed loss over the dataset instead of the mean", '''
+""",
+        hint="mean of the per-batch accuracies",
+    ),
+    wrong(
+        "loss_not_divided",
+        "returns the summed loss over the dataset instead of the mean",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -208,6 +249,7 @@ def evaluate(classifier, dataloader):
             correct_count += (logits.argmax(1) == y).sum().item()
             seen += len(y)
     return total_loss, correct_count / seen
-''',
-        hint="this is the summed loss"),
+""",
+        hint="this is the summed loss",
+    ),
 ]

@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("seed", "the seed's loop with the notebook's global `device`", '''
+    correct(
+        "seed",
+        "the seed's loop with the notebook's global `device`",
+        """
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -32,9 +35,13 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, labels
-''',
-        sample=True),
-    correct("inference_mode", "torch.inference_mode, a manual norm per batch", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "inference_mode",
+        "torch.inference_mode, a manual norm per batch",
+        """
 import torch
 
 
@@ -50,9 +57,13 @@ def extract_features_and_labels(model, dataloader, normalize=False):
         chunks.append(out.detach().cpu())
         targets.append(y.long())
     return torch.cat(chunks), torch.cat(targets)
-''',
-        sample=True),
-    correct("stack_rows", "collects rows one by one and stacks them", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "stack_rows",
+        "collects rows one by one and stacks them",
+        """
 import torch
 
 
@@ -69,9 +80,13 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = torch.nn.functional.normalize(features, p=2, dim=-1)
     return features, torch.tensor(labels, dtype=torch.long)
-''',
-        sample=True),
-    correct("model_device", "the seed's loop on the model's own device", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "model_device",
+        "the seed's loop on the model's own device",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -91,8 +106,12 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, labels
-'''),
-    wrong("no_unwrap", "assumes the model returns a tensor (a tuple breaks torch.cat)", '''
+""",
+    ),
+    wrong(
+        "no_unwrap",
+        "assumes the model returns a tensor (a tuple breaks torch.cat)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -107,13 +126,18 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, torch.cat(labels)
-''',
-        hint="take its first element", sample=True,
+""",
+        hint="take its first element",
+        sample=True,
         loses=(
             "extract_features: The features are the first element when the model returns a tuple or a list.",
             "extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",
-        )),
-    wrong("normalize_dim0", "normalises each feature (dim=0) instead of each vector", '''
+        ),
+    ),
+    wrong(
+        "normalize_dim0",
+        "normalises each feature (dim=0) instead of each vector",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -129,12 +153,15 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=0)
     return features, torch.cat(labels)
-''',
-        hint="normalise each feature vector (row)", sample=True,
-        loses=(
-            "extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",
-        )),
-    wrong("grad_enabled", "no torch.no_grad(): the features keep an autograd graph", '''
+""",
+        hint="normalise each feature vector (row)",
+        sample=True,
+        loses=("extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",),
+    ),
+    wrong(
+        "grad_enabled",
+        "no torch.no_grad(): the features keep an autograd graph",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -149,12 +176,15 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, torch.cat(labels)
-''',
-        hint="with torch.no_grad():", sample=True,
-        loses=(
-            "extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",
-        )),
-    wrong("float_labels", "returns the labels as float32", '''
+""",
+        hint="with torch.no_grad():",
+        sample=True,
+        loses=("extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",),
+    ),
+    wrong(
+        "float_labels",
+        "returns the labels as float32",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -170,14 +200,19 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, torch.cat(labels)
-''',
-        hint="int64", sample=True,
+""",
+        hint="int64",
+        sample=True,
         loses=(
             "extract_features: Features and labels of a model that returns a tensor, in the loader's order.",
             "extract_features: The features are the first element when the model returns a tuple or a list.",
             "extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",
-        )),
-    wrong("last_batch_only", "overwrites instead of collecting: only the last batch", '''
+        ),
+    ),
+    wrong(
+        "last_batch_only",
+        "overwrites instead of collecting: only the last batch",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -191,14 +226,19 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, labels
-''',
-        hint="concatenate the features of all batches", sample=True,
+""",
+        hint="concatenate the features of all batches",
+        sample=True,
         loses=(
             "extract_features: Features and labels of a model that returns a tensor, in the loader's order.",
             "extract_features: The features are the first element when the model returns a tuple or a list.",
             "extract_features: normalize=True gives unit rows, and the features carry no autograd graph.",
-        )),
-    wrong("always_normalized", "ignores the flag and always L2-normalises", '''
+        ),
+    ),
+    wrong(
+        "always_normalized",
+        "ignores the flag and always L2-normalises",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -212,11 +252,13 @@ def extract_features_and_labels(model, dataloader, normalize=False):
             features.append(out[0] if isinstance(out, (tuple, list)) else out)
             labels.append(y)
     return F.normalize(torch.cat(features), dim=1), torch.cat(labels)
-''',
-        hint="L2-normalised although normalize=False"),
-    wrong("detached_after",
-        "runs the model with gradients enabled and only detaches afterwards (builds graphs, wastes "
-        "memory)", '''
+""",
+        hint="L2-normalised although normalize=False",
+    ),
+    wrong(
+        "detached_after",
+        "runs the model with gradients enabled and only detaches afterwards (builds graphs, wastes memory)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -231,11 +273,14 @@ def extract_features_and_labels(model, dataloader, normalize=False):
         labels.append(y)
     features = torch.cat(features)
     return (F.normalize(features, dim=1) if normalize else features), torch.cat(labels)
-''',
-        hint="with torch.no_grad():"),
-    wrong("left_on_device",
+""",
+        hint="with torch.no_grad():",
+    ),
+    wrong(
+        "left_on_device",
         "leaves the features on the model's device: invisible on a CPU-only machine (the public check "
-        "catches it when it runs on a GPU)", '''
+        "catches it when it runs on a GPU)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -251,6 +296,7 @@ def extract_features_and_labels(model, dataloader, normalize=False):
             labels.append(y)
     features = torch.cat(features)
     return (F.normalize(features, dim=1) if normalize else features), torch.cat(labels)
-''',
-        hint=None),
+""",
+        hint=None,
+    ),
 ]

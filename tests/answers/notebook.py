@@ -30,8 +30,11 @@ def check_cell(task: str, assignment: str | None = None) -> str:
 def _check_cells(assignment: str) -> dict[str, str]:
     notebook = nbformat.read(PROJECT_ROOT / "solutions" / ASSIGNMENTS[assignment].notebook, as_version=4)
     cells = {cell.get("id"): cell.source for cell in notebook.cells if cell.cell_type == "code"}
-    return {task: cells[f"check-{task.replace('_', '-')}"] for task in ASSIGNMENTS[assignment].cell_tasks
-            if f"check-{task.replace('_', '-')}" in cells}
+    return {
+        task: cells[f"check-{task.replace('_', '-')}"]
+        for task in ASSIGNMENTS[assignment].cell_tasks
+        if f"check-{task.replace('_', '-')}" in cells
+    }
 
 
 def assignment_of(task: str) -> str:

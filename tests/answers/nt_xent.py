@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("seed", "the seed's: masked_fill(-1e9) and cross_entropy", '''
+    correct(
+        "seed",
+        "the seed's: masked_fill(-1e9) and cross_entropy",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -24,9 +27,13 @@ def nt_xent(z1, z2, tau=0.5):
     targets = torch.arange(B, device=z.device)
     targets = torch.cat([targets + B, targets], dim=0)
     return F.cross_entropy(sim, targets)
-''',
-        sample=True),
-    correct("loop", "a loop over the 2N anchors, straight from the paper's equation", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "loop",
+        "a loop over the 2N anchors, straight from the paper's equation",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -41,9 +48,13 @@ def nt_xent(z1, z2, tau=0.5):
         sims = torch.stack([z[i] @ z[k] / tau for k in range(2 * n) if k != i])
         total = total - (z[i] @ z[j] / tau - torch.logsumexp(sims, dim=0))
     return total / (2 * n)
-''',
-        sample=True),
-    correct("renormalize_logsumexp", "re-normalises its inputs, explicit logsumexp", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "renormalize_logsumexp",
+        "re-normalises its inputs, explicit logsumexp",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -56,10 +67,13 @@ def nt_xent(z1, z2, tau=0.5):
     logits = logits - torch.eye(2 * n) * 1e12
     positives = torch.cat([torch.diagonal(logits, n), torch.diagonal(logits, -n)])
     return (torch.logsumexp(logits, dim=1) - positives).mean()
-''',
-        sample=True),
-    correct("blocks",
-        "separate blocks: positives on the diagonal of z1 @ z2.T, same-view negatives with -inf diagonals", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "blocks",
+        "separate blocks: positives on the diagonal of z1 @ z2.T, same-view negatives with -inf diagonals",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -75,9 +89,12 @@ def nt_xent(z1, z2, tau=0.5):
     logits2 = torch.cat([s12.T, s22], dim=1)  # anchors of view 2
     targets = torch.arange(n, device=z1.device)
     return (F.cross_entropy(logits1, targets) + F.cross_entropy(logits2, targets)) / 2
-'''),
-    correct("loop_cosine",
-        "a slow loop straight from equation (1) of the SimCLR paper, with its cosine similarity", '''
+""",
+    ),
+    correct(
+        "loop_cosine",
+        "a slow loop straight from equation (1) of the SimCLR paper, with its cosine similarity",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -93,8 +110,12 @@ def nt_xent(z1, z2, tau=0.5):
         denominator = torch.stack([torch.exp(sims[k]) for k in range(n2) if k != i]).sum()
         losses.append(-torch.log(torch.exp(sims[j]) / denominator))
     return torch.stack(losses).mean()
-'''),
-    wrong("no_self_mask", "self-similarity not masked", '''
+""",
+    ),
+    wrong(
+        "no_self_mask",
+        "self-similarity not masked",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -106,14 +127,19 @@ def nt_xent(z1, z2, tau=0.5):
     logits = z @ z.T / tau
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
     return F.cross_entropy(logits, targets)
-''',
-        hint="did you exclude k = i (self-similarity)?", sample=True,
+""",
+        hint="did you exclude k = i (self-similarity)?",
+        sample=True,
         loses=(
             "nt_xent: NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5.",
             "nt_xent: NT-Xent for other batch sizes, dimensions and temperatures (and the default tau).",
             "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("mean_over_n", "sums the 2N terms and divides by N (the EPFL markdown's 1/N)", '''
+        ),
+    ),
+    wrong(
+        "mean_over_n",
+        "sums the 2N terms and divides by N (the EPFL markdown's 1/N)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -125,14 +151,19 @@ def nt_xent(z1, z2, tau=0.5):
     logits = (z @ z.T / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
     return F.cross_entropy(logits, targets, reduction="sum") / n
-''',
-        hint="mean over all 2N anchors (1/(2N), not 1/N)", sample=True,
+""",
+        hint="mean over all 2N anchors (1/(2N), not 1/N)",
+        sample=True,
         loses=(
             "nt_xent: NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5.",
             "nt_xent: NT-Xent for other batch sizes, dimensions and temperatures (and the default tau).",
             "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("tau_multiplied", "multiplies by the temperature", '''
+        ),
+    ),
+    wrong(
+        "tau_multiplied",
+        "multiplies by the temperature",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -144,14 +175,19 @@ def nt_xent(z1, z2, tau=0.5):
     logits = (z @ z.T * tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
     return F.cross_entropy(logits, targets)
-''',
-        hint="the similarities were multiplied by tau", sample=True,
+""",
+        hint="the similarities were multiplied by tau",
+        sample=True,
         loses=(
             "nt_xent: NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5.",
             "nt_xent: NT-Xent for other batch sizes, dimensions and temperatures (and the default tau).",
             "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("one_direction", "only the anchors of the first view", '''
+        ),
+    ),
+    wrong(
+        "one_direction",
+        "only the anchors of the first view",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -162,14 +198,19 @@ def nt_xent(z1, z2, tau=0.5):
     z = torch.cat([z1, z2])
     logits = (z1 @ z.T / tau).masked_fill(torch.eye(n, 2 * n, dtype=torch.bool), float("-inf"))
     return F.cross_entropy(logits, torch.arange(n, 2 * n))
-''',
-        hint="use every one of the 2N views as an anchor", sample=True,
+""",
+        hint="use every one of the 2N views as an anchor",
+        sample=True,
         loses=(
             "nt_xent: NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5.",
             "nt_xent: NT-Xent for other batch sizes, dimensions and temperatures (and the default tau).",
             "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("cross_view_only", "negatives from the other view only", '''
+        ),
+    ),
+    wrong(
+        "cross_view_only",
+        "negatives from the other view only",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -179,14 +220,19 @@ def nt_xent(z1, z2, tau=0.5):
     logits = z1 @ z2.T / tau
     targets = torch.arange(z1.shape[0])
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-''',
-        hint="including the other images of the same view", sample=True,
+""",
+        hint="including the other images of the same view",
+        sample=True,
         loses=(
             "nt_xent: NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5.",
             "nt_xent: NT-Xent for other batch sizes, dimensions and temperatures (and the default tau).",
             "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("returns_float", "returns loss.item(): no gradient can flow", '''
+        ),
+    ),
+    wrong(
+        "returns_float",
+        "returns loss.item(): no gradient can flow",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -198,12 +244,15 @@ def nt_xent(z1, z2, tau=0.5):
     logits = (z @ z.T / tau).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
     return F.cross_entropy(logits, targets).item()
-''',
-        hint="return the tensor itself", sample=True,
-        loses=(
-            "nt_xent: The gradients of NT-Xent with respect to z1 and z2.",
-        )),
-    wrong("sum", "sums over the 2N anchors instead of averaging", '''
+""",
+        hint="return the tensor itself",
+        sample=True,
+        loses=("nt_xent: The gradients of NT-Xent with respect to z1 and z2.",),
+    ),
+    wrong(
+        "sum",
+        "sums over the 2N anchors instead of averaging",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -216,9 +265,13 @@ def nt_xent(z1, z2, tau=0.5):
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
 
     return F.cross_entropy(logits, targets, reduction="sum")
-''',
-        hint="this is the sum over the 2N anchors"),
-    wrong("positive_excluded", "leaves the positive out of the denominator (the decoupled DCL loss, not NT-Xent)", '''
+""",
+        hint="this is the sum over the 2N anchors",
+    ),
+    wrong(
+        "positive_excluded",
+        "leaves the positive out of the denominator (the decoupled DCL loss, not NT-Xent)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -233,9 +286,13 @@ def nt_xent(z1, z2, tau=0.5):
     mask[torch.arange(2 * n, device=z.device), positives] = True
     negatives = torch.logsumexp(sim.masked_fill(mask, float("-inf")), dim=1)
     return (negatives - sim[torch.arange(2 * n, device=z.device), positives]).mean()
-''',
-        hint="the positive is missing from the denominator"),
-    wrong("per_anchor", "returns the 2N per-anchor losses instead of their mean", '''
+""",
+        hint="the positive is missing from the denominator",
+    ),
+    wrong(
+        "per_anchor",
+        "returns the 2N per-anchor losses instead of their mean",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -248,9 +305,13 @@ def nt_xent(z1, z2, tau=0.5):
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
 
     return F.cross_entropy(logits, targets, reduction="none")
-''',
-        hint="reduce to a single number"),
-    wrong("detached", "detaches the inputs, so no gradient reaches the model", '''
+""",
+        hint="reduce to a single number",
+    ),
+    wrong(
+        "detached",
+        "detaches the inputs, so no gradient reaches the model",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -265,6 +326,7 @@ def nt_xent(z1, z2, tau=0.5):
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
 
     return F.cross_entropy(logits, targets)
-''',
-        hint="don't detach"),
+""",
+        hint="don't detach",
+    ),
 ]

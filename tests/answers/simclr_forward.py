@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("f_normalize", "F.normalize", '''
+    correct(
+        "f_normalize",
+        "F.normalize",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -19,9 +22,13 @@ class SimCLRModel(SimCLRModelBase):
 
         h = self.encoder(x)
         return h, F.normalize(self.projector(h), dim=1)
-''',
-        sample=True),
-    correct("manual_norm", "a manual norm with eps", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "manual_norm",
+        "a manual norm with eps",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -32,9 +39,13 @@ class SimCLRModel(SimCLRModelBase):
         representation = self.encoder(x)
         projection = self.projector(representation)
         return representation, projection / (projection.norm(dim=-1, keepdim=True) + 1e-8)
-''',
-        sample=True),
-    correct("given_normalize", "the seed's: the given self.normalize (x / (||x|| + eps))", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "given_normalize",
+        "the seed's: the given self.normalize (x / (||x|| + eps))",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -44,8 +55,12 @@ class SimCLRModel(SimCLRModelBase):
 
         h = self.encoder(x)
         return h, self.normalize(self.projector(h))
-'''),
-    wrong("unnormalized", "the projections are not L2-normalised", '''
+""",
+    ),
+    wrong(
+        "unnormalized",
+        "the projections are not L2-normalised",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -55,13 +70,18 @@ class SimCLRModel(SimCLRModelBase):
 
         h = self.encoder(x)
         return h, self.projector(h)
-''',
-        hint="L2-normalise proj", sample=True,
+""",
+        hint="L2-normalise proj",
+        sample=True,
         loses=(
             "simclr_forward: repr = encoder(x) and proj = the L2-normalised projector(repr); gradients reach both.",
             "simclr_forward: The same on the given ResNet-18 encoder and projection head (eval mode).",
-        )),
-    wrong("normalize_dim0", "normalises along the batch (dim=0)", '''
+        ),
+    ),
+    wrong(
+        "normalize_dim0",
+        "normalises along the batch (dim=0)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -71,13 +91,18 @@ class SimCLRModel(SimCLRModelBase):
 
         h = self.encoder(x)
         return h, F.normalize(self.projector(h), dim=0)
-''',
-        hint="normalised along the batch (dim=0)", sample=True,
+""",
+        hint="normalised along the batch (dim=0)",
+        sample=True,
         loses=(
             "simclr_forward: repr = encoder(x) and proj = the L2-normalised projector(repr); gradients reach both.",
             "simclr_forward: The same on the given ResNet-18 encoder and projection head (eval mode).",
-        )),
-    wrong("normalized_repr", "projects a normalised representation and returns it", '''
+        ),
+    ),
+    wrong(
+        "normalized_repr",
+        "projects a normalised representation and returns it",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -87,13 +112,18 @@ class SimCLRModel(SimCLRModelBase):
 
         h = F.normalize(self.encoder(x), dim=1)
         return h, F.normalize(self.projector(h), dim=1)
-''',
-        hint="repr is L2-normalised", sample=True,
+""",
+        hint="repr is L2-normalised",
+        sample=True,
         loses=(
             "simclr_forward: repr = encoder(x) and proj = the L2-normalised projector(repr); gradients reach both.",
             "simclr_forward: The same on the given ResNet-18 encoder and projection head (eval mode).",
-        )),
-    wrong("swapped", "returns (proj, repr)", '''
+        ),
+    ),
+    wrong(
+        "swapped",
+        "returns (proj, repr)",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -103,13 +133,18 @@ class SimCLRModel(SimCLRModelBase):
 
         h = self.encoder(x)
         return F.normalize(self.projector(h), dim=1), h
-''',
-        hint="returns (repr, proj), in this order", sample=True,
+""",
+        hint="returns (repr, proj), in this order",
+        sample=True,
         loses=(
             "simclr_forward: repr = encoder(x) and proj = the L2-normalised projector(repr); gradients reach both.",
             "simclr_forward: The same on the given ResNet-18 encoder and projection head (eval mode).",
-        )),
-    wrong("frozen_encoder", "computes the representation under no_grad: the encoder never learns", '''
+        ),
+    ),
+    wrong(
+        "frozen_encoder",
+        "computes the representation under no_grad: the encoder never learns",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -120,12 +155,17 @@ class SimCLRModel(SimCLRModelBase):
         with torch.no_grad():
             h = self.encoder(x)
         return h, F.normalize(self.projector(h), dim=1)
-''',
-        hint="non-zero gradients in self.encoder", sample=True,
+""",
+        hint="non-zero gradients in self.encoder",
+        sample=True,
         loses=(
             "simclr_forward: repr = encoder(x) and proj = the L2-normalised projector(repr); gradients reach both.",
-        )),
-    wrong("proj_only", "returns only the projection", '''
+        ),
+    ),
+    wrong(
+        "proj_only",
+        "returns only the projection",
+        """
 import torch
 import torch.nn.functional as F
 
@@ -134,6 +174,7 @@ class SimCLRModel(SimCLRModelBase):
     def forward(self, x):
 
         return F.normalize(self.projector(self.encoder(x)), dim=1)
-''',
-        hint="return all 2 values"),
+""",
+        hint="return all 2 values",
+    ),
 ]

@@ -9,7 +9,10 @@ from __future__ import annotations
 from . import correct, wrong
 
 ANSWERS = [
-    correct("separate_views", "two forward passes (the ssl_methods reference's way)", '''
+    correct(
+        "separate_views",
+        "two forward passes (the ssl_methods reference's way)",
+        """
 import torch
 
 
@@ -22,9 +25,13 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        sample=True),
-    correct("concatenated", "one forward of both views, zero_grad after the step", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "concatenated",
+        "one forward of both views, zero_grad after the step",
+        """
 import torch
 
 
@@ -37,10 +44,13 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss)
-''',
-        sample=True),
-    correct("zero_grad_first_concatenated",
-        "both views in one forward pass, split with chunk; zero_grad(set_to_none=True) first", '''
+""",
+        sample=True,
+    ),
+    correct(
+        "zero_grad_first_concatenated",
+        "both views in one forward pass, split with chunk; zero_grad(set_to_none=True) first",
+        """
 import torch
 
 
@@ -53,8 +63,12 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return float(loss.detach())
-'''),
-    wrong("no_zero_grad", "never zeroes the gradients: they accumulate", '''
+""",
+    ),
+    wrong(
+        "no_zero_grad",
+        "never zeroes the gradients: they accumulate",
+        """
 import torch
 
 
@@ -66,12 +80,15 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="call optimizer.zero_grad() before loss.backward()", sample=True,
-        loses=(
-            "simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
-        )),
-    wrong("ignores_tau", "calls nt_xent with its default temperature", '''
+""",
+        hint="call optimizer.zero_grad() before loss.backward()",
+        sample=True,
+        loses=("simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",),
+    ),
+    wrong(
+        "ignores_tau",
+        "calls nt_xent with its default temperature",
+        """
 import torch
 
 
@@ -84,14 +101,19 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="pass tau to nt_xent", sample=True,
+""",
+        hint="pass tau to nt_xent",
+        sample=True,
         loses=(
             "simclr_step: One step: the returned loss and the parameters after the update (tau passed on).",
             "simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "simclr_step: The step returns the loss as a Python float.",
-        )),
-    wrong("uses_repr", "applies the loss to the representations", '''
+        ),
+    ),
+    wrong(
+        "uses_repr",
+        "applies the loss to the representations",
+        """
 import torch
 
 
@@ -104,14 +126,19 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="computed from the model's projections (its second output)", sample=True,
+""",
+        hint="computed from the model's projections (its second output)",
+        sample=True,
         loses=(
             "simclr_step: One step: the returned loss and the parameters after the update (tau passed on).",
             "simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "simclr_step: The step returns the loss as a Python float.",
-        )),
-    wrong("same_view", "pairs each view with itself", '''
+        ),
+    ),
+    wrong(
+        "same_view",
+        "pairs each view with itself",
+        """
 import torch
 
 
@@ -123,14 +150,19 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="the nt_xent of the two views' projections", sample=True,
+""",
+        hint="the nt_xent of the two views' projections",
+        sample=True,
         loses=(
             "simclr_step: One step: the returned loss and the parameters after the update (tau passed on).",
             "simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
             "simclr_step: The step returns the loss as a Python float.",
-        )),
-    wrong("eval_mode", "puts the model in eval mode for the step", '''
+        ),
+    ),
+    wrong(
+        "eval_mode",
+        "puts the model in eval mode for the step",
+        """
 import torch
 
 
@@ -144,12 +176,15 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-''',
-        hint="don't call .eval()", sample=True,
-        loses=(
-            "simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",
-        )),
-    wrong("returns_tensor", "returns the loss tensor (keeps the graph alive) instead of a float", '''
+""",
+        hint="don't call .eval()",
+        sample=True,
+        loses=("simclr_step: Two consecutive steps with one optimiser (gradients must not accumulate).",),
+    ),
+    wrong(
+        "returns_tensor",
+        "returns the loss tensor (keeps the graph alive) instead of a float",
+        """
 import torch
 
 
@@ -162,10 +197,13 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss
-''',
-        hint="return loss.item()"),
-    wrong("zero_grad_after_backward",
-        "zero_grad between backward and step erases the gradients; nothing is learned", '''
+""",
+        hint="return loss.item()",
+    ),
+    wrong(
+        "zero_grad_after_backward",
+        "zero_grad between backward and step erases the gradients; nothing is learned",
+        """
 import torch
 
 
@@ -178,9 +216,13 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     optimizer.zero_grad()
     optimizer.step()
     return loss.item()
-''',
-        hint="zero_grad between backward and step erases the gradients"),
-    wrong("loss_after_update", "returns a loss recomputed after the update instead of the one that was optimised", '''
+""",
+        hint="zero_grad between backward and step erases the gradients",
+    ),
+    wrong(
+        "loss_after_update",
+        "returns a loss recomputed after the update instead of the one that was optimised",
+        """
 import torch
 
 
@@ -194,9 +236,13 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     optimizer.step()
     with torch.no_grad():
         return nt_xent(model(x1)[1], model(x2)[1], tau=tau).item()
-''',
-        hint="this is the loss after the update"),
-    wrong("double_step", "calls optimizer.step() twice per batch", '''
+""",
+        hint="this is the loss after the update",
+    ),
+    wrong(
+        "double_step",
+        "calls optimizer.step() twice per batch",
+        """
 import torch
 
 
@@ -210,6 +256,7 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     optimizer.step()
     optimizer.step()
     return loss.item()
-''',
-        hint="call optimizer.step() once"),
+""",
+        hint="call optimizer.step() once",
+    ),
 ]

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Replaces every harness operation by one that calls nothing of the notebook and returns
 #: records built from the grader's own inputs (or empty lists), hoping the grader compares
 #: nothing. On an untouched notebook this must still earn 0 points.
-FORGE_RECORDS = '''
+FORGE_RECORDS = """
 import sys
 
 
@@ -53,11 +53,11 @@ def _forge():
 
 class _Forgery:
     installed = _forge()
-'''
+"""
 
 #: Malformed answers written straight to the grader's channel: a tensor with absurd
 #: dimensions, and a record of the wrong form. Each must cost only its own test.
-MALFORMED_FRAMES = '''
+MALFORMED_FRAMES = """
 import json
 import os
 import struct
@@ -89,12 +89,12 @@ class EMA:
 
     def update(self, online, target):
         pass
-'''
+"""
 
 #: Harvesting: the hidden nt_xent tests' inputs are kept in every place that might survive
 #: into a later (visible) test; the visible step test then asks the reference loss about
 #: them and about arbitrary tensors, many times, and prints what comes back.
-HARVEST = '''
+HARVEST = """
 import os
 import pickle
 import threading
@@ -157,11 +157,11 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-'''
+"""
 
 #: What a worker can do to its surroundings: the zygote, other processes of its user, the
 #: host's shared folders, the network, files outside its own.
-SURROUNDINGS = '''
+SURROUNDINGS = """
 import ctypes
 import os
 import signal
@@ -228,10 +228,10 @@ class SimCLRModel(SimCLRModelBase):
         _report()
         h = self.encoder(x)
         return h, F.normalize(self.projector(h), dim=1)
-'''
+"""
 
 #: Slow calls under every per-call limit, and a load that keeps announcing progress.
-SLOW = '''
+SLOW = """
 import time
 
 
@@ -248,15 +248,22 @@ def run_linear_probe(train_features, train_labels, test_features, test_labels):
 def extract_features_and_labels(model, dataloader, normalize=False):
     time.sleep(4.5)
     return None
-'''
+"""
 
 
 def attack_notebook(base: Path, cells: list[str], **values: str) -> dict:
     """`base` (a notebook) with one code cell appended per attack (after formatting)."""
     notebook = copy.deepcopy(json.loads(Path(base).read_text()))
     for source in cells:
-        notebook["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                                  "source": source.format(**values)})
+        notebook["cells"].append(
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": source.format(**values),
+            }
+        )
     return notebook
 
 

@@ -35,8 +35,10 @@ TASKS = {name: list(assignment.cell_tasks) for name, assignment in ASSIGNMENTS.i
 #: tasks that use them (the steps); a wrong sample makes one group wrong and gives the other
 #: group correct variants, so it also shows that wrong answers cost nothing elsewhere.
 GROUPS = {
-    "ssl_methods": (["extract_features", "simclr_forward", "nt_xent", "byol_forward", "ema", "barlow_loss"],
-                    ["probes", "simclr_step", "byol_step", "barlow_step"]),
+    "ssl_methods": (
+        ["extract_features", "simclr_forward", "nt_xent", "byol_forward", "ema", "barlow_loss"],
+        ["probes", "simclr_step", "byol_step", "barlow_step"],
+    ),
     "simclr_homework": (["finetune_step", "evaluate", "nt_xent", "barlow_loss"], []),
 }
 #: Tasks of both notebooks: ssl_methods samples use their first SSL_ROUNDS wrong answers,
@@ -84,8 +86,14 @@ def replace_cells(notebook: dict, sources: dict[str, str]) -> dict:
 def code_cell(source: str, grade_id: str | None = None) -> dict:
     metadata = {}
     if grade_id:
-        metadata["nbgrader"] = {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
-                                "solution": True, "task": False}
+        metadata["nbgrader"] = {
+            "grade": False,
+            "grade_id": grade_id,
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+            "task": False,
+        }
     return {"cell_type": "code", "execution_count": None, "metadata": metadata, "outputs": [], "source": source}
 
 
@@ -135,20 +143,30 @@ def plan(root: Path, project: Path = PROJECT_ROOT) -> list[tuple[Sample, dict | 
             first = 0 if assignment == "ssl_methods" else SSL_ROUNDS  # hw uses the shared tasks' later variants
             rounds = max((len(WRONG[t]) - (first if t in SHARED else 0) for t in group), default=0)
             for r in range(min(rounds, SSL_ROUNDS) if assignment == "ssl_methods" else rounds):
-                answers = {t: WRONG[t][i] for t in group
-                           for i in [r + (first if t in SHARED else 0)] if i < len(WRONG[t])}
+                answers = {
+                    t: WRONG[t][i] for t in group for i in [r + (first if t in SHARED else 0)] if i < len(WRONG[t])
+                }
                 right = {t: CORRECT[t][r] for t in others if r < len(CORRECT[t])}
-                sample = Sample(f"wrong-{short}-g{group_index}-r{r}", assignment, _expect(assignment, set(answers)),
-                                {**{t: a.name for t, a in answers.items()}, **{t: "correct " + a.name for t, a in right.items()}})
-                add(sample, replace_cells(solutions[assignment],
-                                          {t: a.source for t, a in {**answers, **right}.items()}))
+                sample = Sample(
+                    f"wrong-{short}-g{group_index}-r{r}",
+                    assignment,
+                    _expect(assignment, set(answers)),
+                    {**{t: a.name for t, a in answers.items()}, **{t: "correct " + a.name for t, a in right.items()}},
+                )
+                add(
+                    sample, replace_cells(solutions[assignment], {t: a.source for t, a in {**answers, **right}.items()})
+                )
 
         # Correct variants of the tasks that have no "other group" to hold them.
         tasks = [t for t in GROUPS[assignment][0] if not GROUPS[assignment][1]]
         for r in range(max((len(CORRECT[t]) for t in tasks if t not in SHARED), default=0)):
             answers = {t: CORRECT[t][r] for t in tasks if r < len(CORRECT[t])}
-            sample = Sample(f"correct-{short}-r{r}", assignment, _expect(assignment, set()),
-                            {t: "correct " + a.name for t, a in answers.items()})
+            sample = Sample(
+                f"correct-{short}-r{r}",
+                assignment,
+                _expect(assignment, set()),
+                {t: "correct " + a.name for t, a in answers.items()},
+            )
             add(sample, replace_cells(solutions[assignment], {t: a.source for t, a in answers.items()}))
 
     # Hostile submissions.
@@ -157,15 +175,20 @@ def plan(root: Path, project: Path = PROJECT_ROOT) -> list[tuple[Sample, dict | 
         values = dict(root=project, results=folder / "results.json", marker=root / "UNPICKLED-PWNED")
         sources = {task: hostile.format_cell(source, **values) for task, (source, _) in attacks.items()}
         expect = _expect("ssl_methods", {t for t, (_, e) in attacks.items() if e == "loses"})
-        add(Sample(name, "ssl_methods", expect, {t: "attack" for t in attacks}),
-            replace_cells(solutions["ssl_methods"], sources))
+        add(
+            Sample(name, "ssl_methods", expect, {t: "attack" for t in attacks}),
+            replace_cells(solutions["ssl_methods"], sources),
+        )
     add(*_extraction_sample(solutions["simclr_homework"]))
 
     # Broken submissions.
     samples.append((Sample("broken-no-notebook", None), None, "README.txt"))
     samples.append((Sample("broken-not-json", "ssl_methods"), None, "ssl_methods.ipynb"))
-    add(Sample("broken-renamed", "ssl_methods", _expect("ssl_methods", set())), solutions["ssl_methods"],
-        "ssl_methods (1).ipynb")
+    add(
+        Sample("broken-renamed", "ssl_methods", _expect("ssl_methods", set())),
+        solutions["ssl_methods"],
+        "ssl_methods (1).ipynb",
+    )
     return samples
 
 
@@ -175,12 +198,16 @@ def _extraction_sample(solution: dict) -> tuple[Sample, dict]:
     cells = notebook["cells"]
 
     def index_of(grade_id: str) -> int:
-        return next(i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+        return next(
+            i for i, c in enumerate(cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id
+        )
 
     # nt_xent: the student broke the metadata -> found by name.
     cells[index_of("nt_xent")]["metadata"] = {}
     # barlow_loss: a syntax error costs this task only.
-    cells[index_of("barlow_loss")]["source"] = "import torch\n\ndef barlow_loss(z1, z2, alpha, eps=1e-5):\n    return (\n"
+    cells[index_of("barlow_loss")]["source"] = (
+        "import torch\n\ndef barlow_loss(z1, z2, alpha, eps=1e-5):\n    return (\n"
+    )
     # evaluate: IPython magics and shell lines inside the graded cell.
     ev = index_of("evaluate")
     lines = "".join(cells[ev]["source"]).split("\n")
@@ -196,6 +223,12 @@ def _extraction_sample(solution: dict) -> tuple[Sample, dict]:
     cells.insert(4, code_cell("while True:\n    pass\n"))
     cells.insert(5, code_cell("raise SystemExit('training would start here')\n"))
     cells.append(code_cell("%%bash\nrm -rf /\n"))
-    expect = {"nt_xent": "full", "barlow_loss": "loses", "simclr_forward": "full", "simclr_step": "full",
-              "finetune_step": "loses", "evaluate": "full"}
+    expect = {
+        "nt_xent": "full",
+        "barlow_loss": "loses",
+        "simclr_forward": "full",
+        "simclr_step": "full",
+        "finetune_step": "loses",
+        "evaluate": "full",
+    }
     return Sample("hostile-extraction-hw", "simclr_homework", expect), notebook

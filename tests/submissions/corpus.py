@@ -58,7 +58,11 @@ def _leftover_processes() -> list[str]:
     for process in psutil.process_iter(["pid", "uids", "cmdline"]):
         try:
             command = " ".join(process.info["cmdline"] or [])
-            if process.info["uids"] and process.info["uids"].real in sandbox_uids or str(hostile.LEFTOVER_SLEEP) in command:
+            if (
+                process.info["uids"]
+                and process.info["uids"].real in sandbox_uids
+                or str(hostile.LEFTOVER_SLEEP) in command
+            ):
                 found.append(f"{process.info['pid']}: {command[:120]}")
         except (psutil.Error, TypeError):
             continue
@@ -83,10 +87,29 @@ def graded_corpus(tmp_root: Path) -> GradedCorpus:
     samples = {s.name: s for s in build.build(root)}
     csv_path = tmp_root / "grades.csv"
     started = time.monotonic()
-    process = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(root), "--jobs", "2",
-                              "--csv", str(csv_path), "--call-timeout", str(CALL_TIMEOUT), "--load-timeout",
-                              str(LOAD_TIMEOUT), "--unit-only", "--quiet"],
-                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1500)
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade-all",
+            str(root),
+            "--jobs",
+            "2",
+            "--csv",
+            str(csv_path),
+            "--call-timeout",
+            str(CALL_TIMEOUT),
+            "--load-timeout",
+            str(LOAD_TIMEOUT),
+            "--unit-only",
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     seconds = time.monotonic() - started
     time.sleep(1.0)  # let the kernel finish tearing down the sandboxes
     leftovers = _leftover_processes()
@@ -97,8 +120,9 @@ def graded_corpus(tmp_root: Path) -> GradedCorpus:
             results[name] = json.loads(path.read_text())
     with open(csv_path, newline="") as handle:
         rows = {row["submission"]: row for row in csv.DictReader(handle)}
-    _CACHE["corpus"] = GradedCorpus(root, samples, results, rows, process.returncode, seconds,
-                                    process.stdout + process.stderr, leftovers)
+    _CACHE["corpus"] = GradedCorpus(
+        root, samples, results, rows, process.returncode, seconds, process.stdout + process.stderr, leftovers
+    )
     return _CACHE["corpus"]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 LEFTOVER_SLEEP = 3171
 
 # --- notebook H1 (ssl_methods) -----------------------------------------------------------
-MEMORY_BOMB = '''
+MEMORY_BOMB = """
 import torch
 
 
@@ -22,9 +22,9 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     chunks = []
     while True:  # and then little by little
         chunks.append(torch.ones(10 ** 7))
-'''
+"""
 
-MEGABYTES_OF_PRINTING = '''
+MEGABYTES_OF_PRINTING = """
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -42,9 +42,9 @@ def run_linear_probe(train_features, train_labels, test_features, test_labels):
     sys.stderr.write("err " * 300000)
     model = LogisticRegression(max_iter=1000).fit(np.asarray(train_features), np.asarray(train_labels))
     return float(model.score(np.asarray(test_features), np.asarray(test_labels)))
-'''
+"""
 
-READ_SOLUTIONS = '''
+READ_SOLUTIONS = """
 import glob
 import os
 
@@ -79,15 +79,15 @@ class SimCLRModel(SimCLRModelBase):
         print(("LEAKED " + " | ".join(found)) if found else "DENIED: nothing of the grader could be read")
         h = self.encoder(x)
         return h, F.normalize(self.projector(h), dim=1)
-'''
+"""
 
-INFINITE_LOOP = '''
+INFINITE_LOOP = """
 def nt_xent(z1, z2, tau=0.5):
     while True:
         pass
-'''
+"""
 
-WRITE_GRADER_FILES = '''
+WRITE_GRADER_FILES = """
 import os
 
 
@@ -111,18 +111,18 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
     loss.backward()
     optimizer.step()
     return loss.item()
-'''
+"""
 
-SEGFAULT = '''
+SEGFAULT = """
 import ctypes
 
 
 class BYOLModel(BYOLModelBase):
     def forward(self, x):
         ctypes.string_at(0)
-'''
+"""
 
-HARD_EXIT = '''
+HARD_EXIT = """
 import os
 
 
@@ -132,9 +132,9 @@ class EMA:
 
     def update(self, online, target):
         os._exit(0)
-'''
+"""
 
-SIGNAL_THE_GRADER = '''
+SIGNAL_THE_GRADER = """
 import os
 import signal
 
@@ -172,17 +172,17 @@ def byol_train_step(online, target, ema, optimizer, x1, x2):
     optimizer.step()
     ema.update(online, target)
     return loss.item()
-'''
+"""
 
-SYS_EXIT = '''
+SYS_EXIT = """
 import sys
 
 
 def barlow_loss(z1, z2, alpha, eps=1e-5):
     sys.exit(0)
-'''
+"""
 
-LEAVE_PROCESSES = '''
+LEAVE_PROCESSES = """
 import os
 import subprocess
 import time
@@ -212,10 +212,10 @@ def barlow_train_step(model, x1, x2, optimizer, alpha=5e-3):
     loss.backward()
     optimizer.step()
     return loss.item()
-'''
+"""
 
 # --- notebook H2 (ssl_methods) -----------------------------------------------------------
-ALWAYS_EQUAL_TENSOR = '''
+ALWAYS_EQUAL_TENSOR = """
 import torch
 
 
@@ -235,9 +235,9 @@ class AlwaysEqual(torch.Tensor):
 
 def nt_xent(z1, z2, tau=0.5):
     return (z1.sum() * 0).as_subclass(AlwaysEqual)
-'''
+"""
 
-UNPICKLING_RUNS_CODE = '''
+UNPICKLING_RUNS_CODE = """
 import os
 
 
@@ -248,9 +248,9 @@ class Payload:
 
 def barlow_loss(z1, z2, alpha, eps=1e-5):
     return Payload()
-'''
+"""
 
-DEFINITION_TIME_DEFAULT = '''
+DEFINITION_TIME_DEFAULT = """
 import os
 
 
@@ -260,9 +260,9 @@ class EMA:
 
     def update(self, online, target, _=os._exit(3)):
         pass
-'''
+"""
 
-DEFINITION_TIME_CLASS_BODY = '''
+DEFINITION_TIME_CLASS_BODY = """
 import torch.nn.functional as F
 
 
@@ -272,9 +272,9 @@ class BYOLModel(BYOLModelBase):
 
     def forward(self, x):
         return None
-'''
+"""
 
-CORRUPT_CHANNEL = '''
+CORRUPT_CHANNEL = """
 import os
 
 
@@ -285,9 +285,9 @@ def simclr_train_step(model, x1, x2, optimizer, tau=0.5):
         except OSError:
             pass
     return 0.0
-'''
+"""
 
-BINARY_PRINTING = '''
+BINARY_PRINTING = """
 import sys
 
 import torch
@@ -307,7 +307,7 @@ def extract_features_and_labels(model, dataloader, normalize=False):
     if normalize:
         features = F.normalize(features, dim=1)
     return features, torch.cat(labels)
-'''
+"""
 
 #: grade_id -> (cell source, expectation): "full" keeps every point, "loses" loses some.
 H1 = {

@@ -9,5 +9,9 @@ from __future__ import annotations
 
 from answers import ANSWERS, Answer
 
-CORRECT: dict[str, list[Answer]] = {task: [a for a in found if a.correct and a.sample] for task, found in ANSWERS.items()}
-WRONG: dict[str, list[Answer]] = {task: [a for a in found if not a.correct and a.sample] for task, found in ANSWERS.items()}
+CORRECT: dict[str, list[Answer]] = {
+    task: [a for a in found if a.correct and a.sample] for task, found in ANSWERS.items()
+}
+WRONG: dict[str, list[Answer]] = {
+    task: [a for a in found if not a.correct and a.sample] for task, found in ANSWERS.items()
+}

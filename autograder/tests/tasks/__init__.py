@@ -36,8 +36,11 @@ def task_classes(task: str) -> list[type]:
     with warnings.catch_warnings():  # outside the grader (a project test), its markers are not registered
         warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
         module = importlib.import_module(f"{__name__}.{task}")
-    return [value for name, value in vars(module).items()
-            if name.startswith("Test") and isinstance(value, type) and value.__module__ == module.__name__]
+    return [
+        value
+        for name, value in vars(module).items()
+        if name.startswith("Test") and isinstance(value, type) and value.__module__ == module.__name__
+    ]
 
 
 def suite(assignment: str) -> dict[str, type]:

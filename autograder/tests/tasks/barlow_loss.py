@@ -39,9 +39,15 @@ class TestBarlowLoss:
     def test_value(self, student: Any, reference: Any) -> None:
         """Barlow Twins loss of two (32, 8) embeddings, alpha = 0.005."""
         z1, z2 = correlated_embeddings(32, 8, seed=81)
-        loss_value(student, reference, "barlow_loss", [z1, z2], {"alpha": 5e-3},
-                   "barlow_loss(z1, z2, alpha=0.005), z1 and z2 of shape (32, 8)",
-                   {k: v[0].item() for k, v in _barlow_alternatives(z1, z2, 5e-3).items()})
+        loss_value(
+            student,
+            reference,
+            "barlow_loss",
+            [z1, z2],
+            {"alpha": 5e-3},
+            "barlow_loss(z1, z2, alpha=0.005), z1 and z2 of shape (32, 8)",
+            {k: v[0].item() for k, v in _barlow_alternatives(z1, z2, 5e-3).items()},
+        )
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
@@ -52,8 +58,15 @@ class TestBarlowLoss:
             kwargs = {"alpha": alpha} if eps is None else {"alpha": alpha, "eps": eps}
             call = f"barlow_loss(z1, z2, alpha={alpha}" + ("" if eps is None else f", eps={eps}") + ")"
             alternatives = {k: v[0].item() for k, v in _barlow_alternatives(z1, z2, alpha, eps or 1e-5).items()}
-            loss_value(student, reference, "barlow_loss", [z1, z2], kwargs, f"{call}, z1 and z2 of shape ({n}, {d})",
-                       alternatives)
+            loss_value(
+                student,
+                reference,
+                "barlow_loss",
+                [z1, z2],
+                kwargs,
+                f"{call}, z1 and z2 of shape ({n}, {d})",
+                alternatives,
+            )
 
     @pytest.mark.points(2)
     @pytest.mark.visibility("after_published")
@@ -61,6 +74,12 @@ class TestBarlowLoss:
         """The gradients of the Barlow Twins loss with respect to z1 and z2."""
         for n, d, alpha, seed in ((24, 6, 0.5, 85), (10, 12, 0.05, 86)):
             z1, z2 = correlated_embeddings(n, d, seed=seed)
-            loss_grads(student, reference, "barlow_loss", [z1, z2], {"alpha": alpha},
-                       f"barlow_loss(z1, z2, alpha={alpha}), z1 and z2 of shape ({n}, {d})",
-                       alternatives=_barlow_alternatives(z1, z2, alpha))
+            loss_grads(
+                student,
+                reference,
+                "barlow_loss",
+                [z1, z2],
+                {"alpha": alpha},
+                f"barlow_loss(z1, z2, alpha={alpha}), z1 and z2 of shape ({n}, {d})",
+                alternatives=_barlow_alternatives(z1, z2, alpha),
+            )

@@ -53,8 +53,9 @@ class TestBYOLStep(StepTests):
 
     def _byol(self, student: Any, reference: Any, steps: int, seed: int, requires_grad: bool) -> dict:
         online = standin("byol", seed)
-        kwargs = self._kwargs(steps, seed, target_state=perturbed(online, seed + 3), beta=0.9,
-                              target_requires_grad=requires_grad)
+        kwargs = self._kwargs(
+            steps, seed, target_state=perturbed(online, seed + 3), beta=0.9, target_requires_grad=requires_grad
+        )
         kwargs["state"] = online
         expected, alternative, scale = self._candidates(reference, kwargs)
         actual = student.run("train_steps", like=expected, trajectories=[expected, alternative], **kwargs)
@@ -66,9 +67,14 @@ class TestBYOLStep(StepTests):
                 self._compare_steps(candidate, actual, self.WHAT, loss_scale)
                 for step, (ref, got) in enumerate(zip(candidate["steps"], actual["steps"])):
                     for name, value in ref["target"].items():
-                        expect_tensor(got["target"][name], value, f"target parameter `{name}` after step {step + 1} "
-                                      "(it should be the EMA of the *updated* online network)",
-                                      rtol=STEP_RTOL, atol=STEP_ATOL)
+                        expect_tensor(
+                            got["target"][name],
+                            value,
+                            f"target parameter `{name}` after step {step + 1} "
+                            "(it should be the EMA of the *updated* online network)",
+                            rtol=STEP_RTOL,
+                            atol=STEP_ATOL,
+                        )
                 return actual
             except GradingFailure as failure:
                 errors.append(str(failure))
@@ -94,8 +100,10 @@ class TestBYOLStep(StepTests):
         actual = self._byol(student, reference, steps=1, seed=draw(103), requires_grad=True)
         touched = actual["steps"][0]["target_grads"]
         if touched:
-            fail(f"the target network received gradients ({', '.join(touched[:3])}...): compute its projections "
-                 "under `torch.no_grad()` (or detach them): the target is a fixed regression target (stop-gradient).")
+            fail(
+                f"the target network received gradients ({', '.join(touched[:3])}...): compute its projections "
+                "under `torch.no_grad()` (or detach them): the target is a fixed regression target (stop-gradient)."
+            )
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("visible")
@@ -104,4 +112,6 @@ class TestBYOLStep(StepTests):
         online = standin("byol", 104)
         kwargs = self._kwargs(1, 104, target_state=perturbed(online, 107), beta=0.9)
         kwargs["state"] = online
-        check_returned_floats(student, reference, kwargs, f"the value returned by {self.FN}", loss_scales=(1.0, 2.0, 0.5))
+        check_returned_floats(
+            student, reference, kwargs, f"the value returned by {self.FN}", loss_scales=(1.0, 2.0, 0.5)
+        )

@@ -17,14 +17,21 @@ from autograder.tests.tasks.shared import perturbed, standin
 class TestEMA:
     def _run(self, student: Any, reference: Any, beta: float, updates: int, requires_grad: bool, seed: int) -> tuple:
         online = standin("byol", seed)
-        kwargs = dict(cls="EMA", beta=beta, online_state=online, target_state=perturbed(online, seed + 1),
-                      updates=updates, target_requires_grad=requires_grad)
+        kwargs = dict(
+            cls="EMA",
+            beta=beta,
+            online_state=online,
+            target_state=perturbed(online, seed + 1),
+            updates=updates,
+            target_requires_grad=requires_grad,
+        )
         expected = reference.run("ema", **kwargs)
         actual = student.run("ema", like=expected, **kwargs)
         for step, (ref, got) in enumerate(zip(expected["targets"], actual["targets"])):
             for name in ref:
-                expect_tensor(got[name], ref[name], f"target parameter `{name}` after {step + 1} "
-                              f"update(s) with beta={beta}")
+                expect_tensor(
+                    got[name], ref[name], f"target parameter `{name}` after {step + 1} update(s) with beta={beta}"
+                )
         for name, value in expected["online"].items():
             expect_tensor(actual["online"][name], value, f"online parameter `{name}` (must not change)")
         return expected, actual
@@ -49,11 +56,15 @@ class TestEMA:
         """In place, without autograd history, also when the target's parameters require grad."""
         _, actual = self._run(student, reference, beta=0.6, updates=2, requires_grad=True, seed=draw(73))
         if not actual["same_objects"]:
-            fail("EMA.update replaced the target's parameter objects; update them in place "
-                 "(e.g. `target_param.mul_(beta).add_(online_param, alpha=1 - beta)` inside torch.no_grad()), "
-                 "so the target keeps the same Parameters.")
+            fail(
+                "EMA.update replaced the target's parameter objects; update them in place "
+                "(e.g. `target_param.mul_(beta).add_(online_param, alpha=1 - beta)` inside torch.no_grad()), "
+                "so the target keeps the same Parameters."
+            )
         if not actual["leaves"]:
-            fail("after EMA.update the target's parameters have autograd history (grad_fn is set): "
-                 "do the update inside `with torch.no_grad():`.")
+            fail(
+                "after EMA.update the target's parameters have autograd history (grad_fn is set): "
+                "do the update inside `with torch.no_grad():`."
+            )
         if actual["requires_grad"] != [True] * len(actual["requires_grad"]):
             fail("EMA.update changed requires_grad of the target's parameters; leave it as it was.")

@@ -34,9 +34,13 @@ class TestEvaluate:
     def _mean_of_batch_means(kwargs: dict) -> float:
         model = harness.build("bn-classifier", kwargs["state"]).eval()
         with torch.no_grad():
-            losses = [F.cross_entropy(model(kwargs["images"][i:i + kwargs["batch_size"]]),
-                                      kwargs["labels"][i:i + kwargs["batch_size"]]).item()
-                      for i in range(0, len(kwargs["labels"]), kwargs["batch_size"])]
+            losses = [
+                F.cross_entropy(
+                    model(kwargs["images"][i : i + kwargs["batch_size"]]),
+                    kwargs["labels"][i : i + kwargs["batch_size"]],
+                ).item()
+                for i in range(0, len(kwargs["labels"]), kwargs["batch_size"])
+            ]
         return sum(losses) / len(losses)
 
     @pytest.mark.points(2)
@@ -65,11 +69,12 @@ class TestEvaluate:
         if actual["forward_calls"] == 0:
             fail("evaluate never called the classifier.")
         if actual["training_calls"]:
-            fail("evaluate ran the classifier in training mode: call `classifier.eval()` first (batch norm and "
-                 "dropout behave differently at test time).")
+            fail(
+                "evaluate ran the classifier in training mode: call `classifier.eval()` first (batch norm and "
+                "dropout behave differently at test time)."
+            )
         if actual["grad_enabled_calls"]:
-            fail("evaluate recorded gradients: wrap the loop in `with torch.no_grad():` (or "
-                 "torch.inference_mode()).")
+            fail("evaluate recorded gradients: wrap the loop in `with torch.no_grad():` (or torch.inference_mode()).")
         self._expect_values(kwargs, expected, actual)  # and the values that eval mode gives
 
     @pytest.mark.points(1)

@@ -21,11 +21,22 @@ class TestExtractFeatures:
     def _case(self, student: Any, reference: Any, net: str, normalize: bool | None, seed: int) -> tuple:
         state = standin(net, seed)
         x, y = images(self.N, seed), torch.randint(0, 10, (self.N,), generator=seeded(seed + 1))
-        kwargs = dict(fn="extract_features_and_labels", net_kind=net, state=state, images=x, labels=y,
-                      batch_size=self.BATCH, normalize=normalize)
+        kwargs = dict(
+            fn="extract_features_and_labels",
+            net_kind=net,
+            state=state,
+            images=x,
+            labels=y,
+            batch_size=self.BATCH,
+            normalize=normalize,
+        )
         expected = reference.run("extract_features", **kwargs)
         actual = student.run("extract_features", like=expected, **kwargs)
-        call = "extract_features_and_labels(model, loader" + ("" if normalize is None else f", normalize={normalize}") + ")"
+        call = (
+            "extract_features_and_labels(model, loader"
+            + ("" if normalize is None else f", normalize={normalize}")
+            + ")"
+        )
         features, labels = as_sequence(returned(actual), 2, call, "(features, labels)")
         ref_features, ref_labels = returned(expected)
         what = f"{call} with {self.N} images in batches of {self.BATCH}"
@@ -52,5 +63,7 @@ class TestExtractFeatures:
         """normalize=True gives unit rows, and the features carry no autograd graph."""
         actual = self._case(student, reference, "features-list", True, seed=draw(14))
         if actual.get("features_require_grad"):
-            fail("the features still require gradients: extract them inside `with torch.no_grad():` (or "
-                 "detach them), so no autograd graph is kept for the whole dataset.")
+            fail(
+                "the features still require gradients: extract them inside `with torch.no_grad():` (or "
+                "detach them), so no autograd graph is kept for the whole dataset."
+            )

@@ -35,8 +35,13 @@ class TestFinetuneStep:
 
     def _kwargs(self, steps: int, seed: int) -> dict:
         state = standin("classifier", seed)
-        return dict(method="finetune", fn="finetune_train_step", state=state,
-                    batches=_labelled_batches(state, steps, seed), optimizer={"lr": 0.2, "momentum": 0.9})
+        return dict(
+            method="finetune",
+            fn="finetune_train_step",
+            state=state,
+            batches=_labelled_batches(state, steps, seed),
+            optimizer={"lr": 0.2, "momentum": 0.9},
+        )
 
     def _steps(self, student: Any, reference: Any, steps: int, seed: int) -> None:
         kwargs = self._kwargs(steps, seed)
@@ -48,14 +53,20 @@ class TestFinetuneStep:
             label = f"{self.WHAT}, step {step + 1}"
             ref_loss, ref_correct = ref["returned"]
             loss, correct = as_sequence(got["returned"], 2, label, "(loss, number correct)")
-            expect_number(loss, as_number(ref_loss, label), f"the loss returned by {label}",
-                          rtol=STEP_RTOL, atol=STEP_ATOL)
-            expect_number(correct, as_number(ref_correct, label),
-                          f"the number of correct predictions returned by {label} (a count, not a fraction)",
-                          rtol=0, atol=1e-9)
+            expect_number(
+                loss, as_number(ref_loss, label), f"the loss returned by {label}", rtol=STEP_RTOL, atol=STEP_ATOL
+            )
+            expect_number(
+                correct,
+                as_number(ref_correct, label),
+                f"the number of correct predictions returned by {label} (a count, not a fraction)",
+                rtol=0,
+                atol=1e-9,
+            )
             for name, value in ref["params"].items():
-                expect_tensor(got["params"][name], value, f"parameter `{name}` after {label}",
-                              rtol=STEP_RTOL, atol=STEP_ATOL)
+                expect_tensor(
+                    got["params"][name], value, f"parameter `{name}` after {label}", rtol=STEP_RTOL, atol=STEP_ATOL
+                )
 
     @pytest.mark.points(2)
     @pytest.mark.visibility("visible")
@@ -76,14 +87,27 @@ class TestFinetuneStep:
         kwargs = self._kwargs(1, 113)
         expected = reference.run("train_steps", **kwargs)
         actual = student.run("train_steps", like=expected, **kwargs)
-        loss, correct = as_sequence(actual["steps"][0]["returned"], 2, "finetune_train_step(...)",
-                                    "(loss, number correct)")
+        loss, correct = as_sequence(
+            actual["steps"][0]["returned"], 2, "finetune_train_step(...)", "(loss, number correct)"
+        )
         expect_python_float(loss, "the loss returned by finetune_train_step")
         if isinstance(correct, bool) or not isinstance(correct, int):
-            fail(f"the number of correct predictions should be a Python int (e.g. `(pred == y).sum().item()`); "
-                 f"got {describe(correct)}.")
+            fail(
+                f"the number of correct predictions should be a Python int (e.g. `(pred == y).sum().item()`); "
+                f"got {describe(correct)}."
+            )
         ref_loss, ref_correct = expected["steps"][0]["returned"]  # and they are this step's values
-        expect_number(loss, as_number(ref_loss, "loss"), "the loss returned by finetune_train_step",
-                      rtol=STEP_RTOL, atol=STEP_ATOL)
-        expect_number(correct, as_number(ref_correct, "count"), "the number of correct predictions returned by "
-                      "finetune_train_step", rtol=0, atol=1e-9)
+        expect_number(
+            loss,
+            as_number(ref_loss, "loss"),
+            "the loss returned by finetune_train_step",
+            rtol=STEP_RTOL,
+            atol=STEP_ATOL,
+        )
+        expect_number(
+            correct,
+            as_number(ref_correct, "count"),
+            "the number of correct predictions returned by finetune_train_step",
+            rtol=0,
+            atol=1e-9,
+        )

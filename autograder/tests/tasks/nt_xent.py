@@ -20,7 +20,9 @@ class TestNTXent:
     def test_value(self, student: Any, reference: Any) -> None:
         """NT-Xent of 4 normalised positive pairs in 8 dimensions, tau = 0.5."""
         z1, z2 = positive_pairs(4, 8, seed=41)
-        loss_value(student, reference, "nt_xent", [z1, z2], {"tau": 0.5}, "nt_xent(z1, z2, tau=0.5), z1 and z2 of shape (4, 8)")
+        loss_value(
+            student, reference, "nt_xent", [z1, z2], {"tau": 0.5}, "nt_xent(z1, z2, tau=0.5), z1 and z2 of shape (4, 8)"
+        )
 
     @pytest.mark.points(1)
     @pytest.mark.visibility("after_published")
@@ -38,5 +40,12 @@ class TestNTXent:
         """The gradients of NT-Xent with respect to z1 and z2."""
         for n, d, tau, seed in ((6, 10, 0.3, 46), (3, 4, 0.7, 47)):
             z1, z2 = positive_pairs(n, d, seed=draw(seed))
-            loss_grads(student, reference, "nt_xent", [z1, z2], {"tau": tau},
-                       f"nt_xent(z1, z2, tau={tau}), z1 and z2 of shape ({n}, {d})", project=True)
+            loss_grads(
+                student,
+                reference,
+                "nt_xent",
+                [z1, z2],
+                {"tau": tau},
+                f"nt_xent(z1, z2, tau={tau}), z1 and z2 of shape ({n}, {d})",
+                project=True,
+            )

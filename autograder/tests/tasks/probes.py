@@ -39,8 +39,10 @@ def _xor_data(seed: int) -> tuple:
     def draw(per_cluster: int) -> tuple[torch.Tensor, torch.Tensor]:
         signs = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]).repeat_interleave(per_cluster, 0)
         labels = torch.tensor([0, 0, 1, 1]).repeat_interleave(per_cluster)
-        x = torch.cat([signs * 2 + 0.4 * torch.randn(signs.shape, generator=g),
-                       0.3 * torch.randn(len(signs), 3, generator=g)], dim=1)
+        x = torch.cat(
+            [signs * 2 + 0.4 * torch.randn(signs.shape, generator=g), 0.3 * torch.randn(len(signs), 3, generator=g)],
+            dim=1,
+        )
         return x, labels
 
     train_x, train_y = draw(20)
@@ -51,8 +53,16 @@ def _xor_data(seed: int) -> tuple:
 
 @pytest.mark.task("probes")
 class TestProbes:
-    def _accuracy(self, student: Any, reference: Any, fn: str, data: tuple, numpy: bool, tolerance: float,
-                  python_float: bool = False) -> None:
+    def _accuracy(
+        self,
+        student: Any,
+        reference: Any,
+        fn: str,
+        data: tuple,
+        numpy: bool,
+        tolerance: float,
+        python_float: bool = False,
+    ) -> None:
         call = dict(fn=fn, args=list(data), kwargs={}, numpy_args=numpy)
         reference_result = reference.run("call", **call)
         expected = as_number(returned(reference_result), fn)
@@ -63,8 +73,11 @@ class TestProbes:
             fail(f"{what} should return a Python float (e.g. `float(accuracy)`); got {describe(actual)}.")
         value = as_number(actual, what)
         if not 0.0 <= value <= 1.0:
-            fail(f"{what} should return the test accuracy as a fraction in [0, 1]; got {value:g}"
-                 + (" (a percentage?)" if 1 < value <= 100 else "") + ".")
+            fail(
+                f"{what} should return the test accuracy as a fraction in [0, 1]; got {value:g}"
+                + (" (a percentage?)" if 1 < value <= 100 else "")
+                + "."
+            )
         expect_number(value, expected, what, rtol=0, atol=tolerance + 1e-9)
 
     @pytest.mark.points(1)

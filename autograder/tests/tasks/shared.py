@@ -106,8 +106,10 @@ class ForwardTests:
         self._compare(expected, actual, what, inputs)
         for name, want in (expected["grads"] or {}).items():
             got = (actual["grads"] or {}).get(name)
-            label = (f"the gradient reaching `{name}` through {self.CLASS}.forward ({what}); every part must be "
-                     "trained, so no torch.no_grad() or .detach() in forward")
+            label = (
+                f"the gradient reaching `{name}` through {self.CLASS}.forward ({what}); every part must be "
+                "trained, so no torch.no_grad() or .detach() in forward"
+            )
             if got is None:
                 fail(f"{label}: no gradient arrived.")
             expect_tensor(got, want, label)
@@ -117,12 +119,17 @@ class ForwardTests:
         inputs = [images(3, seed, size=16)]  # any size works (global pooling); 16 keeps it fast
         kwargs = dict(cls=self.CLASS, inputs=inputs, state=state, mode="eval")
         expected = reference.run("model_forward", cache_key=(self.CLASS, seed), **kwargs)
-        self._compare(expected, student.run("model_forward", like=expected, **kwargs),
-                      "the given ResNet-18 architecture in eval mode", inputs)
+        self._compare(
+            expected,
+            student.run("model_forward", like=expected, **kwargs),
+            "the given ResNet-18 architecture in eval mode",
+            inputs,
+        )
 
 
-def loss_value(student: Any, reference: Any, fn: str, args: list, kwargs: dict, what: str,
-               alternatives: dict | None = None) -> None:
+def loss_value(
+    student: Any, reference: Any, fn: str, args: list, kwargs: dict, what: str, alternatives: dict | None = None
+) -> None:
     reference_result = reference.run("call", fn=fn, args=args, kwargs=kwargs)
     expected = as_number(returned(reference_result), what)
     actual = as_number(returned(student.run("call", like=reference_result, fn=fn, args=args, kwargs=kwargs)), what)
@@ -132,17 +139,29 @@ def loss_value(student: Any, reference: Any, fn: str, args: list, kwargs: dict, 
     expect_number(actual, expected, what)
 
 
-def loss_grads(student: Any, reference: Any, fn: str, args: list, kwargs: dict, what: str,
-               project: bool = False, alternatives: dict | None = None) -> None:
+def loss_grads(
+    student: Any,
+    reference: Any,
+    fn: str,
+    args: list,
+    kwargs: dict,
+    what: str,
+    project: bool = False,
+    alternatives: dict | None = None,
+) -> None:
     expected = reference.run("loss_and_grads", fn=fn, args=args, kwargs=kwargs)
     actual = student.run("loss_and_grads", like=expected, fn=fn, args=args, kwargs=kwargs)
     loss = actual["returned"]
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        fail(f"{what} should return the loss as a tensor with one element that can be backpropagated; "
-             f"got {describe(loss)}.")
+        fail(
+            f"{what} should return the loss as a tensor with one element that can be backpropagated; "
+            f"got {describe(loss)}."
+        )
     if actual["grads"] is None:
-        fail(f"{what} returned a tensor that does not require gradients: the loss must be computed from z1 "
-             "and z2 with differentiable torch operations (no .item(), .numpy() or .detach() on the way).")
+        fail(
+            f"{what} returned a tensor that does not require gradients: the loss must be computed from z1 "
+            "and z2 with differentiable torch operations (no .item(), .numpy() or .detach() on the way)."
+        )
     candidates = {"reference": (expected["returned"], expected["grads"]), **(alternatives or {})}
     errors = []
     for ref_loss, ref_grads in candidates.values():
@@ -164,13 +183,17 @@ def loss_grads(student: Any, reference: Any, fn: str, args: list, kwargs: dict, 
 
 def expect_training_mode(actual: dict, fn: str) -> None:
     if actual["steps"][-1].get("eval_forwards"):
-        fail(f"{fn} ran the model in eval mode; a training step keeps it in training mode "
-             "(batch norm must use and update the batch statistics).")
+        fail(
+            f"{fn} ran the model in eval mode; a training step keeps it in training mode "
+            "(batch norm must use and update the batch statistics)."
+        )
 
 
-AUTOCAST_MESSAGE = ("{fn} gives what a correct step gives under torch.autocast (bfloat16), not in full precision: "
-                    "remove the autocast from the step. Precision belongs to fit, which applies it on the GPU (and "
-                    "scales the loss for float16); the step itself must compute in the model's own precision.")
+AUTOCAST_MESSAGE = (
+    "{fn} gives what a correct step gives under torch.autocast (bfloat16), not in full precision: "
+    "remove the autocast from the step. Precision belongs to fit, which applies it on the GPU (and "
+    "scales the loss for float16); the step itself must compute in the model's own precision."
+)
 
 
 def explain_precision(reference: Any, kwargs: dict, actual: dict, fn: str, failure: GradingFailure) -> None:
@@ -211,8 +234,10 @@ def check_returned_floats(student: Any, reference: Any, kwargs: dict, what: str,
     for record, ref in zip(actual["steps"], expected["steps"]):
         expect_python_float(record["returned"], what)
         want = as_number(ref["returned"], what)
-        if not any(math.isclose(record["returned"], scale * want, rel_tol=STEP_RTOL, abs_tol=STEP_ATOL)
-                   for scale in loss_scales):
+        if not any(
+            math.isclose(record["returned"], scale * want, rel_tol=STEP_RTOL, abs_tol=STEP_ATOL)
+            for scale in loss_scales
+        ):
             expect_number(record["returned"], want, f"{what} (the loss of this step)", rtol=STEP_RTOL, atol=STEP_ATOL)
 
 
@@ -224,19 +249,31 @@ class StepTests:
 
     def _kwargs(self, steps: int, seed: int, **extra: Any) -> dict:
         batches = [(images(6, seed + 10 * i), images(6, seed + 10 * i + 5)) for i in range(steps)]
-        return dict(method=self.METHOD, fn=self.FN, state=standin(self.METHOD, seed), batches=batches,
-                    optimizer={"lr": 0.2, "momentum": 0.9}, step_kwargs=dict(self.KWARGS), loss_name=self.LOSS,
-                    **extra)
+        return dict(
+            method=self.METHOD,
+            fn=self.FN,
+            state=standin(self.METHOD, seed),
+            batches=batches,
+            optimizer={"lr": 0.2, "momentum": 0.9},
+            step_kwargs=dict(self.KWARGS),
+            loss_name=self.LOSS,
+            **extra,
+        )
 
     def _compare_steps(self, expected: dict, actual: dict, what: str, loss_scale: float = 1.0) -> None:
         for step, (ref, got) in enumerate(zip(expected["steps"], actual["steps"])):
             label = f"{what}, step {step + 1}"
-            expect_number(as_number(got["returned"], f"the loss returned by {label}"),
-                          loss_scale * as_number(ref["returned"], label), f"the loss returned by {label}",
-                          rtol=STEP_RTOL, atol=STEP_ATOL)
+            expect_number(
+                as_number(got["returned"], f"the loss returned by {label}"),
+                loss_scale * as_number(ref["returned"], label),
+                f"the loss returned by {label}",
+                rtol=STEP_RTOL,
+                atol=STEP_ATOL,
+            )
             for name, value in ref["params"].items():
-                expect_tensor(got["params"][name], value, f"parameter `{name}` after {label}",
-                              rtol=STEP_RTOL, atol=STEP_ATOL)
+                expect_tensor(
+                    got["params"][name], value, f"parameter `{name}` after {label}", rtol=STEP_RTOL, atol=STEP_ATOL
+                )
 
     def _steps(self, student: Any, reference: Any, steps: int, seed: int) -> None:
         kwargs = self._kwargs(steps, seed)
