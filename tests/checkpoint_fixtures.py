@@ -16,7 +16,6 @@ out of the grader's package.)
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +26,7 @@ from torch import nn
 from autograder.assignments import ASSIGNMENTS
 from autograder.checkpoint.rubric import ENV_CONFIG
 from autograder.checkpoint.split import ENV_TEST_SPLIT, TestSplit, save_test_split
+from autograder.grading import run_suite
 from autograder.results import ResultsPlugin, build_results
 from helpers.checkpoint import save_classifier
 from helpers.data import CIFAR10_CLASSES
@@ -159,27 +159,9 @@ def run_graded(submission: Path) -> tuple[ResultsPlugin, dict]:
 
     The module is imported afresh so that it reads the current course configuration.
     """
-    sys.modules.pop("autograder.tests.test_checkpoint", None)
     plugin = ResultsPlugin("simclr_homework", TASKS)
     context = SimpleNamespace(submission_dir=submission, extracted=SimpleNamespace(task_problem=lambda task: None))
-    code = pytest.main(
-        [
-            str(GRADED_MODULE),
-            "-c",
-            str(GRADED_TESTS / "pytest.ini"),
-            "--rootdir",
-            str(GRADED_TESTS),
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:timeout",
-            "-p",
-            "no:terminal",
-            "-W",
-            "ignore::DeprecationWarning",
-        ],
-        plugins=[plugin, _ContextPlugin(context)],
-    )
+    code = run_suite(plugin, _ContextPlugin(context), target=GRADED_MODULE)
     assert code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), code
     error = (
         "The grader itself failed (not your fault; tell your instructor):\n" + "\n".join(plugin.grader_errors)

@@ -71,26 +71,18 @@ def ensure_user(name: str = SANDBOX_USER) -> tuple[int, int, str]:
     return entry.pw_uid, entry.pw_gid, name
 
 
+#: The namespaces of the namespace mode: its probe (`detect_isolation`) and the zygote's launch
+#: use these same options, so the mode is only chosen where exactly this works.
+UNSHARE_OPTIONS = ("--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--")
+
+
 def _namespaces_work() -> bool:
     unshare = shutil.which("unshare")
     if not unshare:
         return False
     try:
         result = subprocess.run(
-            [
-                unshare,
-                "--mount",
-                "--net",
-                "--pid",
-                "--ipc",
-                "--uts",
-                "--fork",
-                "--kill-child",
-                "--",
-                sys.executable,
-                "-c",
-                "pass",
-            ],
+            [unshare, *UNSHARE_OPTIONS, sys.executable, "-c", "pass"],
             capture_output=True,
             timeout=60,
         )

@@ -27,7 +27,7 @@ from autograder.sandbox.cleanup import (
     set_subreaper,
 )
 from autograder.sandbox.faults import SandboxError
-from autograder.sandbox.isolation import PROJECT_ROOT, Isolation
+from autograder.sandbox.isolation import PROJECT_ROOT, UNSHARE_OPTIONS, Isolation
 from autograder.sandbox.limits import PRELOAD, Limits
 
 #: Folders every worker may read (besides the Python installation and its own package).
@@ -164,18 +164,7 @@ class Zygote:
         command = [sys.executable, "-I", "-B", "-c", launch, str(pkg), json.dumps(config)]
         kwargs: dict[str, Any] = {}
         if iso.mode == "namespace":
-            command = [
-                shutil.which("unshare") or "unshare",
-                "--mount",
-                "--net",
-                "--pid",
-                "--ipc",
-                "--uts",
-                "--fork",
-                "--kill-child",
-                "--",
-                *command,
-            ]
+            command = [shutil.which("unshare") or "unshare", *UNSHARE_OPTIONS, *command]
         # The zygote keeps the grader's user (root in the namespace and uid modes: no worker can
         # signal or trace it); each forked child drops to the sandbox user and confines itself.
         log = open(self.log_path, "wb")
