@@ -208,6 +208,11 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
     try:
         with _environment(SSL_LAB_TEST_SPLIT=str(split), SSL_LAB_COURSE_CONFIG=str(config)):
             ssl_scores = _grade_all(ssl, "ssl_methods", folder, grading, say)
+            say(f"\n   hidden inputs: {_hidden_inputs_line()}")
+            from autograder import similarity
+
+            report = similarity.run(folder, "ssl_methods", folder / "similarity")
+            say(f"   {report.summary()}")
             say("\n3. grading two simclr_homework submissions, checkpoint included")
             say(f"   the checkpoint is graded on {_split_source(split)}")
             from autograder.checkpoint.rubric import load_course_config  # the options in force
@@ -226,6 +231,10 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
             shutil.rmtree(folder, ignore_errors=True)
         sandbox.close_all()
     say(f"\n4. done in {time.monotonic() - started:.0f} s" + (f"; submissions and results in {folder}" if keep else ""))
+    say(
+        "   on a folder of real submissions: python -m autograder grade-all SUBMISSIONS --jobs 2 --csv grades.csv "
+        "[--similarity] [--compare earlier.csv] (the similarity report, and who changed score since an earlier run)"
+    )
     as_expected = _as_expected(ssl_scores, hw_scores)
     if not as_expected:
         say(
@@ -233,6 +242,18 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
             "checkpoint none), the untouched notebooks none, the partly wrong one some."
         )
     return 0 if as_expected else 1
+
+
+def _hidden_inputs_line() -> str:
+    """The course's choice of hidden inputs, as the demo reports it."""
+    from autograder import hidden_inputs
+
+    setting = hidden_inputs.load_setting()
+    if setting == hidden_inputs.PER_SUBMISSION:
+        return "drawn per submission (course.toml [grading] hidden_seed); each results.json names its seed"
+    if isinstance(setting, int):
+        return f"drawn from seed {setting} for every submission (course.toml [grading] hidden_seed)"
+    return 'the fixed seeds (course.toml [grading] hidden_seed = "per-submission" draws them per submission)'
 
 
 def _as_expected(ssl_scores: dict, hw_scores: dict) -> bool:

@@ -25,3 +25,10 @@ def test_demo_grades_both_assignments_and_a_generated_checkpoint(tmp_path: Path,
     assert checkpoint and "test accuracy" in checkpoint[0]["output"], checkpoint
     assert (tmp_path / "simclr_homework-1" / "simclr_lin_best.pt").is_file()
     assert "Graded by hand, not part of this score" in homework["output"]
+    # What an instructor looks for next: the hidden inputs in force, the similarity report of the
+    # three ssl_methods submissions (the partly wrong one is the reference with three cells
+    # changed; the untouched notebook shares nothing beyond the template), the batch options.
+    assert "hidden inputs: the fixed seeds" in out
+    assert "most similar: ssl_methods-1 and ssl_methods-3" in out and "never a penalty" in out
+    assert (tmp_path / "similarity.html").is_file() and (tmp_path / "similarity.csv").is_file()
+    assert "--similarity] [--compare earlier.csv]" in out
