@@ -14,7 +14,6 @@ these functions never mix the two.
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from helpers.data import CIFAR10_CLASSES
+from helpers.figures import finish, new_figure
 
 __all__ = [
     "plot_comparison",
@@ -37,18 +37,7 @@ __all__ = [
 ]
 
 #: Colours of the ten CIFAR-10 classes (matplotlib's tab10, readable for most colour-blind readers).
-_CLASS_COLOURS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
+_CLASS_COLOURS = tuple("#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf".split())
 _METRIC_NAMES = {
     "knn": "k-NN",
     "knn_accuracy": "k-NN",
@@ -62,53 +51,6 @@ _METRIC_NAMES = {
 # --------------------------------------------------------------------------------------
 # Small utilities
 # --------------------------------------------------------------------------------------
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (where `IPython.display.display` renders figures)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-class LabFigure(Figure):
-    """A matplotlib Figure that Jupyter renders as a PNG even when pyplot was never imported.
-
-    Figures built outside pyplot have no inline-backend formatter until pyplot's inline
-    backend is loaded; `_repr_png_` makes the returned figure show up as the cell's output
-    either way (once: it is not registered with pyplot, so there is no second copy).
-    """
-
-    def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        return buffer.getvalue()
-
-
-def _new_figure(figsize: tuple[float, float], show: bool) -> Figure:
-    """A figure outside pyplot, unless it must open in a window (`show=True` in a script)."""
-    if show and not _in_notebook():
-        import matplotlib.pyplot as plt  # only here: a script asked for a window
-
-        return plt.figure(figsize=figsize, layout="constrained")
-    return LabFigure(figsize=figsize, layout="constrained")
-
-
-def _finish(fig: Figure, show: bool) -> Figure:
-    """Display the figure now if asked (notebook: inline; script: a pyplot window)."""
-    if show:
-        if _in_notebook():
-            from IPython.display import display
-
-            display(fig)
-        else:
-            import matplotlib.pyplot as plt
-
-            plt.show()
-    return fig
-
-
 def _to_numpy(values: Any, name: str) -> np.ndarray:
     """A tensor (any device, any grad state), array or sequence as a NumPy array."""
     if isinstance(values, torch.Tensor):
@@ -224,7 +166,7 @@ def show_images(
     if label_list is not None and len(label_list) < min(len(pictures), nrows * ncols):
         raise ValueError(f"got {len(pictures)} images but only {len(label_list)} labels")
 
-    fig = _new_figure((1.7 * ncols, 1.85 * nrows + (0.3 if title else 0.0)), show)
+    fig = new_figure((1.7 * ncols, 1.85 * nrows + (0.3 if title else 0.0)), show)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -239,7 +181,7 @@ def show_images(
             ax.set_title(_label_for(label_list[index], class_names), fontsize=10)
     if title:
         fig.suptitle(title)
-    return _finish(fig, show)
+    return finish(fig, show)
 
 
 # --------------------------------------------------------------------------------------
@@ -318,7 +260,7 @@ def plot_history(
     if epochs.size != length:  # older dicts without epochs: count from 1
         epochs = np.arange(1, length + 1, dtype=float)
 
-    fig = _new_figure((10.0, 3.8), show)
+    fig = new_figure((10.0, 3.8), show)
     loss_ax, metric_ax = fig.subplots(1, 2)
 
     if loss.size:
@@ -357,7 +299,7 @@ def plot_history(
             _epoch_axis(ax, min(epochs[0], 1), epochs[-1])
     if title:
         fig.suptitle(title)
-    return _finish(fig, show)
+    return finish(fig, show)
 
 
 def plot_curves(
@@ -395,7 +337,7 @@ def plot_curves(
     if not series:
         raise ValueError("`series` is empty; pass e.g. {'train': [...], 'test': [...]}")
     if ax is None:
-        fig = _new_figure((6.0, 4.0), show)
+        fig = new_figure((6.0, 4.0), show)
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -428,7 +370,7 @@ def plot_curves(
     ax.legend()
     if title:
         ax.set_title(title)
-    return _finish(fig, show)
+    return finish(fig, show)
 
 
 # --------------------------------------------------------------------------------------
@@ -508,7 +450,7 @@ def plot_embedding(
         coordinates = tsne.fit_transform(x.numpy())
         axis_names = ["t-SNE 1", "t-SNE 2"]
 
-    fig = _new_figure((6.8, 5.2), show)
+    fig = new_figure((6.8, 5.2), show)
     ax = fig.subplots()
     classes = sorted(set(y.tolist()))
     for label in classes:
@@ -530,7 +472,7 @@ def plot_embedding(
         ax.set_yticks([])
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2, frameon=False)
     ax.set_title(title or f"{'PCA' if method == 'pca' else 't-SNE'} of {x.shape[0]} representations")
-    return _finish(fig, show)
+    return finish(fig, show)
 
 
 # --------------------------------------------------------------------------------------
@@ -572,7 +514,7 @@ def plot_comparison(
         raise ValueError("no accuracy metrics in `results` (only the time key?)")
     has_time = any(results[m].get(time_key) is not None for m in methods)
 
-    fig = _new_figure((max(6.0, 1.6 * len(methods) + 2.5) + (3.8 if has_time else 0.0), 4.2), show)
+    fig = new_figure((max(6.0, 1.6 * len(methods) + 2.5) + (3.8 if has_time else 0.0), 4.2), show)
     if has_time:
         accuracy_ax, time_ax = fig.subplots(1, 2, width_ratios=(1.0 + 0.25 * len(metrics), 0.8))
     else:
@@ -615,4 +557,4 @@ def plot_comparison(
             ax.tick_params(axis="x", labelrotation=20)
     if title:
         fig.suptitle(title)
-    return _finish(fig, show)
+    return finish(fig, show)

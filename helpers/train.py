@@ -65,7 +65,7 @@ The training state (``checkpoint=path``: model, optimiser, `extra_state`, histor
 states ..., written atomically after every epoch or every ``checkpoint_minutes``) and how a
 run resumes from it are `helpers.training_state`'s. Mixed precision (bf16 autocast where
 supported, else fp16 with loss scaling that works although the step calls
-``loss.backward()`` itself) is `helpers.precision`'s; the per-epoch record, `History`, is
+``loss.backward()`` itself) is `helpers.precision`'s; the learning-rate schedule is `helpers.schedule`'s; the per-epoch record, `History`, is
 `helpers.history`'s; the augmentations are `helpers.augment`'s.
 """
 
@@ -87,6 +87,7 @@ from helpers.history import History
 from helpers.precision import DynamicLossScaler, autocast, resolve_amp
 from helpers.probes import class_balanced_indices
 from helpers.runtime import get_device, smoke_mode
+from helpers.schedule import lr_multiplier
 from helpers.training_state import (
     TrainingStateError,
     restore_training_state,
@@ -114,39 +115,6 @@ SMOKE_IMAGES = 256
 SMOKE_BATCH_SIZE = 64
 SMOKE_MONITOR_TRAIN = 256
 SMOKE_MONITOR_TEST = 128
-
-
-# ======================================================================================
-# Learning-rate schedule
-# ======================================================================================
-
-
-def lr_multiplier(
-    step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine", min_lr_ratio: float = 0.0
-) -> float:
-    """The factor fit applies to every base learning rate at (0-based) optimiser `step`.
-
-    Linear warmup (Goyal et al. 2017, https://arxiv.org/abs/1706.02677) over `warmup_steps`:
-    ``(step + 1) / warmup_steps``, reaching 1 at the last warmup step. Then either constant 1,
-    or a half cosine (SGDR, Loshchilov & Hutter 2017, https://arxiv.org/abs/1608.03983) from 1
-    at ``step == warmup_steps`` down to `min_lr_ratio` at ``step == total_steps``:
-    ``r + (1 - r) (1 + cos(pi t)) / 2`` with ``t = (step - warmup_steps) / (total_steps - warmup_steps)``.
-
-    Args:
-        step: optimiser steps taken before this one.
-        total_steps: steps of the whole run (epochs x steps per epoch).
-        warmup_steps: length of the linear warmup.
-        schedule: "cosine" or "constant".
-        min_lr_ratio: final learning rate as a fraction of the base one (cosine only).
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    if schedule != "cosine":
-        raise ValueError(f"schedule must be 'cosine', 'constant' or 'none', got {schedule!r}")
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # ======================================================================================
