@@ -183,7 +183,7 @@ def main(quiet: bool = False, keep: Path | None = None) -> int:
     say = (lambda *a, **k: None) if quiet else (lambda *a, **k: print(*a, **k, flush=True))
     started = time.monotonic()
     written = release.release(PROJECT_ROOT)
-    say(f"1. regenerated the student notebooks: {', '.join(p.name for p in written) or 'already up to date'}")
+    say(f"1. regenerated the student notebooks and README's points table: {', '.join(p.name for p in written)}")
     try:
         isolation = sandbox.detect_isolation()
     except sandbox.SandboxError as error:

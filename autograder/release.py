@@ -1,5 +1,7 @@
 """Generate the student notebooks from the solution notebooks, and the student zip.
 
+(It also rewrites README.md's points table from the graded tests, `autograder.points`.)
+
 ``solutions/<name>.ipynb`` is the single source that instructors edit. This module turns
 each one into ``notebooks/<name>.ipynb`` with nbgrader's own preprocessors, run in-process
 in the order of nbgrader's ``GenerateAssignment`` converter
@@ -29,8 +31,8 @@ bytes and a test can insist that the committed ``notebooks/`` equal a fresh rele
 Usage::
 
     python -m autograder release            # through the autograder CLI
-    python -m autograder.release            # regenerate notebooks/ and dist/ssl-lab-student.zip
-    python -m autograder.release --check    # exit 1 (and name them) if notebooks/ is stale
+    python -m autograder.release            # regenerate notebooks/, README's points table, the zip
+    python -m autograder.release --check    # exit 1 (and name them) if notebooks/ or the table is stale
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
+
+from autograder.points import points_table, with_points_table
 
 #: The project root: the folder holding ``solutions/``, ``notebooks/`` and ``helpers/``.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -178,16 +182,17 @@ def render(nb: nbformat.NotebookNode) -> str:
 
 
 def release(project_root: str | os.PathLike | None = None, check: bool = False) -> list[Path]:
-    """Regenerate ``notebooks/<name>.ipynb`` from every ``solutions/<name>.ipynb``.
+    """Regenerate ``notebooks/<name>.ipynb`` from every ``solutions/<name>.ipynb``, and the
+    points table of ``README.md`` from the graded tests (`autograder.points`) where there is one.
 
     Args:
         project_root: the project root (default: the one this module belongs to).
         check: only compare; write nothing.
 
     Returns:
-        With ``check=False``, every student notebook written (changed or not). With
-        ``check=True``, the student notebooks that are missing or differ from what a release
-        would write (empty when ``notebooks/`` is up to date).
+        With ``check=False``, every file written (changed or not). With ``check=True``, the
+        student notebooks that are missing or differ from what a release would write, and
+        README.md when its points table is out of date (empty when everything is up to date).
     """
     root = _root(project_root)
     out_dir = root / NOTEBOOKS_DIR
@@ -199,12 +204,27 @@ def release(project_root: str | os.PathLike | None = None, check: bool = False) 
             if not target.is_file() or target.read_text(encoding="utf-8") != text:
                 paths.append(target)
             continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # newline="\n": the same bytes on every platform.
-        with open(target, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        _write(target, text)
         paths.append(target)
+    readme = root / "README.md"
+    if readme.is_file():  # the project's own tree (not a bare copy of solutions/)
+        current = readme.read_text(encoding="utf-8")
+        try:
+            text = with_points_table(current, points_table(root / "autograder" / "course.toml"))
+        except ValueError as error:
+            raise ReleaseError(f"{readme}: {error}") from None
+        if text != current or not check:
+            if not check:
+                _write(readme, text)
+            paths.append(readme)
     return paths
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # newline="\n": the same bytes on every platform.
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def _is_packaged(path: Path) -> bool:
@@ -272,11 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: regenerate the student notebooks (and the student zip), or check them."""
     parser = argparse.ArgumentParser(
         prog="python -m autograder release",
-        description="Regenerate notebooks/*.ipynb from solutions/*.ipynb with nbgrader's preprocessors "
-        "and build dist/ssl-lab-student.zip.",
+        description="Regenerate notebooks/*.ipynb from solutions/*.ipynb with nbgrader's preprocessors, "
+        "README.md's points table from the graded tests, and build dist/ssl-lab-student.zip.",
     )
     parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if a student notebook is missing or out of date"
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a student notebook or README.md's points table is out of date",
     )
     parser.add_argument("--no-zip", action="store_true", help="do not build the student zip")
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
@@ -287,9 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in stale:
                 print(f"out of date: {path}")
             if stale:
-                print("Run `python -m autograder release` to regenerate the student notebooks.")
+                print("Run `python -m autograder release` to regenerate them.")
                 return 1
-            print("notebooks/ is up to date with solutions/")
+            print("notebooks/ is up to date with solutions/, and README.md's points table with the graded tests")
             return 0
         for path in release(args.root):
             print(f"wrote {path}")

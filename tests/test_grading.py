@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import jsonschema
 import pytest
@@ -247,38 +248,27 @@ def test_graded_suite_is_not_collected_by_the_projects_pytest():
     assert os.path.isfile(PROJECT_ROOT / "autograder" / "tests" / "pytest.ini")
 
 
-def _readme_point_claims(points=None) -> list[str]:
-    """The point totals README.md states, each computed from the graded tests' ``points``
-    markers (`points`, default `autograder.tests.tasks.unit_points`) and the course's
-    checkpoint points."""
-    from autograder.checkpoint.rubric import load_course_config
+def test_readme_points_table_is_written_from_the_markers():
+    """Is README.md's points table the one the graded tests' markers and course.toml give, and
+    does one point more on a marker (README.md unchanged) make `release --check` name README.md?"""
+    from autograder import points, release
     from autograder.tests.tasks import unit_points
 
-    ssl, hw = (sum((points or unit_points)(name).values()) for name in ("ssl_methods", "simclr_homework"))
-    checkpoint = load_course_config(PROJECT_ROOT / "autograder" / "course.toml").points
-    return [
-        f"the reference solutions ({ssl:g} / {ssl:g})",
-        f"/ {ssl:g});",
-        f"gets the {hw:g} unit-test points",
-        f"(0 / {checkpoint:g},",
-        f"(0 / {hw + checkpoint:g},",
-        f"The {hw:g} points of the unit tests",
-        f"`simclr_homework` {hw + checkpoint:g} autograded points ({hw:g} unit tests + {checkpoint:g} for the "
-        "checkpoint",
-        f"`ssl_methods` {ssl:g} autograded points",
-    ]
-
-
-def test_readme_point_totals_are_the_sums_of_the_markers():
-    """Does every point total of README.md equal the sum of the graded tests' points markers?
-    (One point more on a marker, with README.md unchanged, is caught.)"""
-    from autograder.tests.tasks import unit_points
-
-    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
-    assert [claim for claim in _readme_point_claims() if claim not in readme] == []
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    course = PROJECT_ROOT / "autograder" / "course.toml"
+    table = points.points_table(course)
+    assert f"{points.BEGIN}\n{table}\n{points.END}" in readme
+    assert "| `ssl_methods` | **total** | | **34** |" in table  # the sum of the markers, checked by hand once
+    assert "| `simclr_homework` | **total** | | **32** (+5 bonus) |" in table
 
     def one_more(assignment: str) -> dict:
-        points = unit_points(assignment)
-        return {**points, "nt_xent": points["nt_xent"] + 1}
+        marked = unit_points(assignment)
+        return {**marked, "nt_xent": marked["nt_xent"] + 1}
 
-    assert len([claim for claim in _readme_point_claims(one_more) if claim not in readme]) == 7
+    changed = points.points_table(course, one_more)
+    assert "**35**" in changed and "**33** (+5 bonus)" in changed
+    assert points.with_points_table(readme, changed) != readme
+    with mock.patch.object(release, "points_table", lambda config: changed):
+        assert release.release(PROJECT_ROOT, check=True) == [PROJECT_ROOT / "README.md"]
+    with pytest.raises(ValueError, match="no points table"):
+        points.with_points_table(readme.replace(points.END, ""), table)

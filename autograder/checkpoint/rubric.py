@@ -201,19 +201,19 @@ class CheckpointRubric:
             )
         return problems
 
+    def credit_summary(self) -> str:
+        """The credit rule in a few words, e.g. "threshold credit (10 points at 75 %, +5 bonus at 85 %)"."""
+        if self.credit == "linear":
+            bonus = f", +{self.bonus_points:g} bonus growing up to {self.bonus_threshold:g} %" if self.has_bonus else ""
+            return (
+                f"linear credit (0 points at {self.zero_credit_threshold:g} % up to {self.points:g} at "
+                f"{self.full_credit_threshold:g} %{bonus})"
+            )
+        bonus = f", +{self.bonus_points:g} bonus at {self.bonus_threshold:g} %" if self.has_bonus else ""
+        return f"threshold credit ({self.points:g} points at {self.full_credit_threshold:g} %{bonus})"
+
     def summary(self) -> str:
         """One line for instructors: the credit rule, the leaderboard and the rate limit."""
-        bonus = f", +{self.bonus_points:g} bonus" if self.has_bonus else ""
-        if self.credit == "linear":
-            credit = (
-                f"linear credit (0 points at {self.zero_credit_threshold:g} % up to {self.points:g} at "
-                f"{self.full_credit_threshold:g} %{bonus} growing up to {self.bonus_threshold:g} %)"
-            )
-        else:
-            credit = (
-                f"threshold credit ({self.points:g} points at {self.full_credit_threshold:g} %{bonus} at "
-                f"{self.bonus_threshold:g} %)"
-            )
         board = (
             f'on ("{self.leaderboard.name}"; turn on the assignment\'s leaderboard setting too)'
             if self.leaderboard.enabled
@@ -225,7 +225,7 @@ class CheckpointRubric:
             else "off"
         )
         return (
-            f"checkpoint: {credit}; leaderboard {board}; rate limit {limit} (course.toml [checkpoint], "
+            f"checkpoint: {self.credit_summary()}; leaderboard {board}; rate limit {limit} (course.toml [checkpoint], "
             f'[checkpoint.leaderboard], [checkpoint.rate_limit]; README.md, "Checkpoint options")'
         )
 
