@@ -75,12 +75,22 @@ def _run(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+#: Every module of the checkout's helpers, subpackages included ("helpers.data.loading", ...).
+HELPERS_MODULES = sorted(
+    ".".join(path.relative_to(HELPERS_DIR.parent).with_suffix("").parts).removesuffix(".__init__")
+    for path in HELPERS_DIR.rglob("*.py")
+)
+
+
 def _where_helpers(python: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Where `python` imports helpers from, once every module of it imported (so a subpackage
+    left out of the installed package fails), and whether it can find the grader."""
     return _run(
         python,
         "-c",
-        "import helpers, importlib.util; print(helpers.__file__); "
-        "print(importlib.util.find_spec('autograder') is None)",
+        "import helpers, importlib, importlib.util; "
+        f"[importlib.import_module(name) for name in {HELPERS_MODULES!r}]; "
+        "print(helpers.__file__); print(importlib.util.find_spec('autograder') is None)",
         cwd=cwd,
     )
 
@@ -89,7 +99,8 @@ def _where_helpers(python: Path, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("source", ["checkout", "student zip"])
 def test_pip_install_makes_helpers_importable(source, tmp_path):
     """Does `pip install -e <checkout>` (or `pip install ./ssl-lab` from the student zip) make
-    `import helpers` work from any folder, and install helpers only (no autograder)?"""
+    `import helpers` and every module of it (subpackages too) work from any folder, and install
+    helpers only (no autograder)?"""
     pytest.importorskip("setuptools")  # the build backend, used without network (--no-build-isolation)
     python = _fresh_venv(tmp_path / "venv")
     elsewhere = tmp_path / "elsewhere"
