@@ -22,12 +22,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
+@dataclass(frozen=True)
 class _SGDRecipe:
-    """What every recipe does with its fields ``base_lr``, ``batch_size``, ``momentum`` and
-    ``weight_decay``: the linear scaling rule, the optimiser, fit's configuration."""
+    """What every recipe shares: SGD with momentum under the linear scaling rule, and fit's
+    loop (``views`` images per example, the recipe's ``warmup_epochs`` of linear warmup, then
+    the cosine to 0 per step). The defaults are lightly's CIFAR-10 pre-training set-up.
+
+    Attributes:
+        epochs: passes over the 50,000 training images.
+        batch_size: images per step (in pre-training, each contributes two views).
+        base_lr: learning rate per 256 images; the optimiser gets ``lr``.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty of SGD.
+    """
+
+    #: Views of an image per example: 2 for self-supervised pre-training, 1 for labelled batches.
+    views: ClassVar[int] = 2
+
+    epochs: int = 100
+    batch_size: int = 512
+    base_lr: float = 0.06
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
 
     @property
     def lr(self) -> float:
@@ -67,20 +86,24 @@ class _SGDRecipe:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise TypeError(f"fit takes no keyword argument {', '.join(map(repr, unknown))}; known: {sorted(known)}")
-        return {**self._loop(), **settings}  # _loop: each recipe's own part of the configuration
+        return {**self._loop(), **settings}
+
+    def _loop(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "views": self.views,
+            "warmup_epochs": self.warmup_epochs,
+            "schedule": "cosine",
+        }
 
 
 @dataclass(frozen=True)
 class Recipe(_SGDRecipe):
-    """Hyperparameters shared by the three methods.
+    """Hyperparameters shared by the three methods (besides the SGD ones of `_SGDRecipe`).
 
     Attributes:
         method: "simclr", "byol" or "barlow".
-        epochs: pre-training epochs over the 50,000 training images.
-        batch_size: images per step (each contributes two views).
-        base_lr: learning rate per 256 images; the optimiser gets ``lr``.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty of SGD.
         warmup_epochs: linear warmup before the cosine decay.
         proj_hidden_dim: hidden width of the projection MLP g(.).
         proj_dim: output width of g(.), where the loss is computed.
@@ -88,26 +111,13 @@ class Recipe(_SGDRecipe):
     """
 
     method: str = "simclr"
-    epochs: int = 100
-    batch_size: int = 512
-    base_lr: float = 0.06
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
     warmup_epochs: int = 10
     proj_hidden_dim: int = 2048
     proj_dim: int = 128
     knn_every: int = 5
 
     def _loop(self) -> dict[str, Any]:
-        # Two views per image; linear warmup, then the cosine to 0, per step.
-        return {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "views": 2,
-            "warmup_epochs": self.warmup_epochs,
-            "schedule": "cosine",
-            "monitor_every": self.knn_every,
-        }
+        return {**super()._loop(), "monitor_every": self.knn_every}
 
 
 @dataclass(frozen=True)
@@ -225,33 +235,22 @@ class FinetuneRecipe(_SGDRecipe):
     CIFAR linear evaluation (SGD, momentum 0.9, no weight decay, cosine) shortened to 30
     epochs; training images get a random crop with 4-pixel padding and a horizontal flip.
 
+    Labelled batches of one view, no warmup; besides `_SGDRecipe`'s fields (here 30 epochs,
+    ``base_lr`` 0.1 for the linear layer, no weight decay):
+
     Attributes:
         mode: "linear" (frozen encoder) or "full" (everything trains).
-        epochs: passes over the 50,000 training images.
-        batch_size: images per step.
-        base_lr: learning rate of the linear layer per 256 images.
         encoder_lr_ratio: encoder learning rate as a fraction of the head's (mode "full").
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
     """
 
-    mode: str = "linear"
-    epochs: int = 30
-    batch_size: int = 512
-    base_lr: float = 0.1
-    encoder_lr_ratio: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    views: ClassVar[int] = 1
+    warmup_epochs: ClassVar[int] = 0
 
-    def _loop(self) -> dict[str, Any]:
-        # Labelled batches of one view; the cosine to 0 per step, no warmup.
-        return {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "views": 1,
-            "warmup_epochs": 0,
-            "schedule": "cosine",
-        }
+    mode: str = "linear"
+    encoder_lr_ratio: float = 0.1
+    epochs: int = 30
+    base_lr: float = 0.1
+    weight_decay: float = 0.0
 
 
 SIMCLR = SimCLRRecipe()
