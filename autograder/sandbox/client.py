@@ -22,18 +22,8 @@ from typing import Any
 
 import psutil
 
+from autograder.sandbox import faults
 from autograder.sandbox.exchange import Exchange
-from autograder.sandbox.faults import (
-    BadAnswer,
-    BudgetExhausted,
-    CallTimedOut,
-    CodeRaised,
-    MissingDefinition,
-    NotImplementedYet,
-    SandboxError,
-    SubmissionFault,
-    WorkerDied,
-)
 from autograder.sandbox.isolation import confinement_problems
 from autograder.sandbox.limits import MAX_RESPONSE_HEADER, MAX_RESPONSE_PAYLOAD, Budget, Limits
 from autograder.sandbox.output import OutputCapture
@@ -98,7 +88,7 @@ class Worker(Exchange):
         if self.started_once:
             try:
                 self.zygote.reset(wipe=True)
-            except (SandboxError, OSError, ValueError):
+            except (faults.SandboxError, OSError, ValueError):
                 if self.restart_zygote is None:
                     raise
                 self.zygote.close()
@@ -133,7 +123,7 @@ class Worker(Exchange):
             if event.get("event") == "spawned":
                 break
             if event.get("event") != "exited":  # (a previous child's exit may still be queued)
-                raise SandboxError(f"the worker could not fork: {event}")
+                raise faults.SandboxError(f"the worker could not fork: {event}")
         self.request_fd, self.response_fd, self.output_fd = request_w, response_r, output_r
         for fd in (request_w, response_r, output_r):
             os.set_blocking(fd, False)
@@ -163,7 +153,7 @@ class Worker(Exchange):
             if header.get("kind") == "result":
                 answer["value"] = value
                 return True
-            raise BadAnswer("the worker sent an unexpected message")
+            raise faults.BadAnswer("the worker sent an unexpected message")
 
         own = [w.rstrip("/") for w in self.zygote.confine.get("writable", [])]
 
@@ -174,8 +164,8 @@ class Worker(Exchange):
         probe = {key: [p for p in self.secrets.get(key, []) if theirs(p)] for key in ("read", "write")}
         try:
             self._exchange({"kind": "probe"}, probe, on_frame, timeout=60, count=False)
-        except SubmissionFault as failure:
-            raise SandboxError(
+        except faults.SubmissionFault as failure:
+            raise faults.SandboxError(
                 f"the sandbox's self-check failed: {failure.message}\n{self.zygote._log_tail()}"
             ) from None
         value = answer.get("value") or {}
@@ -185,7 +175,7 @@ class Worker(Exchange):
         if reached and self.zygote.isolation.mode != "unconfined":
             problems.append("the sandboxed worker could " + "; ".join(reached))
         if problems:
-            raise SandboxError(
+            raise faults.SandboxError(
                 f"the sandbox cannot isolate submissions here ({self.zygote.isolation.mode} mode): "
                 + "; ".join(problems)
                 + ". Grading stopped: no submission code was run."
@@ -250,13 +240,13 @@ class Worker(Exchange):
             kind = header.get("kind")
             if kind == "loading":
                 if current[0] is not None or header.get("index") != next(order, None):
-                    raise BadAnswer("the worker reported loading statements out of order")
+                    raise faults.BadAnswer("the worker reported loading statements out of order")
                 current[0] = last[0] = header.get("index")
                 return False
             if kind == "loaded":
                 index = header.get("index")
                 if index != current[0]:
-                    raise BadAnswer("the worker reported loading statements out of order")
+                    raise faults.BadAnswer("the worker reported loading statements out of order")
                 statement = self.names.get(index, {})
                 for name in statement.get("names", []):
                     if header.get("ok"):
@@ -279,15 +269,17 @@ class Worker(Exchange):
                 per_frame=True,
                 total=self.limits.load_total,
             )
-        except (CallTimedOut, WorkerDied, BadAnswer) as failure:
+        except (faults.CallTimedOut, faults.WorkerDied, faults.BadAnswer) as failure:
             # Between two statements only the worker's own code runs, unless a statement left
             # something behind (a thread, a signal handler): the last one loaded is to blame.
             culprit = current[0] if current[0] is not None else last[0]
             if culprit is None:
-                raise SandboxError(f"the worker failed before loading the submission: {failure.message}") from None
+                raise faults.SandboxError(
+                    f"the worker failed before loading the submission: {failure.message}"
+                ) from None
             reason = (
                 f"took longer than {self.limits.load_timeout:.0f} s"
-                if isinstance(failure, CallTimedOut)
+                if isinstance(failure, faults.CallTimedOut)
                 else "crashed the worker (" + failure.message.split("\n")[0] + ")"
             )
             output = self.take_output()
@@ -317,7 +309,7 @@ class Worker(Exchange):
             SandboxError: the sandbox itself failed.
         """
         if self.budget.remaining() <= 0:
-            raise BudgetExhausted(self._budget_message())
+            raise faults.BudgetExhausted(self._budget_message())
         self.ensure_started()
         self.used = True
         result: dict[str, Any] = {}
@@ -329,7 +321,7 @@ class Worker(Exchange):
             if header.get("kind") == "result":
                 result["header"], result["value"] = header, value
                 return True
-            raise BadAnswer("the worker sent an unexpected message")
+            raise faults.BadAnswer("the worker sent an unexpected message")
 
         self._exchange({"kind": "op", "op": op}, kwargs, on_frame, timeout=timeout or self.limits.call_timeout)
         return self._interpret(result["header"], result["value"])
@@ -342,7 +334,7 @@ class Worker(Exchange):
         else:
             try:
                 frame = self.protocol.pack_message({"kind": "callback_result", "seq": self.seq}, handler(value))
-            except SubmissionFault as fault:
+            except faults.SubmissionFault as fault:
                 frame = self.protocol.pack_frame({"kind": "callback_error", "seq": self.seq, "message": fault.message})
         self._write(frame, time.monotonic() + 30)
 
@@ -354,14 +346,14 @@ class Worker(Exchange):
         if status == "not_implemented":
             frames = re.findall(r'File "<(cell [^>]*)>", line (\d+), in (\w+)', summary)
             where = f": `{frames[-1][2]}` ({frames[-1][0]}, line {frames[-1][1]})" if frames else ""
-            raise NotImplementedYet(
+            raise faults.NotImplementedYet(
                 f"not implemented yet{where} still raises NotImplementedError. Replace the "
                 "`raise NotImplementedError()` line by your answer."
             )
         if status == "missing":
             name = str(header.get("name"))[:100]
             detail = self.load_report.errors.get(name)
-            raise MissingDefinition(
+            raise faults.MissingDefinition(
                 f"`{name}` is not defined in your notebook"
                 + (f": {detail}" if detail else " (check the name and that its cell is a code cell)")
             )
@@ -373,11 +365,11 @@ class Worker(Exchange):
                 message = f"your code raised {kind}"
             if kind == "MemoryError" or "can't allocate memory" in summary:
                 message += f" (the worker may use about {self.limits.memory_mb} MB of memory)"
-            raise CodeRaised(message + (f":\n{summary}" if summary else ""))
+            raise faults.CodeRaised(message + (f":\n{summary}" if summary else ""))
         if status == "fault":
             message = str(header.get("message", ""))[:2000]
-            raise BadAnswer(message + (f"\n{summary}" if summary and "<cell " in summary else ""))
-        raise BadAnswer(f"the worker answered with an unknown status {str(status)[:40]!r}")
+            raise faults.BadAnswer(message + (f"\n{summary}" if summary and "<cell " in summary else ""))
+        raise faults.BadAnswer(f"the worker answered with an unknown status {str(status)[:40]!r}")
 
     def close(self) -> None:
         """Kill this submission's worker and everything it left behind; wipe its /tmp."""
@@ -387,7 +379,7 @@ class Worker(Exchange):
         if self.zygote.alive() and self.zygote.ready is not None:
             try:
                 self.zygote.reset(wipe=True)
-            except (SandboxError, OSError, ValueError):
+            except (faults.SandboxError, OSError, ValueError):
                 self.zygote.close()
 
 
