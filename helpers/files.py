@@ -1,5 +1,6 @@
-"""Writing a file all at once, so that a reader (or a run resumed after a crash) finds either the
-old complete file or the new one, never half of it."""
+"""Files the bundle writes and reads back: written all at once, so that a reader (or a run
+resumed after a crash) finds either the old complete file or the new one, never half of it
+(`write_atomically`); read with no code run and their format checked (`read_tagged`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def write_atomically(
@@ -40,3 +41,43 @@ def write_atomically(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+class UnexpectedFile(ValueError):
+    """`read_tagged` found no usable file. ``reason`` is "unreadable", "format" or "version";
+    the message names the file and what was found, for the caller to add what to do."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_tagged(path: str | os.PathLike, file_format: str, version: int, what: str) -> dict[str, Any]:
+    """The dict that ``torch.save`` wrote at `path` with its ``"format"`` and ``"version"`` tags.
+
+    Read with ``torch.load(weights_only=True)``, so only tensors and plain containers are
+    rebuilt and no code in the file runs.
+
+    Args:
+        path: the file.
+        file_format: the ``"format"`` the dict must carry.
+        version: the ``"version"`` it must carry.
+        what: what such a file is, for the messages ("prepared test split").
+
+    Raises:
+        UnexpectedFile: the file cannot be read, is not a dict of that format, or has another version.
+    """
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, another format, a pickle with code ...
+        detail = (str(error).strip().splitlines() or [""])[0][:300]
+        raise UnexpectedFile(
+            "unreadable", f"the {what} {path} cannot be read ({type(error).__name__}: {detail})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != file_format:
+        raise UnexpectedFile("format", f"{path} is not a {what} (no format={file_format!r})")
+    if payload.get("version") != version:
+        raise UnexpectedFile("version", f"{path} has {what} version {payload.get('version')!r}, expected {version}")
+    return payload

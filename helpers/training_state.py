@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.files import write_atomically
+from helpers.files import UnexpectedFile, read_tagged, write_atomically
 from helpers.history import History
 
 __all__ = [
@@ -140,24 +140,21 @@ def save_training_state(
     )
 
 
+#: What a training checkpoint that `_read` cannot use asks of the student, by `UnexpectedFile.reason`.
+_WAY_OUT = {
+    "unreadable": "Delete the file (or pass resume=False to overwrite it) to train from scratch.",
+    "format": "Pass another checkpoint= path, or resume=False to overwrite it.",
+    "version": "Pass resume=False to start over.",
+}
+
+
 def _read(path: Path) -> dict:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, a different format, a pickle with code ...
-        raise TrainingStateError(
-            f"cannot read the training checkpoint {path}: {str(error).splitlines()[0][:300]}\n"
-            "Delete the file (or pass resume=False to overwrite it) to train from scratch."
-        ) from error
-    if not isinstance(state, dict) or state.get("format") != TRAINING_STATE_FORMAT:
-        raise TrainingStateError(
-            f"{path} is not a training checkpoint written by helpers.train.fit (no "
-            f"format={TRAINING_STATE_FORMAT!r}). Pass another checkpoint= path, or resume=False to overwrite it."
+        state = read_tagged(
+            path, TRAINING_STATE_FORMAT, TRAINING_STATE_VERSION, "training checkpoint of helpers.train.fit"
         )
-    if state.get("version") != TRAINING_STATE_VERSION:
-        raise TrainingStateError(
-            f"{path} has training-checkpoint version {state.get('version')}, this helpers.train reads "
-            f"version {TRAINING_STATE_VERSION}. Pass resume=False to start over."
-        )
+    except UnexpectedFile as error:
+        raise TrainingStateError(f"{error}.\n{_WAY_OUT[error.reason]}") from None
     return state
 
 

@@ -6,7 +6,7 @@
    `helpers.data.load_cifar10` accepts (a folder or ``.tar.gz`` of ``test/<class>/*.jpg``);
 2. ``<project>/data/cifar10-test.pt``: the copy baked into the grading image (Gradescope's
    ``setup.sh`` downloads it, ``gradescope --test-split`` embeds one in the zip, and
-   ``python -m autograder.checkpoint_grading prepare`` makes one locally);
+   ``python -m autograder checkpoint prepare`` makes one locally);
 3. torchvision's download in ``<project>/data/cifar-10-batches-py`` (never downloads here);
 4. the course's ``test_split_sources`` (``course.toml``; none by default), then
    ``$SSL_LAB_CIFAR10``.
@@ -34,6 +34,7 @@ import torch
 from autograder.checkpoint.rubric import CheckpointRubric, load_course_config
 from autograder.results import GraderError
 from helpers.data import CIFAR10_CLASSES, DataSourceError, load_cifar10
+from helpers.files import UnexpectedFile, read_tagged
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Environment variable naming the test split (a prepared .pt file or a load_cifar10 source).
@@ -149,22 +150,11 @@ def load_test_split_file(path: str | os.PathLike) -> TestSplit:
     """
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a grader problem
+        payload = read_tagged(path, TEST_SPLIT_FORMAT, TEST_SPLIT_VERSION, "prepared test split")
+    except UnexpectedFile as error:
         raise TestSplitUnavailable(
-            f"the test split file {path} cannot be read ({type(error).__name__}: "
-            f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
-            f"prepare it again with `python -m autograder.checkpoint_grading prepare`"
+            f"{error}; prepare it again with `python -m autograder checkpoint prepare`"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != TEST_SPLIT_FORMAT:
-        raise TestSplitUnavailable(
-            f"{path} is not a prepared test split (no format {TEST_SPLIT_FORMAT!r}); "
-            f"prepare one with `python -m autograder.checkpoint_grading prepare`"
-        )
-    if payload.get("version") != TEST_SPLIT_VERSION:
-        raise TestSplitUnavailable(
-            f"{path} has test split version {payload.get('version')!r}, expected {TEST_SPLIT_VERSION}; prepare it again"
-        )
     images, labels = payload.get("images"), payload.get("labels")
     _check_split_tensors(images, labels, str(path))
     if payload.get("sha256") != _split_digest(images, labels):
@@ -292,7 +282,7 @@ def resolve_test_split(
         "no CIFAR-10 test split is available, so the checkpoint cannot be graded. Tried, in order:\n  - "
         + "\n  - ".join(tried)
         + f"\nFix: build the Gradescope zip with `--test-split PATH` or let setup.sh download it; locally run "
-        f"`python -m autograder.checkpoint_grading prepare` (downloads it into {BAKED_TEST_SPLIT}), or set "
+        f"`python -m autograder checkpoint prepare` (downloads it into {BAKED_TEST_SPLIT}), or set "
         f"${ENV_TEST_SPLIT} / ${ENV_CIFAR10} to a copy."
     )
 
