@@ -171,25 +171,11 @@ def matmul_throughput(device, dtype, n: int, repeats: int = 10, warmup: int = 3)
 
 def step_environment(args) -> dict[str, Any]:
     import torch
-    import torchvision
 
-    from benchmarks.machine import available_cpus, cpu_model, describe_device
+    from benchmarks.machine import describe_environment
 
     device = _device(args)
-    name, device_slug = describe_device(device)
-    env: dict[str, Any] = {
-        "device": device.type,
-        "device_name": name,
-        "device_slug": device_slug,
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python_version": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_count": available_cpus(),
-        "hostname_kernel": platform.release(),
-    }
+    env: dict[str, Any] = {**describe_environment(device), "hostname_kernel": platform.release()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(
@@ -210,7 +196,7 @@ def step_environment(args) -> dict[str, Any]:
         shown = f"{row['tflops']:.1f} TFLOP/s" if "tflops" in row else row["error"]
         print(f"matrix product {row['dtype']} {n}^3: {shown}")
     print(
-        f"device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+        f"device: {env['device_name']}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
         f"driver {env.get('nvidia_smi', {}).get('driver_version', '-')}"
     )
     return {"status": "done", "environment": env}

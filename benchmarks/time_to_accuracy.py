@@ -74,7 +74,6 @@ import datetime as dt  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Mapping  # noqa: E402
@@ -89,7 +88,7 @@ if str(PROJECT_ROOT) not in sys.path:  # run as a script: make `helpers` and `be
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.linear_probe import linear_probe  # noqa: E402
-from benchmarks.machine import available_cpus, cpu_model, describe_device  # noqa: E402
+from benchmarks.machine import describe_device, describe_environment  # noqa: E402
 from benchmarks.seed_pipeline import run_seed_pipeline, steady_mean  # noqa: E402
 from helpers.data import describe_cifar10_source, load_cifar10  # noqa: E402
 from helpers.files import write_atomically  # noqa: E402
@@ -175,22 +174,7 @@ def _file_sha256(path: Path) -> str:
 # Machine description
 # ======================================================================================
 def _environment(device: torch.device) -> dict[str, Any]:
-    import torchvision
-
-    device_name, device_slug = describe_device(device)
-    env = {
-        "device": device.type,
-        "device_name": device_name,
-        "device_slug": device_slug,
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python_version": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_count": available_cpus(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    env = {**describe_environment(device), "torch_threads": torch.get_num_threads()}
     if device.type == "cuda":
         env["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
     return env
