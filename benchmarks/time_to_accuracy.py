@@ -315,16 +315,26 @@ def _sgd(parameters, recipe) -> tuple[torch.optim.Optimizer, str]:
     return optimizer, f"{type(optimizer).__name__}({options}{settings})"
 
 
+#: The methods that train one network with one step: the notebook's model and step, and the
+#: step's own keyword with the recipe field that sets it (SimCLR's tau, Barlow Twins' alpha).
+SINGLE_NETWORK_METHODS = {
+    "simclr": ("SimCLRModel", "simclr_train_step", "tau", "temperature"),
+    "barlow": ("BarlowTwinsModel", "barlow_train_step", "alpha", "alpha"),
+}
+
+
 def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> MethodRun:
     """Models, optimiser and step of `recipe.method`, from the solution notebook's definitions."""
     method = recipe.method
-    if method == "simclr":
-        model = reference["SimCLRModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
+    if method in SINGLE_NETWORK_METHODS:
+        model_name, step_name, keyword, field = SINGLE_NETWORK_METHODS[method]
+        model = reference[model_name](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
         optimizer, described = _sgd(model.parameters(), recipe)
-        train_step = reference["simclr_train_step"]
+        train_step = reference[step_name]
+        options = {keyword: getattr(recipe, field)}  # the recipe is frozen: read once
 
         def step(x1, x2):
-            return train_step(model, x1, x2, optimizer, tau=recipe.temperature)
+            return train_step(model, x1, x2, optimizer, **options)
 
         return MethodRun(model, optimizer, step, {}, [], described)
     if method == "byol":
@@ -340,15 +350,6 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
             return train_step(online, target, ema, optimizer, x1, x2)
 
         return MethodRun(online, optimizer, step, {"target": target, "ema_beta": schedule}, [schedule], described)
-    if method == "barlow":
-        model = reference["BarlowTwinsModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
-        optimizer, described = _sgd(model.parameters(), recipe)
-        train_step = reference["barlow_train_step"]
-
-        def step(x1, x2):
-            return train_step(model, x1, x2, optimizer, alpha=recipe.alpha)
-
-        return MethodRun(model, optimizer, step, {}, [], described)
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
