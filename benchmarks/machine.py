@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from pathlib import Path
@@ -55,4 +56,16 @@ def describe_environment(device: torch.device) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "cpu_model": cpu_model(),
         "cpu_count": available_cpus(),
+    }
+
+
+def machine_summary() -> dict[str, Any]:
+    """The machine of a grading benchmark's record: CPU model, logical CPUs, platform, memory in GiB."""
+    import psutil
+
+    return {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
     }
