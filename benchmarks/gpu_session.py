@@ -806,9 +806,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where every record goes (default $OUT, the folder the device tool brings back)",
     )
     parser.add_argument("--minutes", type=float, default=8.5, help="this call's budget in minutes (default 8.5)")
-    parser.add_argument(
-        "--source", default=None, help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)"
-    )
+    parser.add_argument("--source", help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)")
     parser.add_argument(
         "--data-root", default=str(PROJECT_ROOT / "data"), help="decoded-data cache folder (default data/)"
     )
@@ -820,17 +818,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         nargs="*",
-        default=None,
         choices=[name for name, _, _ in STEPS],
         help="run only these steps (default: all)",
     )
-    parser.add_argument(
-        "--path-epochs", type=int, default=None, help="epochs per precision path (default 2; dry run 1)"
-    )
+    parser.add_argument("--path-epochs", type=int, help="epochs per precision path (default 2; dry run 1)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier calls (the state folder) and start over")
     parser.add_argument("--dry-run", action="store_true", help="every step on the CPU with tiny data, for CI")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--deadline", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.worker_step = args.worker

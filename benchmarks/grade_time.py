@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append", help="default: both")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/...)")
+    parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     assignments = args.assignment or list(ASSIGNMENTS)
     record = {

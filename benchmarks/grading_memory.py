@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         help="CIFAR-10 copy whose test split the homework's checkpoint is graded on",
     )
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     assignments = args.assignment or list(ASSIGNMENTS)
 

@@ -138,9 +138,9 @@ def _grade(folder: Path, extra: list[str], interval: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--isolation", default="auto")
-    parser.add_argument("--budget", type=float, default=None, help="default: course.toml [grading]")
+    parser.add_argument("--budget", type=float, help="default: course.toml [grading]")
     parser.add_argument("--interval", type=float, default=0.2)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
     from autograder.course_settings import load_grading_settings

@@ -891,7 +891,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=None,
         help="pre-training epochs (default: the recipe's; --seed-pipeline: 3; --smoke: 1)",
     )
     parser.add_argument(
@@ -903,7 +902,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--source",
-        default=None,
         help="CIFAR-10 copy (folder or .tar.gz, see data/README.md); default $SSL_LAB_CIFAR10, "
         "else torchvision's download into data/",
     )
@@ -911,18 +909,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="download and cache folder (default data/)")
     parser.add_argument(
         "--run-dir",
-        default=None,
         help="checkpoint folder of this run (default checkpoints/time_to_accuracy/<method>[-variant])",
     )
     parser.add_argument(
         "--results-dir",
-        default=None,
         help="where the JSON record goes (default benchmarks/results/; smoke: the run dir)",
     )
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=None,
         help="stop cleanly after the last epoch that fits in this many minutes (at least one); run again to continue",
     )
     parser.add_argument(
@@ -942,10 +937,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed-workers",
         type=int,
-        default=None,
         help="DataLoader workers of the seed pipeline (default: the seed's 10; smoke: 0)",
     )
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA if available; smoke: cpu)")
+    parser.add_argument("--device", help="cuda, cpu, ... (default: CUDA if available; smoke: cpu)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed (model initialisation, shuffling, augmentation)"
