@@ -388,29 +388,25 @@ def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, devic
     """The fit call of one path: the recipe's batch size and learning rate with a linear warmup
     over the timed epochs (as the recipe's first epochs have), no monitor and no checkpoint:
     only the step, the data path and the precision are timed."""
-    from helpers.train import fit
+    from benchmarks.time_to_accuracy import fit_run
 
-    return fit(
-        run.step,
-        run.model,
-        run.optimizer,
-        data["train_images"],
-        data["train_labels"],
-        **recipe.fit_kwargs(
-            epochs=epochs,
-            warmup_epochs=min(recipe.warmup_epochs, epochs),
-            augment=augment,
-            amp=amp,
-            compile=compiled,
-            device=device,
-            checkpoint=None,
-            extra_state=run.extra_state,
-            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-            smoke=False,
-            seed=0,
-            progress=False,
-            verbose=False,
-        ),
+    return fit_run(
+        run,
+        data,
+        recipe,
+        epochs=epochs,
+        warmup_epochs=min(recipe.warmup_epochs, epochs),
+        augment=augment,
+        amp=amp,
+        compile=compiled,
+        device=device,
+        checkpoint=None,
+        extra_state=run.extra_state,
+        on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+        smoke=False,
+        seed=0,
+        progress=False,
+        verbose=False,
     )
 
 

@@ -353,6 +353,14 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
+def fit_run(run: MethodRun, data: Mapping[str, Any], recipe, **settings: Any):
+    """`helpers.train.fit` of `run`'s step, model and optimiser on the training split of `data`, with
+    the recipe's loop (`recipe.fit_kwargs`) and `settings`, fit's other keywords. Returns fit's history."""
+    return fit(
+        run.step, run.model, run.optimizer, data["train_images"], data["train_labels"], **recipe.fit_kwargs(**settings)
+    )
+
+
 # ======================================================================================
 # Timing: the monitor, the run's clock and the stop between epochs
 # ======================================================================================
@@ -572,26 +580,22 @@ def run_time_to_accuracy(
 
     clock.fit_started()
     try:
-        history = fit(
-            run.step,
-            run.model,
-            run.optimizer,
-            data["train_images"],
-            data["train_labels"],
-            **recipe.fit_kwargs(
-                augment=_augment_for(args.smoke, device),
-                monitor=monitor,
-                checkpoint=checkpoint,
-                checkpoint_minutes=args.checkpoint_minutes,
-                extra_state=extra_state,
-                on_epoch_end=clock.on_epoch_end,
-                stop_after_epoch=clock.stop_after_epoch,
-                device=device,
-                compile=args.compile,
-                smoke=False,
-                seed=args.seed,
-                progress=args.progress,
-            ),
+        history = fit_run(
+            run,
+            data,
+            recipe,
+            augment=_augment_for(args.smoke, device),
+            monitor=monitor,
+            checkpoint=checkpoint,
+            checkpoint_minutes=args.checkpoint_minutes,
+            extra_state=extra_state,
+            on_epoch_end=clock.on_epoch_end,
+            stop_after_epoch=clock.stop_after_epoch,
+            device=device,
+            compile=args.compile,
+            smoke=False,
+            seed=args.seed,
+            progress=args.progress,
         )
     except TrainingCheckpointError as error:
         raise SystemExit(f"{checkpoint}: {clock.mismatch or error}") from None
@@ -741,25 +745,21 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
     set_seed(args.seed)
     run = build_method(reference, recipe, device)
     monitor = _TimedMonitor(_knn_monitor(data), device)
-    history = fit(
-        run.step,
-        run.model,
-        run.optimizer,
-        data["train_images"],
-        data["train_labels"],
-        **recipe.fit_kwargs(
-            augment=_augment_for(args.smoke, device),
-            monitor=monitor,
-            monitor_every=1,
-            checkpoint=None,
-            extra_state=run.extra_state,
-            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-            device=device,
-            compile=args.compile,
-            smoke=False,
-            seed=args.seed,
-            progress=args.progress,
-        ),
+    history = fit_run(
+        run,
+        data,
+        recipe,
+        augment=_augment_for(args.smoke, device),
+        monitor=monitor,
+        monitor_every=1,
+        checkpoint=None,
+        extra_state=run.extra_state,
+        on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+        device=device,
+        compile=args.compile,
+        smoke=False,
+        seed=args.seed,
+        progress=args.progress,
     )
     fast_rows = []
     for epoch, seconds, knn_seconds, value, loss in zip(
