@@ -519,6 +519,20 @@ def _milestones(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return reached
 
 
+def _record_header(benchmark: str, method: str, smoke: bool, command: str, env: Mapping[str, Any]) -> dict[str, Any]:
+    """The first fields of both of this script's records: what and how it measured, then the machine."""
+    return {
+        "benchmark": benchmark,
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "method": method,
+        "method_name": METHOD_NAMES[method],
+        "smoke": bool(smoke),
+        "date": _now_iso(),
+        "command": command,
+        **env,
+    }
+
+
 def _record_path(results_dir: Path, method: str, epochs: int, slug: str, variant: str, smoke: bool) -> Path:
     return results_dir / f"time_to_accuracy-{method}-{epochs}ep-{slug}{variant}{'-smoke' if smoke else ''}.json"
 
@@ -672,14 +686,7 @@ def run_time_to_accuracy(
     if data["info"]["synthetic"]:
         notes.append("synthetic stand-in data, not CIFAR-10")
     record = {
-        "benchmark": "time_to_accuracy",
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "method": recipe.method,
-        "method_name": METHOD_NAMES[recipe.method],
-        "smoke": bool(args.smoke),
-        "date": _now_iso(),
-        "command": command,
-        **env,
+        **_record_header("time_to_accuracy", recipe.method, args.smoke, command, env),
         "amp": _amp_name(device),
         "channels_last": device.type == "cuda",
         "compile": bool(args.compile),
@@ -823,14 +830,7 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         return a / b if a and b else None
 
     record = {
-        "benchmark": "seed_pipeline",
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "method": recipe.method,
-        "method_name": METHOD_NAMES[recipe.method],
-        "smoke": bool(args.smoke),
-        "date": _now_iso(),
-        "command": command,
-        **env,
+        **_record_header("seed_pipeline", recipe.method, args.smoke, command, env),
         "data": data["info"],
         "reference_code": {"notebook": _relative(REFERENCE_NOTEBOOK), "sha256": _file_sha256(REFERENCE_NOTEBOOK)},
         "epochs_requested": epochs,
