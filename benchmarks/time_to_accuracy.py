@@ -561,6 +561,20 @@ def _augment_for(smoke: bool, device: torch.device):
     return TwoViewTransform(size=SMOKE_IMAGE_SIZE)
 
 
+def _command_fit_settings(args, device: torch.device) -> dict[str, Any]:
+    """fit's settings that this command line decides, the same in both modes: the augmentation,
+    the device, compile, the seed and the progress bars. fit's own smoke mode stays off whatever
+    the environment says: a --smoke run has its small data and recipe already."""
+    return {
+        "augment": _augment_for(args.smoke, device),
+        "device": device,
+        "compile": args.compile,
+        "smoke": False,
+        "seed": args.seed,
+        "progress": args.progress,
+    }
+
+
 def run_time_to_accuracy(
     args, recipe, overrides, data, reference, device, env, command, started, say
 ) -> dict[str, Any]:
@@ -598,18 +612,13 @@ def run_time_to_accuracy(
             run,
             data,
             recipe,
-            augment=_augment_for(args.smoke, device),
+            **_command_fit_settings(args, device),
             monitor=monitor,
             checkpoint=checkpoint,
             checkpoint_minutes=args.checkpoint_minutes,
             extra_state=extra_state,
             on_epoch_end=clock.on_epoch_end,
             stop_after_epoch=clock.stop_after_epoch,
-            device=device,
-            compile=args.compile,
-            smoke=False,
-            seed=args.seed,
-            progress=args.progress,
         )
     except TrainingCheckpointError as error:
         raise SystemExit(f"{checkpoint}: {clock.mismatch or error}") from None
@@ -756,17 +765,12 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         run,
         data,
         recipe,
-        augment=_augment_for(args.smoke, device),
+        **_command_fit_settings(args, device),
         monitor=monitor,
         monitor_every=1,
         checkpoint=None,
         extra_state=run.extra_state,
         on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-        device=device,
-        compile=args.compile,
-        smoke=False,
-        seed=args.seed,
-        progress=args.progress,
     )
     fast_rows = []
     for epoch, seconds, knn_seconds, value, loss in zip(
