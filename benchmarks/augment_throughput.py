@@ -185,29 +185,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=None,
         help="DataLoader worker processes for the per-image pipeline (default: CPU count)",
     )
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default 512; smoke 32)")
-    parser.add_argument(
-        "--seconds", type=float, default=None, help="timed seconds per measurement (default 20; smoke 0.3)"
-    )
+    parser.add_argument("--batch-size", type=int, help="images per batch (default 512; smoke 32)")
+    parser.add_argument("--seconds", type=float, help="timed seconds per measurement (default 20; smoke 0.3)")
     parser.add_argument(
         "--source",
-        default=None,
         help="real CIFAR-10 (folder or .tar.gz, via helpers.data.load_cifar10); "
         "default: random uint8 images of CIFAR-10 shape",
     )
-    parser.add_argument(
-        "--num-images", type=int, default=None, help="images to draw batches from (default 10000; smoke 256)"
-    )
-    parser.add_argument("--device", default=None, help="device of (b) (default: cuda if available, else cpu)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads during (b) (default: torch's, one per core)"
-    )
+    parser.add_argument("--num-images", type=int, help="images to draw batches from (default 10000; smoke 256)")
+    parser.add_argument("--device", help="device of (b) (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads during (b) (default: torch's, one per core)")
     parser.add_argument(
         "--results-dir",
-        default=None,
         help=f"where the JSON record goes (default {DEFAULT_RESULTS_DIR.relative_to(PROJECT_ROOT)}; "
         "with --smoke no record unless given)",
     )

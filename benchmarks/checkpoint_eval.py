@@ -172,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--repeats", type=int, default=3, help="fresh grading processes per thread count")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the grader (default: this one)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: course.toml's batch_size")
+    parser.add_argument("--batch-size", type=int, help="default: course.toml's batch_size")
     parser.add_argument("--device", default="cpu", help="cpu (Gradescope) or cuda")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
     import torch

@@ -171,25 +171,11 @@ def matmul_throughput(device, dtype, n: int, repeats: int = 10, warmup: int = 3)
 
 def step_environment(args) -> dict[str, Any]:
     import torch
-    import torchvision
 
-    from benchmarks.machine import available_cpus, cpu_model, describe_device
+    from benchmarks.machine import describe_environment
 
     device = _device(args)
-    name, device_slug = describe_device(device)
-    env: dict[str, Any] = {
-        "device": device.type,
-        "device_name": name,
-        "device_slug": device_slug,
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python_version": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_count": available_cpus(),
-        "hostname_kernel": platform.release(),
-    }
+    env: dict[str, Any] = {**describe_environment(device), "hostname_kernel": platform.release()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(
@@ -210,7 +196,7 @@ def step_environment(args) -> dict[str, Any]:
         shown = f"{row['tflops']:.1f} TFLOP/s" if "tflops" in row else row["error"]
         print(f"matrix product {row['dtype']} {n}^3: {shown}")
     print(
-        f"device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+        f"device: {env['device_name']}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
         f"driver {env.get('nvidia_smi', {}).get('driver_version', '-')}"
     )
     return {"status": "done", "environment": env}
@@ -402,29 +388,25 @@ def fit_for_path(run, data, recipe, epochs: int, amp: str, compiled: bool, devic
     """The fit call of one path: the recipe's batch size and learning rate with a linear warmup
     over the timed epochs (as the recipe's first epochs have), no monitor and no checkpoint:
     only the step, the data path and the precision are timed."""
-    from helpers.train import fit
+    from benchmarks.time_to_accuracy import fit_run
 
-    return fit(
-        run.step,
-        run.model,
-        run.optimizer,
-        data["train_images"],
-        data["train_labels"],
-        **recipe.fit_kwargs(
-            epochs=epochs,
-            warmup_epochs=min(recipe.warmup_epochs, epochs),
-            augment=augment,
-            amp=amp,
-            compile=compiled,
-            device=device,
-            checkpoint=None,
-            extra_state=run.extra_state,
-            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-            smoke=False,
-            seed=0,
-            progress=False,
-            verbose=False,
-        ),
+    return fit_run(
+        run,
+        data,
+        recipe,
+        epochs=epochs,
+        warmup_epochs=min(recipe.warmup_epochs, epochs),
+        augment=augment,
+        amp=amp,
+        compile=compiled,
+        device=device,
+        checkpoint=None,
+        extra_state=run.extra_state,
+        on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
+        smoke=False,
+        seed=0,
+        progress=False,
+        verbose=False,
     )
 
 
@@ -820,9 +802,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where every record goes (default $OUT, the folder the device tool brings back)",
     )
     parser.add_argument("--minutes", type=float, default=8.5, help="this call's budget in minutes (default 8.5)")
-    parser.add_argument(
-        "--source", default=None, help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)"
-    )
+    parser.add_argument("--source", help="CIFAR-10 copy (default ../shared/data/cifar10-jpeg, else .cifar)")
     parser.add_argument(
         "--data-root", default=str(PROJECT_ROOT / "data"), help="decoded-data cache folder (default data/)"
     )
@@ -834,17 +814,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         nargs="*",
-        default=None,
         choices=[name for name, _, _ in STEPS],
         help="run only these steps (default: all)",
     )
-    parser.add_argument(
-        "--path-epochs", type=int, default=None, help="epochs per precision path (default 2; dry run 1)"
-    )
+    parser.add_argument("--path-epochs", type=int, help="epochs per precision path (default 2; dry run 1)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier calls (the state folder) and start over")
     parser.add_argument("--dry-run", action="store_true", help="every step on the CPU with tiny data, for CI")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--deadline", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.worker_step = args.worker

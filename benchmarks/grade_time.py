@@ -46,20 +46,35 @@ TARGET_SECONDS = 20.0
 from autograder.contract import ASSIGNMENTS  # noqa: E402
 
 
+def grade_command(
+    submission: Path, results: Path, *options: str, assignment: str | None = None, unit_only: bool = False
+) -> list[str]:
+    """``python -m autograder grade SUBMISSION [--assignment A] [--unit-only] --quiet --results R
+    [OPTIONS]``: what Gradescope's ``run_autograder`` runs for one submission, in a fresh process."""
+    command = [sys.executable, "-m", "autograder", "grade", str(submission)]
+    if assignment is not None:
+        command += ["--assignment", assignment]
+    if unit_only:
+        command.append("--unit-only")
+    return [*command, "--quiet", "--results", str(results), *options]
+
+
+def reference_submission(work: Path, assignment: str) -> Path:
+    """A submission folder ``work/<assignment>`` holding the reference, ``solutions/<assignment>.ipynb``."""
+    submission = work / assignment
+    submission.mkdir()
+    shutil.copy(PROJECT_ROOT / "solutions" / f"{assignment}.ipynb", submission)
+    return submission
+
+
 def _machine() -> dict:
     import psutil
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from benchmarks.machine import cpu_model
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
@@ -70,19 +85,7 @@ def _machine() -> dict:
 
 
 def _cold_run(submission: Path, assignment: str, results: Path) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(submission),
-        "--assignment",
-        assignment,
-        "--unit-only",
-        "--quiet",
-        "--results",
-        str(results),
-    ]
+    command = grade_command(submission, results, assignment=assignment, unit_only=True)
     load = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append", help="default: both")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/...)")
+    parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     assignments = args.assignment or list(ASSIGNMENTS)
     record = {
@@ -135,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="grade-time-"))
     try:
         for assignment in assignments:
-            submission = work / assignment
-            submission.mkdir()
-            shutil.copy(PROJECT_ROOT / "solutions" / f"{assignment}.ipynb", submission)
+            submission = reference_submission(work, assignment)
             runs = []
             for index in range(args.repeats):
                 run = _cold_run(submission, assignment, work / f"{assignment}-{index}.json")

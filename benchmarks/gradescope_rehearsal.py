@@ -191,19 +191,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--torch-wheels",
         type=Path,
-        default=None,
         help="folder with CPU wheels of torch and torchvision, used when PyTorch's CPU index cannot be reached",
     )
     parser.add_argument(
         "--base-root",
         type=Path,
-        default=None,
         help="a bare root made before by debootstrap (copied, never changed); default: make one",
     )
-    parser.add_argument("--test-split", type=Path, default=None, help="simclr_homework: --test-split for the zip")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the roots go (default: a temporary folder)")
+    parser.add_argument("--test-split", type=Path, help="simclr_homework: --test-split for the zip")
+    parser.add_argument("--workdir", type=Path, help="where the roots go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the rehearsal root")
-    parser.add_argument("--out", type=Path, default=None, help="the record (default: benchmarks/results/...)")
+    parser.add_argument("--out", type=Path, help="the record (default: benchmarks/results/...)")
     parser.add_argument("--note", action="append", default=[], help="a note to keep in the record (repeatable)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or not shutil.which("debootstrap"):

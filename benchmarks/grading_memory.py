@@ -33,7 +33,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -112,17 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         help="CIFAR-10 copy whose test split the homework's checkpoint is graded on",
     )
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     assignments = args.assignment or list(ASSIGNMENTS)
 
-    import psutil
     import torch
 
     from autograder import sandbox
     from autograder.checkpoint.split import prepare_test_split
     from benchmarks.checkpoint_eval import _child_torch
-    from benchmarks.machine import cpu_model
+    from benchmarks.grade_time import grade_command, reference_submission
+    from benchmarks.machine import machine_summary
     from helpers.checkpoint import save_classifier
     from helpers.data import CIFAR10_MEAN, CIFAR10_STD
     from helpers.models import LinearClassifier
@@ -132,12 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "grading_memory",
         "command": shlex.join(["python", *sys.argv]),
         "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        },
+        "machine": machine_summary(),
         **_child_torch(sys.executable, env),
         "sandbox": sandbox.detect_isolation().mode,
         "measured": "python -m autograder grade SUBMISSION --assignment A --quiet --results R "
@@ -147,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="grading-memory-"))
     try:
         for assignment in assignments:
-            submission = work / assignment
-            submission.mkdir()
-            shutil.copy(PROJECT_ROOT / "solutions" / f"{assignment}.ipynb", submission)
+            submission = reference_submission(work, assignment)
             run_env = dict(env)
             if assignment == "simclr_homework":
                 split = prepare_test_split(
@@ -163,18 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.manual_seed(0)
                 save_classifier(LinearClassifier(mean=CIFAR10_MEAN, std=CIFAR10_STD), submission / "simclr_lin_best.pt")
             results = work / f"{assignment}.json"
-            command = [
-                sys.executable,
-                "-m",
-                "autograder",
-                "grade",
-                str(submission),
-                "--assignment",
-                assignment,
-                "--quiet",
-                "--results",
-                str(results),
-            ]
+            command = grade_command(submission, results, assignment=assignment)
             run = {"assignment": assignment, **_measure(command, run_env, args.interval)}
             data = json.loads(results.read_text()) if results.exists() else {}
             run["score"] = data.get("score")

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -39,6 +37,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+
+from benchmarks.grade_time import grade_command  # noqa: E402
+from benchmarks.records import write_record  # noqa: E402
 
 GRADED = {  # name -> how it is called (a function or a class with forward)
     "extract_features_and_labels": "function",
@@ -110,18 +111,7 @@ def _sample(pid: int) -> tuple[float, float]:
 
 def _grade(folder: Path, extra: list[str], interval: float) -> dict:
     results = folder / "results.json"
-    command = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(folder),
-        "--unit-only",
-        "--quiet",
-        "--results",
-        str(results),
-        *extra,
-    ]
+    command = grade_command(folder, results, *extra, unit_only=True)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     own = tree = 0.0
@@ -148,16 +138,14 @@ def _grade(folder: Path, extra: list[str], interval: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--isolation", default="auto")
-    parser.add_argument("--budget", type=float, default=None, help="default: course.toml [grading]")
+    parser.add_argument("--budget", type=float, help="default: course.toml [grading]")
     parser.add_argument("--interval", type=float, default=0.2)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-
-    import psutil
 
     from autograder.course_settings import load_grading_settings
     from autograder.sandbox.limits import MAX_RESPONSE_PAYLOAD
-    from benchmarks.machine import cpu_model
+    from benchmarks.machine import machine_summary
     from submissions.attacks import attack_notebook
 
     settings = load_grading_settings()
@@ -177,12 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "hostile_grading",
         "command": shlex.join(["python", *sys.argv]),
         "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_model(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        },
+        "machine": machine_summary(),
         "budget_s": budget,
         "call_timeout_s": settings["call_seconds"],
         "max_response_bytes": MAX_RESPONSE_PAYLOAD,
@@ -205,13 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, run in record["runs"].items()
         if name != "reference"
     }
-    out = args.out or PROJECT_ROOT / "benchmarks" / "results" / (
-        "hostile_grading-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record["ratios"]))
-    print(f"wrote {out}")
+    write_record(record, "hostile_grading", args.out)
     return 0 if all(run["exit"] == 0 for run in record["runs"].values()) else 1
 
 

@@ -282,20 +282,18 @@ def run_seed_pipeline(
         collate_fn=two_view_collate,
     )  # no shuffle: as in the seed
     default_transform = _DefaultTransform()
-    train_loader_noaugment = DataLoader(
-        SeedCIFAR10(train_images, train_labels, default_transform),
-        batch_size=settings.batch_size,
-        shuffle=False,
-        num_workers=settings.eval_num_workers,
-        pin_memory=pin_memory,
-    )
-    test_loader_noaugment = DataLoader(
-        SeedCIFAR10(test_images, test_labels, default_transform),
-        batch_size=settings.batch_size,
-        shuffle=False,
-        num_workers=settings.eval_num_workers,
-        pin_memory=pin_memory,
-    )
+
+    def loader_noaugment(images, labels):  # the seed's two evaluation loaders, alike but for the split
+        return DataLoader(
+            SeedCIFAR10(images, labels, default_transform),
+            batch_size=settings.batch_size,
+            shuffle=False,
+            num_workers=settings.eval_num_workers,
+            pin_memory=pin_memory,
+        )
+
+    train_loader_noaugment = loader_noaugment(train_images, train_labels)
+    test_loader_noaugment = loader_noaugment(test_images, test_labels)
 
     torch.manual_seed(seed)
     model, optimizer, scheduler, step = _build(reference, settings, device)

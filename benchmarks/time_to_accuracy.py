@@ -74,7 +74,6 @@ import datetime as dt  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Mapping  # noqa: E402
@@ -89,7 +88,7 @@ if str(PROJECT_ROOT) not in sys.path:  # run as a script: make `helpers` and `be
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from benchmarks.linear_probe import linear_probe  # noqa: E402
-from benchmarks.machine import available_cpus, cpu_model, describe_device  # noqa: E402
+from benchmarks.machine import describe_device, describe_environment  # noqa: E402
 from benchmarks.seed_pipeline import run_seed_pipeline, steady_mean  # noqa: E402
 from helpers.data import describe_cifar10_source, load_cifar10  # noqa: E402
 from helpers.files import write_atomically  # noqa: E402
@@ -175,22 +174,7 @@ def _file_sha256(path: Path) -> str:
 # Machine description
 # ======================================================================================
 def _environment(device: torch.device) -> dict[str, Any]:
-    import torchvision
-
-    device_name, device_slug = describe_device(device)
-    env = {
-        "device": device.type,
-        "device_name": device_name,
-        "device_slug": device_slug,
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "python_version": platform.python_version(),
-        "cpu_model": cpu_model(),
-        "cpu_count": available_cpus(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    env = {**describe_environment(device), "torch_threads": torch.get_num_threads()}
     if device.type == "cuda":
         env["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
     return env
@@ -331,16 +315,26 @@ def _sgd(parameters, recipe) -> tuple[torch.optim.Optimizer, str]:
     return optimizer, f"{type(optimizer).__name__}({options}{settings})"
 
 
+#: The methods that train one network with one step: the notebook's model and step, and the
+#: step's own keyword with the recipe field that sets it (SimCLR's tau, Barlow Twins' alpha).
+SINGLE_NETWORK_METHODS = {
+    "simclr": ("SimCLRModel", "simclr_train_step", "tau", "temperature"),
+    "barlow": ("BarlowTwinsModel", "barlow_train_step", "alpha", "alpha"),
+}
+
+
 def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> MethodRun:
     """Models, optimiser and step of `recipe.method`, from the solution notebook's definitions."""
     method = recipe.method
-    if method == "simclr":
-        model = reference["SimCLRModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
+    if method in SINGLE_NETWORK_METHODS:
+        model_name, step_name, keyword, field = SINGLE_NETWORK_METHODS[method]
+        model = reference[model_name](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
         optimizer, described = _sgd(model.parameters(), recipe)
-        train_step = reference["simclr_train_step"]
+        train_step = reference[step_name]
+        options = {keyword: getattr(recipe, field)}  # the recipe is frozen: read once
 
         def step(x1, x2):
-            return train_step(model, x1, x2, optimizer, tau=recipe.temperature)
+            return train_step(model, x1, x2, optimizer, **options)
 
         return MethodRun(model, optimizer, step, {}, [], described)
     if method == "byol":
@@ -356,16 +350,15 @@ def build_method(reference: Mapping[str, Any], recipe, device: torch.device) -> 
             return train_step(online, target, ema, optimizer, x1, x2)
 
         return MethodRun(online, optimizer, step, {"target": target, "ema_beta": schedule}, [schedule], described)
-    if method == "barlow":
-        model = reference["BarlowTwinsModel"](proj_dim=recipe.proj_dim, hidden_dim=recipe.proj_hidden_dim).to(device)
-        optimizer, described = _sgd(model.parameters(), recipe)
-        train_step = reference["barlow_train_step"]
-
-        def step(x1, x2):
-            return train_step(model, x1, x2, optimizer, alpha=recipe.alpha)
-
-        return MethodRun(model, optimizer, step, {}, [], described)
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def fit_run(run: MethodRun, data: Mapping[str, Any], recipe, **settings: Any):
+    """`helpers.train.fit` of `run`'s step, model and optimiser on the training split of `data`, with
+    the recipe's loop (`recipe.fit_kwargs`) and `settings`, fit's other keywords. Returns fit's history."""
+    return fit(
+        run.step, run.model, run.optimizer, data["train_images"], data["train_labels"], **recipe.fit_kwargs(**settings)
+    )
 
 
 # ======================================================================================
@@ -526,6 +519,20 @@ def _milestones(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return reached
 
 
+def _record_header(benchmark: str, method: str, smoke: bool, command: str, env: Mapping[str, Any]) -> dict[str, Any]:
+    """The first fields of both of this script's records: what and how it measured, then the machine."""
+    return {
+        "benchmark": benchmark,
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "method": method,
+        "method_name": METHOD_NAMES[method],
+        "smoke": bool(smoke),
+        "date": _now_iso(),
+        "command": command,
+        **env,
+    }
+
+
 def _record_path(results_dir: Path, method: str, epochs: int, slug: str, variant: str, smoke: bool) -> Path:
     return results_dir / f"time_to_accuracy-{method}-{epochs}ep-{slug}{variant}{'-smoke' if smoke else ''}.json"
 
@@ -552,6 +559,20 @@ def _augment_for(smoke: bool, device: torch.device):
     from helpers.data import TwoViewTransform
 
     return TwoViewTransform(size=SMOKE_IMAGE_SIZE)
+
+
+def _command_fit_settings(args, device: torch.device) -> dict[str, Any]:
+    """fit's settings that this command line decides, the same in both modes: the augmentation,
+    the device, compile, the seed and the progress bars. fit's own smoke mode stays off whatever
+    the environment says: a --smoke run has its small data and recipe already."""
+    return {
+        "augment": _augment_for(args.smoke, device),
+        "device": device,
+        "compile": args.compile,
+        "smoke": False,
+        "seed": args.seed,
+        "progress": args.progress,
+    }
 
 
 def run_time_to_accuracy(
@@ -587,26 +608,17 @@ def run_time_to_accuracy(
 
     clock.fit_started()
     try:
-        history = fit(
-            run.step,
-            run.model,
-            run.optimizer,
-            data["train_images"],
-            data["train_labels"],
-            **recipe.fit_kwargs(
-                augment=_augment_for(args.smoke, device),
-                monitor=monitor,
-                checkpoint=checkpoint,
-                checkpoint_minutes=args.checkpoint_minutes,
-                extra_state=extra_state,
-                on_epoch_end=clock.on_epoch_end,
-                stop_after_epoch=clock.stop_after_epoch,
-                device=device,
-                compile=args.compile,
-                smoke=False,
-                seed=args.seed,
-                progress=args.progress,
-            ),
+        history = fit_run(
+            run,
+            data,
+            recipe,
+            **_command_fit_settings(args, device),
+            monitor=monitor,
+            checkpoint=checkpoint,
+            checkpoint_minutes=args.checkpoint_minutes,
+            extra_state=extra_state,
+            on_epoch_end=clock.on_epoch_end,
+            stop_after_epoch=clock.stop_after_epoch,
         )
     except TrainingCheckpointError as error:
         raise SystemExit(f"{checkpoint}: {clock.mismatch or error}") from None
@@ -683,14 +695,7 @@ def run_time_to_accuracy(
     if data["info"]["synthetic"]:
         notes.append("synthetic stand-in data, not CIFAR-10")
     record = {
-        "benchmark": "time_to_accuracy",
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "method": recipe.method,
-        "method_name": METHOD_NAMES[recipe.method],
-        "smoke": bool(args.smoke),
-        "date": _now_iso(),
-        "command": command,
-        **env,
+        **_record_header("time_to_accuracy", recipe.method, args.smoke, command, env),
         "amp": _amp_name(device),
         "channels_last": device.type == "cuda",
         "compile": bool(args.compile),
@@ -756,25 +761,16 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
     set_seed(args.seed)
     run = build_method(reference, recipe, device)
     monitor = _TimedMonitor(_knn_monitor(data), device)
-    history = fit(
-        run.step,
-        run.model,
-        run.optimizer,
-        data["train_images"],
-        data["train_labels"],
-        **recipe.fit_kwargs(
-            augment=_augment_for(args.smoke, device),
-            monitor=monitor,
-            monitor_every=1,
-            checkpoint=None,
-            extra_state=run.extra_state,
-            on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
-            device=device,
-            compile=args.compile,
-            smoke=False,
-            seed=args.seed,
-            progress=args.progress,
-        ),
+    history = fit_run(
+        run,
+        data,
+        recipe,
+        **_command_fit_settings(args, device),
+        monitor=monitor,
+        monitor_every=1,
+        checkpoint=None,
+        extra_state=run.extra_state,
+        on_epoch_end=(run.epoch_hooks[0] if run.epoch_hooks else None),
     )
     fast_rows = []
     for epoch, seconds, knn_seconds, value, loss in zip(
@@ -838,14 +834,7 @@ def run_seed_comparison(args, recipe, data, reference, device, env, command, sta
         return a / b if a and b else None
 
     record = {
-        "benchmark": "seed_pipeline",
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "method": recipe.method,
-        "method_name": METHOD_NAMES[recipe.method],
-        "smoke": bool(args.smoke),
-        "date": _now_iso(),
-        "command": command,
-        **env,
+        **_record_header("seed_pipeline", recipe.method, args.smoke, command, env),
         "data": data["info"],
         "reference_code": {"notebook": _relative(REFERENCE_NOTEBOOK), "sha256": _file_sha256(REFERENCE_NOTEBOOK)},
         "epochs_requested": epochs,
@@ -906,7 +895,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=None,
         help="pre-training epochs (default: the recipe's; --seed-pipeline: 3; --smoke: 1)",
     )
     parser.add_argument(
@@ -918,7 +906,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--source",
-        default=None,
         help="CIFAR-10 copy (folder or .tar.gz, see data/README.md); default $SSL_LAB_CIFAR10, "
         "else torchvision's download into data/",
     )
@@ -926,18 +913,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="download and cache folder (default data/)")
     parser.add_argument(
         "--run-dir",
-        default=None,
         help="checkpoint folder of this run (default checkpoints/time_to_accuracy/<method>[-variant])",
     )
     parser.add_argument(
         "--results-dir",
-        default=None,
         help="where the JSON record goes (default benchmarks/results/; smoke: the run dir)",
     )
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=None,
         help="stop cleanly after the last epoch that fits in this many minutes (at least one); run again to continue",
     )
     parser.add_argument(
@@ -957,10 +941,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed-workers",
         type=int,
-        default=None,
         help="DataLoader workers of the seed pipeline (default: the seed's 10; smoke: 0)",
     )
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA if available; smoke: cpu)")
+    parser.add_argument("--device", help="cuda, cpu, ... (default: CUDA if available; smoke: cpu)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed (model initialisation, shuffling, augmentation)"

@@ -135,10 +135,10 @@ def time_checkpoint(model: torch.nn.Module, device: torch.device, repeats: int) 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: CUDA if available)")
+    parser.add_argument("--device", help="cuda or cpu (default: CUDA if available)")
     parser.add_argument("--repeats", type=int, default=20, help="timed optimiser steps per implementation")
     parser.add_argument("--checkpoint-repeats", type=int, default=5, help="timed checkpoint writes")
-    parser.add_argument("--results-dir", default=None, help="where the record goes (default benchmarks/results/)")
+    parser.add_argument("--results-dir", help="where the record goes (default benchmarks/results/)")
     parser.add_argument("--smoke", action="store_true", help="a tiny model, for the tests")
     args = parser.parse_args(argv)
     if args.smoke and args.results_dir is None:

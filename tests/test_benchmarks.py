@@ -274,22 +274,28 @@ def test_recipe_overrides_are_typed_and_checked():
         tta.parse_recipe_overrides(BYOL, ["epochs=ten"])
 
 
-@pytest.mark.parametrize("elapsed,fits", [(40.0, True), (75.0, True), (80.0, False)])
-def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
-    """With a 100 s budget and 20 s epochs (k-NN 4 s), epoch 3 of 10 (no k-NN) needs 1.05 * 20 + 2 s."""
+def budget_clock(epochs: int, monitor_calls=()):
+    """A run's clock started at 0 s with a 100 s budget and the k-NN monitor every 5 epochs, whose
+    calls so far took `monitor_calls` seconds each; it prints nothing."""
     monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
-    monitor.calls = [4.0]
-    clock = tta._RunClock(
+    monitor.calls = list(monitor_calls)
+    return tta._RunClock(
         started=0.0,
         command="",
         device_name="",
-        epochs=10,
+        epochs=epochs,
         knn_every=5,
         budget_seconds=100.0,
         monitor=monitor,
         hooks=[],
         say=lambda *a, **k: None,
     )
+
+
+@pytest.mark.parametrize("elapsed,fits", [(40.0, True), (75.0, True), (80.0, False)])
+def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
+    """With a 100 s budget and 20 s epochs (k-NN 4 s), epoch 3 of 10 (no k-NN) needs 1.05 * 20 + 2 s."""
+    clock = budget_clock(epochs=10, monitor_calls=[4.0])
     clock.train_seconds = [20.0]
     assert clock._next_epoch_fits(2, now=elapsed) is fits
     # Epoch 5 runs the k-NN monitor: 1.05 * (20 + 4) + 2 = 27.2 s.
@@ -300,18 +306,7 @@ def test_budget_stops_before_an_epoch_that_would_not_fit(elapsed, fits):
 
 def test_budget_estimate_leaves_out_the_warm_up_epoch():
     """The first epoch of a run (warm-up included) is not the estimate once others exist."""
-    monitor = tta._TimedMonitor(monitor=None, device=torch.device("cpu"))
-    clock = tta._RunClock(
-        started=0.0,
-        command="",
-        device_name="",
-        epochs=100,
-        knn_every=5,
-        budget_seconds=100.0,
-        monitor=monitor,
-        hooks=[],
-        say=lambda *a, **k: None,
-    )
+    clock = budget_clock(epochs=100)
     clock.train_seconds = [30.0, 10.0, 12.0]  # epoch 4 (no k-NN) needs 1.05 * 12 + 2 = 14.6 s
     assert clock._next_epoch_fits(3, now=85.0) is True and clock._next_epoch_fits(3, now=86.0) is False
     clock.train_seconds = [30.0]  # only the first: 1.05 * 30 + 2 = 33.5 s
