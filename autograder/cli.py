@@ -50,26 +50,22 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=None,
         help="seed of the hidden tests' inputs, for a reproducible regrade (default: course.toml "
         "[grading] hidden_seed; results.json names the seed it used)",
     )
     parser.add_argument(
         "--solutions",
         type=Path,
-        default=None,
         help="folder of the reference notebooks (default: the project's solutions/)",
     )
     parser.add_argument(
         "--call-timeout",
         type=float,
-        default=None,
         help="seconds one call of the student's code may take (default: course.toml [grading], 10)",
     )
     parser.add_argument(
         "--budget",
         type=float,
-        default=None,
         help="seconds the student's code may take in all (default: course.toml [grading], 60)",
     )
     parser.add_argument(
@@ -81,7 +77,6 @@ def _add_grading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-mb",
         type=int,
-        default=None,
         help="memory the student's code may use, in MB (default: half the free memory, 256-1536)",
     )
     parser.add_argument(
@@ -383,9 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade one submission folder")
     grade.add_argument("submission", type=Path, help="the folder holding the submitted notebook")
-    grade.add_argument(
-        "--results", type=Path, default=None, help="where to write results.json (default: SUBMISSION/results.json)"
-    )
+    grade.add_argument("--results", type=Path, help="where to write results.json (default: SUBMISSION/results.json)")
     grade.add_argument("--quiet", action="store_true", help="print nothing (results.json only)")
     _add_grading_options(grade)
     grade.set_defaults(run=cmd_grade)
@@ -404,7 +397,6 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument(
         "--compare",
         type=Path,
-        default=None,
         metavar="OLD_CSV",
         help="an earlier grade-all CSV: list every submission whose score changed, per task "
         "(printed, and CSV-changes.csv beside the CSV)",
@@ -442,16 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_argument(
         "--assignment",
         choices=list(ASSIGNMENTS),
-        default=None,
         help="compare only this assignment's notebooks (default: each submission's own)",
     )
     similarity.add_argument(
         "--out",
         type=Path,
-        default=None,
         help="OUT.html and OUT.csv are written (default: SUBMISSIONS-similarity beside it)",
     )
-    similarity.add_argument("--top", type=int, default=None, help="pairs shown in the HTML page (default 50)")
+    similarity.add_argument("--top", type=int, help="pairs shown in the HTML page (default 50)")
     similarity.set_defaults(run=cmd_similarity)
     regrade = commands.add_parser(
         "regrade-diff",
@@ -459,11 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regrade.add_argument("old", type=Path, help="the earlier grades")
     regrade.add_argument("new", type=Path, help="the later grades")
-    regrade.add_argument("--out", type=Path, default=None, help="also write the changes to this CSV")
+    regrade.add_argument("--out", type=Path, help="also write the changes to this CSV")
     regrade.set_defaults(run=cmd_regrade_diff)
     demo = commands.add_parser("demo", help="release, then grade three sample submissions offline")
     demo.add_argument("--quiet", action="store_true")
-    demo.add_argument("--keep", type=Path, default=None, help="keep the sample submissions in this folder")
+    demo.add_argument("--keep", type=Path, help="keep the sample submissions in this folder")
     demo.set_defaults(run=cmd_demo)
     from autograder import manual  # no torch at import time
 

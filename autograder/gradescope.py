@@ -352,17 +352,15 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-split",
         type=Path,
-        default=None,
         help="simclr_homework: embed this CIFAR-10 test split (a prepared .pt file or a folder / "
         ".tar.gz of test/<class>/*.jpg) instead of letting setup.sh download it",
     )
     parser.add_argument(
         "--course-config",
         type=Path,
-        default=None,
         help="a course.toml with your thresholds and points (default: autograder/course.toml)",
     )
-    parser.add_argument("--output", type=Path, default=None, help="folder to write the zip to (default: dist/)")
+    parser.add_argument("--output", type=Path, help="folder to write the zip to (default: dist/)")
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -321,7 +321,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--assignment",
         choices=sorted(ASSIGNMENTS),
-        default=None,
         help="the assignment (default: told from the notebooks)",
     )
     parser.add_argument(

@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write nothing; exit 1 if a student notebook or README.md's points table is out of date",
     )
     parser.add_argument("--no-zip", action="store_true", help="do not build the student zip")
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    parser.add_argument("--root", help="project root (default: this checkout)")
     args = parser.parse_args(argv)
     try:
         if args.check:

@@ -226,7 +226,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--python",
         action="append",
-        default=None,
         help="a CPython version to check instead of the claimed ones (repeatable)",
     )
     args = parser.parse_args(argv)

@@ -93,26 +93,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The verbs ``prepare``, ``check`` and ``grade`` under `parser` (each sets ``run``)."""
     commands = parser.add_subparsers(dest="checkpoint_command", required=True)
     prepare = commands.add_parser("prepare", help="write the prepared CIFAR-10 test split file")
-    prepare.add_argument("--out", type=Path, default=None, help="file to write (default data/cifar10-test.pt)")
+    prepare.add_argument("--out", type=Path, help="file to write (default data/cifar10-test.pt)")
     prepare.add_argument(
         "--source",
-        default=None,
         help="a local CIFAR-10 copy (folder, .tar.gz, or a prepared .pt); "
         "default: $SSL_LAB_CIFAR10 or torchvision's download",
     )
-    prepare.add_argument("--download-root", default=None, help="where torchvision downloads (default: a temp folder)")
+    prepare.add_argument("--download-root", help="where torchvision downloads (default: a temp folder)")
     prepare.add_argument("--no-download", action="store_true", help="never download")
     prepare.set_defaults(run=_main_prepare)
     check = commands.add_parser("check", help="say which test split the grader would use")
-    check.add_argument("--config", default=None, help="course configuration (default: course.toml)")
+    check.add_argument("--config", help="course configuration (default: course.toml)")
     check.set_defaults(run=_main_check)
     grade = commands.add_parser("grade", help="grade the checkpoint of one submission folder")
     grade.add_argument("submission", type=Path)
-    grade.add_argument("--config", default=None)
-    grade.add_argument("--test-split", default=None, help="a prepared test split file (default: resolved)")
-    grade.add_argument("--threads", type=int, default=None)
-    grade.add_argument("--batch-size", type=int, default=None)
-    grade.add_argument("--device", default=None)
+    grade.add_argument("--config")
+    grade.add_argument("--test-split", help="a prepared test split file (default: resolved)")
+    grade.add_argument("--threads", type=int)
+    grade.add_argument("--batch-size", type=int)
+    grade.add_argument("--device")
     grade.add_argument("--json", action="store_true", help="print a JSON summary")
     grade.set_defaults(run=_main_grade)
 
