@@ -37,14 +37,9 @@ def describe(value: Any) -> str:
         return f"a NumPy array of shape {shape_text(value.tensor)}"
     if isinstance(value, Unsupported):
         return f"an object of type {value.type_name}"
-    if isinstance(value, bool):
-        return f"the bool {value}"
-    if isinstance(value, int):
-        return f"the int {value}"
-    if isinstance(value, float):
-        return f"the float {_number(value)}"
-    if isinstance(value, str):
-        return f"the string {value[:60]!r}"
+    for kind, name, text in _PLAIN_VALUES:  # bool before int: a bool is an int too
+        if isinstance(value, kind):
+            return f"the {name} {text(value)}"
     if value is None:
         return "None"
     if isinstance(value, (tuple, list)):
@@ -53,6 +48,15 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return f"a dict with keys {list(value)[:5]}"
     return f"a {type(value).__name__}"
+
+
+#: Plain values a message names with their type: (type, its name, how a value is written).
+_PLAIN_VALUES = (
+    (bool, "bool", str),
+    (int, "int", str),
+    (float, "float", lambda value: _number(value)),
+    (str, "string", lambda value: repr(value[:60])),
+)
 
 
 def shape_text(tensor: torch.Tensor) -> str:
