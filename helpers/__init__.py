@@ -1,16 +1,17 @@
 """SSL Lab helpers: everything the notebooks are given.
 
-One module per concern: ``data`` (CIFAR-10 and the seeds' transforms), ``augment`` (the
-same augmentation batched on the device), ``models`` (CIFAR ResNet-18, heads, the linear
-classifier), ``checkpoint`` (saving and safely loading the graded classifier file, with
-``checkpoint_format`` and ``checkpoint_file``), ``encoder_file`` (the homework's pre-trained
-encoder), ``probes`` (the k-NN monitor), ``train`` (``fit``, the one training loop, with
-``history``, ``precision``, ``training_state`` for resuming, and ``batches``), ``recipes``
-(hyperparameters, fit's configuration and the optimiser), ``plots``, ``report``,
-``submission`` and ``comparison`` (what given cells print), ``checks`` (public self-checks),
-``runtime`` (seeds, device, CPUs) and ``files`` (atomic writes). ``data`` and ``checks`` are
-packages of a few modules each; import their names from the package. Nothing in here is the
-answer to a graded task.
+One module per concern: ``data`` (CIFAR-10, its datasets and loaders), ``augment`` (every
+augmentation: the seeds' per image, the same batched on the device, built from
+``image_ops``), ``models`` (CIFAR ResNet-18, heads, the linear classifier), ``checkpoint``
+(saving and safely loading the graded classifier file, with ``checkpoint_format`` and
+``checkpoint_file``), ``encoder_file`` (the homework's pre-trained encoder), ``probes`` (the
+k-NN monitor), ``train`` (``fit``, the one training loop, with ``schedule``, ``history``,
+``precision``, ``training_state`` for resuming, and ``batches``), ``recipes``
+(hyperparameters, fit's configuration and the optimiser), ``plots`` (with ``figures``),
+``report``, ``submission`` and ``comparison`` (what given cells print), ``checks`` (public
+self-checks), ``runtime`` (seeds, device, CPUs) and ``files`` (atomic writes, tagged files).
+``data`` and ``checks`` are packages of a few modules each; import their names from the
+package. Nothing in here is the answer to a graded task.
 
 The names below can be imported from ``helpers`` directly; each module but ``data`` and
 ``runtime`` is imported on first use, so ``import helpers`` stays cheap.
@@ -25,7 +26,7 @@ from helpers.runtime import get_device, set_seed, smoke_mode
 
 _EXPORTS = {
     "data": tuple(data.__all__),  # the package lists its own names (importing it costs ~0.03 s more)
-    "augment": ("BatchCropFlip", "BatchTwoViewAugment"),
+    "augment": ("BatchCropFlip", "BatchTwoViewAugment", "TwoViewTransform"),
     "models": ("LinearClassifier", "cifar_resnet18", "projection_mlp"),
     "checkpoint": ("CheckpointError", "MAX_CHECKPOINT_BYTES", "load_classifier", "save_classifier"),
     "encoder_file": ("load_encoder", "save_encoder"),

@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from helpers.augment import to_float_chw
 from helpers.data.subsets import class_balanced_indices  # the monitor's subsets (also helpers.train's)
+from helpers.image_ops import to_float_chw
 
 __all__ = ["encode_images", "knn_accuracy", "KNNMonitor"]
 

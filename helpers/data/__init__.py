@@ -54,17 +54,27 @@ torchvision release, the synthetic stand-in), `subsets` (class-balanced subsets)
 
 from __future__ import annotations
 
-from helpers.data.datasets import (CIFAR10Tensors, TwoViewTransform, _eval_transform, make_eval_loader,
-                                   make_two_view_loader, two_view_collate)
+from helpers.augment import TwoViewTransform
+from helpers.data.datasets import (
+    CIFAR10Tensors,
+    _eval_transform,
+    make_eval_loader,
+    make_two_view_loader,
+    two_view_collate,
+)
 from helpers.data.loading import load_cifar10
+from helpers.data.local_files import local_split_order as local_split_order
 from helpers.data.sources import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, DataSourceError, describe_cifar10_source
+from helpers.data.sources import ENV_SOURCE as ENV_SOURCE
+from helpers.data.sources import ENV_SYNTHETIC as ENV_SYNTHETIC
+from helpers.data.sources import IMAGE_SIZE as IMAGE_SIZE
+from helpers.data.sources import LOCAL_ORDER_SEED as LOCAL_ORDER_SEED
+from helpers.data.sources import SPLITS as SPLITS
+from helpers.data.sources import SYNTHETIC_SIZES as SYNTHETIC_SIZES
 from helpers.data.subsets import class_balanced_indices
 
-# Importable from here too (the settings of the sources and the order of a local copy), not part of `*`:
-from helpers.data.local_files import local_split_order  # noqa: F401
-from helpers.data.sources import (ENV_SOURCE, ENV_SYNTHETIC, IMAGE_SIZE, LOCAL_ORDER_SEED, SPLITS,  # noqa: F401
-                                  SYNTHETIC_SIZES)
-
+# The names imported `as` themselves (the order of a local copy, the sources' settings) are
+# importable from here too, but not part of `*`.
 __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR10_MEAN",

@@ -1,8 +1,9 @@
 """Datasets and loaders over the uint8 image tensors, with SimCLR's two-view augmentation on the CPU.
 
-`TwoViewTransform` makes the two augmented views of one image, `eval_transform` converts an
-image for evaluation, `CIFAR10Tensors` wraps the tensors as a map-style dataset, and
-`make_two_view_loader` / `make_eval_loader` build the training and evaluation loaders.
+`eval_transform` converts an image for evaluation, `CIFAR10Tensors` wraps the tensors as a
+map-style dataset, and `make_two_view_loader` / `make_eval_loader` build the training and
+evaluation loaders; the two augmented views of each image come from
+`helpers.augment.TwoViewTransform`.
 torchvision is imported only when a transform is made, so the grader can read the test split
 with torch alone.
 """
@@ -10,72 +11,16 @@ with torch alone.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from helpers.augment import TwoViewTransform
 from helpers.runtime import available_cpus
 
 
-class TwoViewTransform:
-    """SimCLR's augmentation (Chen et al. 2020, https://arxiv.org/abs/2002.05709, appendix A),
-    as the seeds' ``SimCLRTransform``, on ``torchvision.transforms.v2``; returns two views.
-
-    Each view, independently: random resized crop (area fraction `crop_scale`) -> horizontal
-    flip (p = 0.5) -> colour jitter with strength `s` (brightness, contrast, saturation 0.8 s,
-    hue 0.2 s; p = 0.8) -> grayscale (p = 0.2) -> Gaussian blur (kernel 3 for images of at most
-    32 pixels, else 5; sigma in [0.1, 2]; p = `blur_p`) -> float in [0, 1].
-
-    Args:
-        size: output side length.
-        s: colour-jitter strength.
-        blur_p: probability of the blur.
-        crop_scale: (min, max) area fraction of the crop.
-
-    Call with an image: uint8 tensor, Shape: (3, H, W) CHW, or a PIL image. Returns
-    ``(view1, view2)``, each float32, Shape: (3, size, size), in [0, 1].
-    ``.transform`` is the `v2.Compose` that makes one view.
-    """
-
-    def __init__(self, size: int = 32, s: float = 0.5, blur_p: float = 0.5,
-                 crop_scale: tuple[float, float] = (0.2, 1.0)) -> None:
-        self.size, self.s, self.blur_p, self.crop_scale = size, s, blur_p, tuple(crop_scale)
-        self.blur_kernel = 3 if size <= 32 else 5
-        from torchvision.transforms import v2  # here, not at the top: the grader never needs it
-
-        self.transform = v2.Compose([
-            v2.ToImage(),  # PIL / tensor -> tv_tensors.Image (3, H, W), dtype kept
-            v2.RandomResizedCrop(size=size, scale=self.crop_scale, antialias=True),
-            v2.RandomHorizontalFlip(p=0.5),
-            v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=self.blur_kernel, sigma=(0.1, 2.0))], p=blur_p),
-            v2.ToDtype(torch.float32, scale=True),  # uint8 [0, 255] -> float [0, 1]
-            v2.ToPureTensor(),
-        ])
-
-    def __call__(self, image) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(image), self.transform(image)
-
-    def __repr__(self) -> str:
-        s = self.s
-        steps = [
-            f"RandomResizedCrop({self.size}, scale={self.crop_scale})",
-            "RandomHorizontalFlip(p=0.5)",
-            f"ColorJitter(brightness={0.8 * s:g}, contrast={0.8 * s:g}, saturation={0.8 * s:g}, "
-            f"hue={0.2 * s:g}) with p=0.8",
-            "RandomGrayscale(p=0.2)",
-            f"GaussianBlur(kernel_size={self.blur_kernel}, sigma=(0.1, 2.0)) with p={self.blur_p:g}",
-            "ToDtype(float32, scale=True)  # [0, 255] -> [0, 1]",
-        ]
-        lines = [f"TwoViewTransform(size={self.size}, s={s:g}, blur_p={self.blur_p:g}, "
-                 f"crop_scale={self.crop_scale}): two independent views, each"]
-        lines += [f"  {i}. {step}" for i, step in enumerate(steps, 1)]
-        return "\n".join(lines)
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _eval_transform():
     """The evaluation pipeline (`helpers.data.eval_transform`, made on first use): uint8 (3, H, W)
     tensor or PIL image -> float32 (3, H, W) in [0, 1]."""
@@ -96,11 +41,14 @@ class CIFAR10Tensors(Dataset):
     Item ``i`` is ``(transform(image_i), label_i)`` with ``label_i`` a Python int.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                 transform: Callable | None = None) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, transform: Callable | None = None
+    ) -> None:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.dtype != torch.uint8:
-            raise ValueError("images must be a uint8 tensor of shape (N, H, W, 3) or (N, 3, H, W); got "
-                             f"{type(images).__name__} {getattr(images, 'dtype', '')} {tuple(getattr(images, 'shape', ()))}")
+            raise ValueError(
+                "images must be a uint8 tensor of shape (N, H, W, 3) or (N, 3, H, W); got "
+                f"{type(images).__name__} {getattr(images, 'dtype', '')} {tuple(getattr(images, 'shape', ()))}"
+            )
         if images.shape[-1] == 3:
             self.channels_last = True
         elif images.shape[1] == 3:
@@ -186,12 +134,19 @@ def make_two_view_loader(
     )
 
 
-def make_eval_loader(images: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 512,
-                     num_workers: int = 0) -> DataLoader:
+def make_eval_loader(
+    images: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 512, num_workers: int = 0
+) -> DataLoader:
     """An unshuffled loader of un-augmented images, keeping the last partial batch.
 
     Yields:
         ``(x, y)``: Shape: (B, 3, H, W) float32 in [0, 1], (B,) int64; all N images in order.
     """
-    return DataLoader(CIFAR10Tensors(images, labels), batch_size=batch_size, shuffle=False,
-                      num_workers=num_workers, pin_memory=torch.cuda.is_available(), drop_last=False)
+    return DataLoader(
+        CIFAR10Tensors(images, labels),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=False,
+    )

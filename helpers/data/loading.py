@@ -39,12 +39,16 @@ def _load_torchvision(root: Path, split: str, download: bool, origin: str) -> tu
         dataset = torchvision.datasets.CIFAR10(root, train=split == "train", download=download)
     except Exception as error:  # no network, no files, corrupt download: say what to do
         if origin == "default":
-            tried = (f"No local source was given (source=None and ${ENV_SOURCE} unset), and "
-                     f"torchvision could not {'download' if download else 'find'} CIFAR-10 in {root} "
-                     f"(download={download}): {type(error).__name__}: {error}")
+            tried = (
+                f"No local source was given (source=None and ${ENV_SOURCE} unset), and "
+                f"torchvision could not {'download' if download else 'find'} CIFAR-10 in {root} "
+                f"(download={download}): {type(error).__name__}: {error}"
+            )
         else:
-            tried = (f"torchvision could not read CIFAR-10 from {root / _TORCHVISION_FOLDER} "
-                     f"(given by {origin}): {type(error).__name__}: {error}")
+            tried = (
+                f"torchvision could not read CIFAR-10 from {root / _TORCHVISION_FOLDER} "
+                f"(given by {origin}): {type(error).__name__}: {error}"
+            )
         raise DataSourceError(f"{tried}\n{_HOW_TO_GET_DATA}") from error
     images = torch.as_tensor(np.ascontiguousarray(dataset.data), dtype=torch.uint8)  # (N, 32, 32, 3)
     labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)  # (N,)
@@ -73,26 +77,36 @@ def _synthetic_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     u = (xx - centre[:, 0]) / scale  # (N, 32, 32)
     v = (yy - centre[:, 1]) / scale  # (N, 32, 32)
     shapes = (  # one per class: (u, v, squared radius, phase) -> foreground mask
-        lambda u, v, r2, ph: r2 < 0.36,                                          # disk
-        lambda u, v, r2, ph: torch.maximum(u.abs(), v.abs()) < 0.5,              # square
-        lambda u, v, r2, ph: torch.sin(v * 3 * torch.pi + ph) > 0,               # horizontal stripes
-        lambda u, v, r2, ph: torch.sin(u * 3 * torch.pi + ph) > 0,               # vertical stripes
-        lambda u, v, r2, ph: torch.sin((u + v) * 2 * torch.pi + ph) > 0,         # diagonal stripes
+        lambda u, v, r2, ph: r2 < 0.36,  # disk
+        lambda u, v, r2, ph: torch.maximum(u.abs(), v.abs()) < 0.5,  # square
+        lambda u, v, r2, ph: torch.sin(v * 3 * torch.pi + ph) > 0,  # horizontal stripes
+        lambda u, v, r2, ph: torch.sin(u * 3 * torch.pi + ph) > 0,  # vertical stripes
+        lambda u, v, r2, ph: torch.sin((u + v) * 2 * torch.pi + ph) > 0,  # diagonal stripes
         lambda u, v, r2, ph: torch.sin(u * 2.5 * torch.pi) * torch.sin(v * 2.5 * torch.pi) > 0,  # checkerboard
-        lambda u, v, r2, ph: (r2 > 0.2) & (r2 < 0.55),                           # ring
+        lambda u, v, r2, ph: (r2 > 0.2) & (r2 < 0.55),  # ring
         lambda u, v, r2, ph: ((u.abs() < 0.18) & (v.abs() < 0.7)) | ((v.abs() < 0.18) & (u.abs() < 0.7)),  # cross
-        lambda u, v, r2, ph: (v.abs() < 0.5) & (u.abs() < (v + 0.5) * 0.6),      # triangle
-        lambda u, v, r2, ph: u.abs() + v.abs() < 0.6,                            # diamond
+        lambda u, v, r2, ph: (v.abs() < 0.5) & (u.abs() < (v + 0.5) * 0.6),  # triangle
+        lambda u, v, r2, ph: u.abs() + v.abs() < 0.6,  # diamond
     )
     mask = torch.empty(n, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool)  # (N, 32, 32)
     for label, shape in enumerate(shapes):
         rows = labels == label
         mask[rows] = shape(u[rows], v[rows], u[rows] ** 2 + v[rows] ** 2, phase[rows])
     mask = mask.unsqueeze(-1).float()  # (N, 32, 32, 1)
-    palette = torch.tensor([
-        [0.9, 0.2, 0.2], [0.2, 0.8, 0.3], [0.2, 0.4, 0.9], [0.9, 0.8, 0.2], [0.8, 0.3, 0.8],
-        [0.2, 0.8, 0.8], [0.95, 0.55, 0.1], [0.6, 0.9, 0.6], [0.9, 0.9, 0.9], [0.5, 0.3, 0.15],
-    ])  # (10, 3)
+    palette = torch.tensor(
+        [
+            [0.9, 0.2, 0.2],
+            [0.2, 0.8, 0.3],
+            [0.2, 0.4, 0.9],
+            [0.9, 0.8, 0.2],
+            [0.8, 0.3, 0.8],
+            [0.2, 0.8, 0.8],
+            [0.95, 0.55, 0.1],
+            [0.6, 0.9, 0.6],
+            [0.9, 0.9, 0.9],
+            [0.5, 0.3, 0.15],
+        ]
+    )  # (10, 3)
     # Colour is only a partial cue (as in CIFAR-10): 40 % class colour, 60 % random colour.
     foreground = 0.4 * palette[labels] + 0.6 * torch.rand(n, 3, generator=gen)  # (N, 3)
     foreground = foreground + 0.1 * torch.randn(n, 3, generator=gen)
@@ -152,7 +166,8 @@ def load_cifar10(
             f"SSL Lab is using a SYNTHETIC stand-in dataset, not CIFAR-10 ({SYNTHETIC_SIZES[split]:,} "
             f"{split} images of coloured shapes, requested by {src.origin}). Accuracies on it say "
             "nothing about CIFAR-10; use it only for offline demos and tests.",
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
         images, labels = (t.clone() for t in _synthetic_split(split))  # callers may edit theirs
         description = src.describe()
@@ -174,5 +189,3 @@ def load_cifar10(
     if verbose:
         print(f"CIFAR-10 {split}: {count} from {description}{note}")
     return images, labels
-
-

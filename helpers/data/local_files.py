@@ -14,8 +14,8 @@ import os
 import re
 import tarfile
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -105,9 +105,7 @@ def local_split_order(keys: Sequence[tuple]) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(LOCAL_ORDER_SEED))
 
 
-def _assemble(
-    decoded: dict[str, list[tuple[tuple, np.ndarray]]], where: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _assemble(decoded: dict[str, list[tuple[tuple, np.ndarray]]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack per-class lists into one split, in `local_split_order`."""
     empty = [name for name in CIFAR10_CLASSES if not decoded.get(name)]
     if empty:
@@ -131,8 +129,10 @@ def _image_entries(class_dir: Path) -> list[os.DirEntry]:
     """
     with os.scandir(class_dir) as entries:
         return [
-            entry for entry in entries
-            if not _is_hidden(entry.name) and os.path.splitext(entry.name)[1].lower() in _IMAGE_SUFFIXES
+            entry
+            for entry in entries
+            if not _is_hidden(entry.name)
+            and os.path.splitext(entry.name)[1].lower() in _IMAGE_SUFFIXES
             and entry.is_file()
         ]
 
@@ -239,9 +239,12 @@ def _read_cache(path: Path, identity: str) -> tuple[torch.Tensor, torch.Tensor] 
         valid = (
             entry.get("format") == _CACHE_FORMAT
             and entry.get("identity") == identity
-            and isinstance(images, torch.Tensor) and images.dtype == torch.uint8
-            and images.ndim == 4 and tuple(images.shape[1:]) == (IMAGE_SIZE, IMAGE_SIZE, 3)
-            and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
+            and isinstance(images, torch.Tensor)
+            and images.dtype == torch.uint8
+            and images.ndim == 4
+            and tuple(images.shape[1:]) == (IMAGE_SIZE, IMAGE_SIZE, 3)
+            and isinstance(labels, torch.Tensor)
+            and labels.dtype == torch.int64
             and labels.shape == (images.shape[0],)
             and (labels.numel() == 0 or (int(labels.min()) >= 0 and int(labels.max()) < 10))
         )
@@ -249,21 +252,32 @@ def _read_cache(path: Path, identity: str) -> tuple[torch.Tensor, torch.Tensor] 
             raise ValueError("unexpected contents")
     except Exception as error:  # any unreadable cache is rebuilt, never fatal
         reason = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:120]  # torch's run long
-        warnings.warn(f"Ignoring the unreadable CIFAR-10 cache {path} ({type(error).__name__}: "
-                      f"{reason}); decoding the source again and rewriting it.", stacklevel=4)
+        warnings.warn(
+            f"Ignoring the unreadable CIFAR-10 cache {path} ({type(error).__name__}: "
+            f"{reason}); decoding the source again and rewriting it.",
+            stacklevel=4,
+        )
         return None
     return images, labels
 
 
 def _write_cache(path: Path, identity: str, images: torch.Tensor, labels: torch.Tensor, description: str) -> bool:
     """Save atomically (temporary file + os.replace); a failure only warns."""
-    entry = {"format": _CACHE_FORMAT, "version": _CACHE_VERSION, "identity": identity,
-             "source": description, "images": images.contiguous(), "labels": labels.contiguous()}
+    entry = {
+        "format": _CACHE_FORMAT,
+        "version": _CACHE_VERSION,
+        "identity": identity,
+        "source": description,
+        "images": images.contiguous(),
+        "labels": labels.contiguous(),
+    }
     try:  # readable by all (mode 0o644): a shared data/ folder should stay usable
         write_atomically(path, lambda file: torch.save(entry, file), fsync=False)
     except OSError as error:
-        warnings.warn(f"Could not write the CIFAR-10 cache {path} ({error}); the next load will "
-                      "decode the source again.", stacklevel=4)
+        warnings.warn(
+            f"Could not write the CIFAR-10 cache {path} ({error}); the next load will decode the source again.",
+            stacklevel=4,
+        )
         return False
     return True
 
@@ -290,5 +304,3 @@ def _load_local_split(location: _SplitLocation, split: str, root, description: s
         images, labels = _decode_archive(location.path, split)
     written = _write_cache(cache, identity, images, labels, description)
     return images, labels, (f"; decoded, cached in {cache}" if written else "; decoded (not cached)")
-
-

@@ -14,8 +14,16 @@ from pathlib import Path
 
 #: CIFAR-10's class names in label order (alphabetical, as torchvision and the folders have them).
 CIFAR10_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 #: Per-channel mean and standard deviation of the CIFAR-10 training images in [0, 1] (RGB).
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
@@ -157,8 +165,8 @@ def _locate_split(src: _Source, split: str) -> _SplitLocation:
     names = sorted(d.name for d in subdirs)
     if names and set(names) <= set(CIFAR10_CLASSES):
         hint = (
-            f" It looks like a single split's folder (its subfolders are class names); point "
-            f"source= at the folder that holds both train/ and test/."
+            " It looks like a single split's folder (its subfolders are class names); point "
+            "source= at the folder that holds both train/ and test/."
         )
     else:
         hint = ""
@@ -196,5 +204,3 @@ def describe_cifar10_source(
         return src.describe()
     _check_split(split)
     return _locate_split(src, split).describe()
-
-
