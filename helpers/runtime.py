@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -50,8 +52,28 @@ def smoke_mode() -> bool:
 
 
 def available_cpus() -> int:
-    """The number of CPU cores this process may run on (its affinity where the OS has one)."""
+    """CPUs this process may use: its CPU affinity (where the OS has one), capped by a cgroup
+    CPU quota (Docker, Gradescope) rounded up; at least 1."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The cgroup's CPU quota in CPUs (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), or None."""
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        text = (root / "cpu.max").read_text().split()
+        return int(text[0]) / int(text[1]) if text and text[0] != "max" else None
+    except (OSError, ValueError, IndexError, ZeroDivisionError):
+        pass
+    try:  # cgroup v1
+        limit = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return limit / period if limit > 0 and period > 0 else None

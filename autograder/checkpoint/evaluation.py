@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,32 +29,7 @@ from torch import nn
 
 from helpers.data import CIFAR10_CLASSES
 from helpers.models import LinearClassifier
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its CPU affinity, capped by a cgroup CPU quota (Docker,
-    Gradescope) rounded up; at least 1."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    quota = None
-    try:  # cgroup v2: "max 100000" or "<quota> <period>"
-        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if text and text[0] != "max":
-            quota = int(text[0]) / int(text[1])
-    except (OSError, ValueError, IndexError):
-        try:  # cgroup v1
-            limit = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-            if limit > 0 and period > 0:
-                quota = limit / period
-        except (OSError, ValueError):
-            pass
-    if quota is not None:
-        cpus = min(cpus, max(1, math.ceil(quota)))
-    return max(1, cpus)
-
+from helpers.runtime import available_cpus
 
 # glibc's mallopt(3) parameters and their defaults.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
