@@ -33,6 +33,9 @@ from helpers.checks.checker import (
 )
 from helpers.checks.stand_ins import _ControlledClassifier, _cross_entropies
 
+#: The checks of this family, re-exported by `helpers.checks` (a new check is listed here only).
+__all__ = ["check_extract_features", "check_probes", "check_evaluate"]
+
 
 class _LinearFeatureModel(nn.Module):
     """A stand-in encoder whose features are a fixed linear map of the flattened image.

@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 from helpers.checks.checker import _Checker, _close, _describe, _num, _scalar_tensor
 
+#: The checks of this family, re-exported by `helpers.checks` (a new check is listed here only).
+__all__ = ["check_nt_xent", "check_barlow_loss"]
+
 
 def _check_gradients_reach_both(
     chk: _Checker,

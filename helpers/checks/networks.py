@@ -18,6 +18,9 @@ from torch import nn
 from helpers.checks.checker import _Checker, _describe, _max_diff, _tensors_close, _unit_columns, _unit_rows, _unpack
 from helpers.checks.stand_ins import _FEATURE_DIM, _PROJ_DIM, _changed, _image_pair, _instantiate, _snapshot
 
+#: The checks of this family, re-exported by `helpers.checks` (a new check is listed here only).
+__all__ = ["check_simclr_forward", "check_byol_forward", "check_ema"]
+
 
 def _forward_outputs(chk: _Checker, model: nn.Module, x: torch.Tensor, class_name: str, names: Sequence[str]) -> tuple:
     """`model(x)` without gradients, checked to be `names`: repr (B, 512), then heads (B, proj_dim)."""

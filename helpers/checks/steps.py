@@ -42,6 +42,9 @@ from helpers.checks.stand_ins import (
     _strip_batch_norm,
 )
 
+#: The checks of this family, re-exported by `helpers.checks` (a new check is listed here only).
+__all__ = ["check_simclr_step", "check_barlow_step", "check_byol_step", "check_finetune_step"]
+
 #: Learning rate of the SGD optimiser the steps are run with.
 _LR = 0.1
 
