@@ -248,25 +248,46 @@ def test_graded_suite_is_not_collected_by_the_projects_pytest():
     assert os.path.isfile(PROJECT_ROOT / "autograder" / "tests" / "pytest.ini")
 
 
+def _points_rows(table: str) -> dict[str, tuple[dict[str, float], float]]:
+    """Assignment -> ({task: points}, the total) as a points table states them."""
+    rows = [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in table.splitlines()[2:]]
+    found: dict[str, tuple[dict[str, float], float]] = {}
+    for assignment, task, _, stated in rows:
+        tasks, total = found.get(assignment.strip("`"), ({}, 0.0))
+        if task == "**total**":
+            total = float(stated.split("**")[1])
+        else:
+            tasks[task.strip("`")] = float(stated)
+        found[assignment.strip("`")] = (tasks, total)
+    return found
+
+
 def test_readme_points_table_is_written_from_the_markers():
     """Is README.md's points table the one the graded tests' markers and course.toml give, and
     does one point more on a marker (README.md unchanged) make `release --check` name README.md?"""
     from autograder import points, release
+    from autograder.checkpoint.rubric import load_course_config
+    from autograder.contract import ASSIGNMENTS, CHECKPOINT_TASK
     from autograder.tests.tasks import unit_points
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     course = PROJECT_ROOT / "autograder" / "course.toml"
     table = points.points_table(course)
     assert f"{points.BEGIN}\n{table}\n{points.END}" in readme
-    assert "| `ssl_methods` | **total** | | **34** |" in table  # the sum of the markers, checked by hand once
-    assert "| `simclr_homework` | **total** | | **32** (+5 bonus) |" in table
+    stated = _points_rows(table)
+    assert set(stated) == set(ASSIGNMENTS)
+    for assignment, (tasks, total) in stated.items():
+        expected = dict(unit_points(assignment))
+        if CHECKPOINT_TASK in ASSIGNMENTS[assignment].tasks:
+            expected[CHECKPOINT_TASK] = load_course_config(course).points
+        assert tasks == expected and total == sum(expected.values()), assignment
 
     def one_more(assignment: str) -> dict:
         marked = unit_points(assignment)
         return {**marked, "nt_xent": marked["nt_xent"] + 1}
 
     changed = points.points_table(course, one_more)
-    assert "**35**" in changed and "**33** (+5 bonus)" in changed
+    assert {a: total + 1 for a, (_, total) in stated.items()} == {a: t for a, (_, t) in _points_rows(changed).items()}
     assert points.with_points_table(readme, changed) != readme
     with mock.patch.object(release, "points_table", lambda config: changed):
         assert release.release(PROJECT_ROOT, check=True) == [PROJECT_ROOT / "README.md"]
