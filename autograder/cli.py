@@ -384,10 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     grade.set_defaults(run=cmd_grade)
     grade_all = commands.add_parser("grade-all", help="grade a folder of submissions in parallel")
     grade_all.add_argument("submissions", type=Path, help="a folder with one sub-folder per submission")
-    grade_all.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    grade_all.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="grading processes at once, each with its own sandbox (default: half the CPUs)",
+    )
     grade_all.add_argument("--csv", default="grades.csv", help="where to write the grades (default grades.csv)")
     grade_all.add_argument("--timeout", type=float, default=900.0, help="seconds per submission (default 900)")
-    grade_all.add_argument("--quiet", action="store_true")
+    grade_all.add_argument("--quiet", action="store_true", help="print nothing (the CSV and results.json files only)")
     grade_all.add_argument(
         "--similarity",
         action="store_true",

@@ -98,29 +98,39 @@ def _grade(folder: Path, seed: int | None) -> dict:
 
 
 @pytest.mark.slow
-def test_every_correct_variant_keeps_full_points_under_drawn_seeds(tmp_path):
-    """Under drawn seeds (one per notebook, six in all; the corpus grades the fixed seeds), every
-    correct variant scores every point, and results.json names the seed in a hidden test of 0
-    points."""
+def test_every_correct_variant_keeps_full_points_under_drawn_seeds(tmp_path, monkeypatch):
+    """Under per-submission seeds (a hash of each notebook: six different seeds; the corpus grades
+    the fixed seeds), every correct variant scores every point in a batch grading, and
+    results.json names the seed in a hidden test of 0 points."""
     from autograder.gradescope import validate_results
 
-    for index, folder in enumerate(_correct_notebooks(tmp_path)):
-        seed = 1000 + index
-        done = subprocess.run(
-            [sys.executable, "-m", "autograder", "grade", str(folder), "--unit-only", "--quiet", "--seed", str(seed)],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+    config = tmp_path / "course.toml"
+    config.write_text('[grading]\nhidden_seed = "per-submission"\n')
+    monkeypatch.setenv("SSL_LAB_COURSE_CONFIG", str(config))
+    folders = _correct_notebooks(tmp_path / "submissions")
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade-all", str(tmp_path / "submissions"), "--unit-only", "--quiet"]
+        + ["--jobs", "2", "--csv", str(tmp_path / "grades.csv")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    seeds = set()
+    for folder in folders:
+        notebook = next(folder.glob("*.ipynb"))
+        seed, source = hidden_inputs.submission_seed(folder, notebook)
         results = json.loads((folder / "results.json").read_text())
         lost = [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"] < t["max_score"]]
         assert not lost, (folder.name, seed, lost)
-        assert results["extra_data"]["hidden_seed"] == {"seed": seed, "source": "given with --seed"}
+        assert results["extra_data"]["hidden_seed"] == {"seed": seed, "source": source}
+        assert source == f"a hash of {notebook.name}"
         assert results["tests"][-1]["name"] == f"Hidden inputs: seed {seed}"
         assert results["tests"][-1]["visibility"] == "hidden" and results["tests"][-1]["max_score"] == 0
         assert validate_results(results) == []
+        seeds.add(seed)
+    assert len(seeds) == len(folders) == 6
 
 
 @pytest.mark.slow
