@@ -33,7 +33,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: The partly wrong submission: three classic mistakes (task -> answer) of the project's corpus
-#: of student answers, which tests/test_grading_answers.py grades (they cost 11 of 34 points):
+#: of student answers, which tests/test_grading_answers.py grades (each costs its task's points):
 #: the EPFL markdown's 1/N in NT-Xent, beta and 1 - beta swapped in the EMA, and the target's EMA
 #: update before the online network's optimiser step.
 PARTLY_WRONG = {"nt_xent": "mean_over_n", "ema": "swapped_weights", "byol_step": "ema_before_step"}
