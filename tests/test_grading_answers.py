@@ -5,7 +5,7 @@ sample submission (tests/submissions/build.py, graded once per session by
 tests/submissions/corpus.py); it must fail exactly the graded tests its ``loses`` lists, all
 of its own task (tests/test_grading.py shows that the other tasks keep every point). The
 demo's partly wrong submission (`autograder.demo.PARTLY_WRONG`) is three of these answers, so
-its score (README: 23 / 34) follows from what they lose.
+its score follows from what they lose.
 """
 
 from __future__ import annotations
@@ -55,11 +55,17 @@ def test_demo_grades_three_answers_of_the_corpus():
         assert not found.correct and found.sample and sources[task] == found.source
 
 
-def test_demo_partly_wrong_submission_scores_23_of_34(corpus):
-    """The points the demo's three answers lose in their samples give the README's 23 / 34."""
+def test_demo_partly_wrong_submission_loses_exactly_its_answers_tests(corpus):
+    """The demo's partly wrong submission scores the reference's points (the markers' sum) minus
+    the points of the tests its three answers lose, and nothing else."""
+    from autograder.tests.tasks import unit_points
+
     reference = corpus.results["reference-ssl"]
+    assert reference["score"] == sum(unit_points("ssl_methods").values())
     lost = 0.0
     for task, name in demo.PARTLY_WRONG.items():
-        sample = _sample_holding(corpus, task, name)
-        lost += sum(t["max_score"] - t["score"] for t in corpus.tests(sample, task))
-    assert (reference["score"] - lost, reference["score"]) == (23, 34)
+        tests = corpus.tests(_sample_holding(corpus, task, name), task)
+        lost_here = sum(t["max_score"] - t["score"] for t in tests)
+        assert lost_here == sum(t["max_score"] for t in tests if t["name"] in answer(task, name).loses) > 0, task
+        lost += lost_here
+    assert 0 < reference["score"] - lost < reference["score"]
