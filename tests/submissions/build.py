@@ -41,6 +41,18 @@ GROUPS = {
     ),
     "simclr_homework": (["finetune_step", "evaluate", "nt_xent", "barlow_loss"], []),
 }
+
+
+def groups(assignment: str) -> tuple[list[str], list[str]]:
+    """`GROUPS` of `assignment`, where a task of the registry that no group lists (a new task)
+    joins the first group: it is taken to depend on no other task (list it in the second
+    group if it calls one). The homework's other shared tasks are graded in ssl_methods samples."""
+    first, second = GROUPS[assignment]
+    listed = {*first, *second}
+    new = [t for t in TASKS[assignment] if t not in listed and (assignment == "ssl_methods" or t not in SHARED)]
+    return first + new, second
+
+
 #: Tasks of both notebooks: ssl_methods samples use their first SSL_ROUNDS wrong answers,
 #: simclr_homework samples the rest.
 SHARED = set(TASKS["ssl_methods"]) & set(TASKS["simclr_homework"])
@@ -137,8 +149,8 @@ def plan(root: Path, project: Path = PROJECT_ROOT) -> list[tuple[Sample, dict | 
         add(Sample(f"untouched-{short}", assignment, {t: "zero" for t in TASKS[assignment]}), untouched)
 
         # Wrong answers, group by group; the other group holds correct variants (or the reference).
-        wrong_group, steps_group = GROUPS[assignment]
-        for group_index, group in enumerate(GROUPS[assignment]):
+        wrong_group, steps_group = groups(assignment)
+        for group_index, group in enumerate((wrong_group, steps_group)):
             others = steps_group if group is wrong_group else wrong_group
             first = 0 if assignment == "ssl_methods" else SSL_ROUNDS  # hw uses the shared tasks' later variants
             rounds = max((len(WRONG[t]) - (first if t in SHARED else 0) for t in group), default=0)
@@ -158,7 +170,7 @@ def plan(root: Path, project: Path = PROJECT_ROOT) -> list[tuple[Sample, dict | 
                 )
 
         # Correct variants of the tasks that have no "other group" to hold them.
-        tasks = [t for t in GROUPS[assignment][0] if not GROUPS[assignment][1]]
+        tasks = [t for t in wrong_group if not steps_group]
         for r in range(max((len(CORRECT[t]) for t in tasks if t not in SHARED), default=0)):
             answers = {t: CORRECT[t][r] for t in tasks if r < len(CORRECT[t])}
             sample = Sample(
