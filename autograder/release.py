@@ -48,6 +48,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.points import points_table, with_points_table
+from autograder.results import GraderError
 
 #: The project root: the folder holding ``solutions/``, ``notebooks/`` and ``helpers/``.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -206,12 +207,12 @@ def release(project_root: str | os.PathLike | None = None, check: bool = False) 
             continue
         _write(target, text)
         paths.append(target)
-    readme = root / "README.md"
-    if readme.is_file():  # the project's own tree (not a bare copy of solutions/)
+    readme, course = root / "README.md", root / "autograder" / "course.toml"
+    if readme.is_file() and course.is_file():  # the project's own tree (not a bare copy of solutions/)
         current = readme.read_text(encoding="utf-8")
         try:
-            text = with_points_table(current, points_table(root / "autograder" / "course.toml"))
-        except ValueError as error:
+            text = with_points_table(current, points_table(course))
+        except (ValueError, GraderError) as error:  # no marker lines; a course.toml that does not load
             raise ReleaseError(f"{readme}: {error}") from None
         if text != current or not check:
             if not check:
